@@ -1,0 +1,104 @@
+"""The one place that reads kizuna's environment (KIZUNA_*).
+
+Settings modules turn this into Django settings; nothing else reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """A KIZUNA_* variable is missing or malformed."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    queue_url: str
+    secret_key: str | None
+    debug: bool
+    allowed_hosts: list[str]
+    csrf_trusted_origins: list[str]
+    time_zone: str
+    language_code: str
+    cache_url: str
+    api_max_body_bytes: int
+    log_level: str
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret_key"
+
+
+def load() -> Config:
+    data_dir = Path(os.environ.get("KIZUNA_DATA_DIR") or Path.cwd() / "kizuna-data").resolve()
+    database_url = os.environ.get("KIZUNA_DATABASE_URL") or f"sqlite:///{data_dir / 'kizuna.sqlite3'}"
+    queue_url = os.environ.get("KIZUNA_QUEUE_URL") or f"sqlite:///{data_dir / 'queue.sqlite3'}"
+    if not queue_url.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
+        raise ConfigError(
+            "KIZUNA_QUEUE_URL must start with sqlite://, redis://, rediss:// or memory://, "
+            f"got {queue_url!r}"
+        )
+    return Config(
+        data_dir=data_dir,
+        database_url=database_url,
+        queue_url=queue_url,
+        secret_key=os.environ.get("KIZUNA_SECRET_KEY") or None,
+        debug=_bool("KIZUNA_DEBUG", False),
+        allowed_hosts=_list("KIZUNA_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"]),
+        csrf_trusted_origins=_list("KIZUNA_CSRF_TRUSTED_ORIGINS", []),
+        time_zone=os.environ.get("KIZUNA_TIME_ZONE") or "Asia/Tokyo",
+        language_code=os.environ.get("KIZUNA_LANGUAGE") or "ja",
+        cache_url=os.environ.get("KIZUNA_CACHE_URL") or "",
+        api_max_body_bytes=_int("KIZUNA_API_MAX_BODY_BYTES", 1_048_576),
+        log_level=os.environ.get("KIZUNA_LOG_LEVEL") or "INFO",
+    )
+
+
+def local_secret_key(config: Config) -> str:
+    """A per-installation key kept in the data directory, for non-production use.
+
+    Production settings never call this: they require KIZUNA_SECRET_KEY.
+    """
+    path = config.secret_key_file
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

@@ -1,0 +1,62 @@
+"""The domain-event bus: lower apps publish past-tense events, higher apps subscribe.
+
+Publishing inside a transaction delivers to subscribers only after it commits, so a
+rolled-back write never triggers a journey, a points award or an email.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """One fact that happened, as carried on the bus (a row of the event stream)."""
+
+    type: str
+    occurred_at: datetime
+    customer_id: int | None = None
+    event_id: int | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    source: str = "kizuna"
+
+
+Subscriber = Callable[[DomainEvent], None]
+_subscribers: dict[str, list[Subscriber]] = defaultdict(list)
+WILDCARD = "*"
+
+
+def subscribe(event_type: str, handler: Subscriber) -> None:
+    """Register `handler` for `event_type` ("*" for every type). Idempotent."""
+    handlers = _subscribers[event_type]
+    if handler not in handlers:
+        handlers.append(handler)
+
+
+def unsubscribe(event_type: str, handler: Subscriber) -> None:
+    handlers = _subscribers.get(event_type, [])
+    if handler in handlers:
+        handlers.remove(handler)
+
+
+def publish(event: DomainEvent) -> None:
+    """Deliver `event` to its subscribers once the current transaction commits."""
+    transaction.on_commit(lambda: dispatch(event))
+
+
+def dispatch(event: DomainEvent) -> None:
+    for handler in [*_subscribers.get(event.type, []), *_subscribers.get(WILDCARD, [])]:
+        try:
+            handler(event)
+        except Exception:
+            # One failing subscriber must not stop the others; the event itself is stored.
+            logger.exception("subscriber %r failed for %s", handler, event.type)

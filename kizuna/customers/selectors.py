@@ -1,0 +1,132 @@
+"""Reads of the profile layer."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from kizuna.core.errors import NotFound
+from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
+from kizuna.iam.selectors import Principal, principal_has_perm
+
+_HIRA_TO_KATA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+
+
+def to_katakana(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).translate(_HIRA_TO_KATA)
+
+
+def customer_list(
+    *,
+    search: str = "",
+    prefecture: str = "",
+    gender: str = "",
+    has_email: bool | None = None,
+    ordering: str = "-id",
+) -> QuerySet[Customer]:
+    """Customers matching a free-text search (name, kana in hiragana or katakana, email,
+    phone, id) and filters, in a stable order."""
+    qs = Customer.objects.all()
+    term = unicodedata.normalize("NFKC", search).strip()
+    if term:
+        kata = to_katakana(term)
+        cond = (
+            Q(family_name__icontains=term) | Q(given_name__icontains=term)
+            | Q(family_name_kana__icontains=kata) | Q(given_name_kana__icontains=kata)
+            | Q(email__icontains=term.lower())
+            | Q(identities__value__iexact=term)
+        )
+        digits = "".join(ch for ch in term if ch.isdigit())
+        if len(digits) >= 4:
+            cond |= Q(phone__contains=digits.lstrip("0"))
+        if term.isdigit():
+            cond |= Q(pk=int(term))
+        if " " in term:
+            family, _, given = term.partition(" ")
+            cond |= (Q(family_name__icontains=family) & Q(given_name__icontains=given.strip())) | (
+                Q(family_name_kana__icontains=to_katakana(family))
+                & Q(given_name_kana__icontains=to_katakana(given.strip()))
+            )
+        qs = qs.filter(cond).distinct()
+    if prefecture:
+        qs = qs.filter(prefecture=prefecture)
+    if gender:
+        qs = qs.filter(gender=gender)
+    if has_email is True:
+        qs = qs.exclude(email="")
+    elif has_email is False:
+        qs = qs.filter(email="")
+    allowed = {"id", "-id", "last_seen_at", "-last_seen_at", "family_name_kana",
+               "-family_name_kana", "created_at", "-created_at"}
+    order = ordering if ordering in allowed else "-id"
+    tiebreak = "-id" if order.startswith("-") else "id"
+    return qs.order_by(order, tiebreak) if order.lstrip("-") != "id" else qs.order_by(order)
+
+
+def customer_get(*, customer_id: int) -> Customer:
+    try:
+        return Customer.objects.get(pk=customer_id)
+    except Customer.DoesNotExist as exc:
+        raise NotFound("customer", customer_id) from exc
+
+
+def access_customer(*, principal: Principal, customer_id: int) -> Customer:
+    """The customer if `principal` may view customers; NotFound otherwise (missing or not)."""
+    if not principal_has_perm(principal, "customers.view_customer"):
+        raise NotFound("customer", customer_id)
+    return customer_get(customer_id=customer_id)
+
+
+def identity_list(*, customer: Customer) -> QuerySet[Identity]:
+    return customer.identities.order_by("kind", "created_at")
+
+
+def customer_find_by_identity(*, kind: str, value: str) -> Customer | None:
+    identity = Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
+    return identity.customer if identity else None
+
+
+def consent_state(*, customer: Customer) -> list[ConsentEntry]:
+    """The current consent per (purpose, channel): the newest ledger entry of each."""
+    latest: dict[tuple[str, str], ConsentEntry] = {}
+    for entry in customer.consents.order_by("-recorded_at", "-id"):
+        latest.setdefault((entry.purpose, entry.channel), entry)
+    return sorted(latest.values(), key=lambda e: (e.purpose, e.channel))
+
+
+def consent_history(*, customer: Customer) -> QuerySet[ConsentEntry]:
+    return customer.consents.select_related("recorded_by").order_by("-recorded_at", "-id")
+
+
+def has_consent(*, customer: Customer, purpose: str, channel: str) -> bool:
+    entry = (
+        customer.consents.filter(purpose=purpose, channel__in=[channel, "any"])
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
+    return entry is not None and entry.status == "granted"
+
+
+def timeline(
+    *, customer: Customer, limit: int = 50, before_id: int | None = None, types: list[str] | None = None
+) -> list[Event]:
+    qs = customer.events.order_by("-occurred_at", "-id")
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    if types:
+        qs = qs.filter(type__in=types)
+    return list(qs[:limit])
+
+
+def trait_definitions() -> QuerySet[TraitDefinition]:
+    return TraitDefinition.objects.order_by("key")
+
+
+def customer_counts() -> dict[str, Any]:
+    return {
+        "customers": Customer.objects.count(),
+        "with_email": Customer.objects.exclude(email="").count(),
+        "events": Event.objects.count(),
+    }

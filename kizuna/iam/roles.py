@@ -1,0 +1,75 @@
+"""Staff roles and the Django permissions each one holds.
+
+Roles are Django groups kept in step with this table after every migrate, so a new
+permission reaches every installation without a data migration.
+"""
+
+from __future__ import annotations
+
+from django.db.models import TextChoices
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(TextChoices):
+    ADMIN = "admin", _("Administrator")
+    MARKETER = "marketer", _("Marketer")
+    ANALYST = "analyst", _("Analyst")
+    SUPPORT = "support", _("Support")
+
+
+_VIEW_ALL = [
+    "customers.view_customer",
+    "customers.view_identity",
+    "customers.view_consententry",
+    "customers.view_event",
+    "customers.view_traitdefinition",
+    "catalog.view_product",
+    "catalog.view_category",
+    "commerce.view_order",
+    "commerce.view_refund",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    Role.ADMIN: [
+        *_VIEW_ALL,
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.delete_customer",
+        "customers.add_identity",
+        "customers.delete_identity",
+        "customers.add_consententry",
+        "customers.add_event",
+        "customers.add_traitdefinition",
+        "customers.change_traitdefinition",
+        "catalog.add_product",
+        "catalog.change_product",
+        "catalog.add_category",
+        "catalog.change_category",
+        "commerce.add_order",
+        "commerce.change_order",
+        "commerce.add_refund",
+        "iam.view_apikey",
+        "iam.add_apikey",
+        "iam.change_apikey",
+        "auditlog.view_logentry",
+    ],
+    Role.MARKETER: [
+        *_VIEW_ALL,
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.add_identity",
+        "customers.add_consententry",
+        "customers.add_event",
+        "catalog.add_product",
+        "catalog.change_product",
+    ],
+    Role.ANALYST: [*_VIEW_ALL],
+    Role.SUPPORT: [
+        *_VIEW_ALL,
+        "customers.change_customer",
+        "customers.add_identity",
+        "customers.add_consententry",
+        "customers.add_event",
+        "commerce.add_refund",
+    ],
+}

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditlog.context import set_actor
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group, Permission
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from kizuna.core import ids
+from kizuna.core.timeutil import now
+from kizuna.iam.models import ApiKey
+from kizuna.iam.roles import ROLE_PERMISSIONS, Role
+
+API_KEY_PREFIX = "kzk"
+
+
+def roles_sync() -> None:
+    """Create one group per role holding exactly the permissions in ROLE_PERMISSIONS."""
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        wanted = []
+        for code in codes:
+            app_label, codename = code.split(".", 1)
+            perm = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if perm is not None:  # the app may not be migrated yet
+                wanted.append(perm)
+        group.permissions.set(wanted)
+
+
+def _validate_role(role: str) -> None:
+    if role not in Role.values:
+        raise ValidationError(
+            {"role": _("Unknown role %(role)s; choose one of %(roles)s")
+             % {"role": role, "roles": ", ".join(Role.values)}}
+        )
+
+
+@transaction.atomic
+def staff_user_create(
+    *, username: str, password: str, role: str, email: str = "", superuser: bool = False
+) -> AbstractUser:
+    _validate_role(role)
+    user_model = get_user_model()
+    if user_model.objects.filter(username=username).exists():
+        raise ValidationError({"username": _("A staff user with this username already exists.")})
+    user = user_model(username=username, email=email, is_staff=True, is_superuser=superuser)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    roles_sync()
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    secret: str  # shown once, never stored
+
+
+@transaction.atomic
+def api_key_create(*, name: str, role: str, created_by: AbstractUser) -> IssuedApiKey:
+    _validate_role(role)
+    if not name.strip():
+        raise ValidationError({"name": _("Give the key a name.")})
+    secret = ids.token(API_KEY_PREFIX, 32)
+    prefix = secret[: len(API_KEY_PREFIX) + 9]
+    with set_actor(created_by):
+        api_key = ApiKey.objects.create(
+            name=name.strip(), role=role, prefix=prefix, digest=ids.digest(secret),
+            created_by=created_by,
+        )
+    return IssuedApiKey(api_key=api_key, secret=secret)
+
+
+def api_key_revoke(*, api_key: ApiKey, revoked_by: AbstractUser) -> ApiKey:
+    with set_actor(revoked_by):
+        api_key.revoked_at = now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now())

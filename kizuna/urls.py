@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from kizuna.api.urls import urlpatterns as api_urlpatterns
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_urlpatterns)),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("kizuna.console.urls")),
+]
