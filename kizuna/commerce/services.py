@@ -110,8 +110,8 @@ def order_place(
             subtotal_minor=subtotal, discount_minor=discount_minor,
             total_minor=subtotal - discount_minor, channel=channel, store=store, source=source,
         )
-        for line in built:
-            line.order = order
+        for built_line in built:
+            built_line.order = order
         OrderLine.objects.bulk_create(built)
     event_record(
         type="order.placed", customer=customer, occurred_at=order.placed_at, source=source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from kizuna.core.errors import NotFound
 from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
@@ -130,3 +130,31 @@ def customer_counts() -> dict[str, Any]:
         "with_email": Customer.objects.exclude(email="").count(),
         "events": Event.objects.count(),
     }
+
+
+def customer_totals() -> dict[str, int]:
+    """Customers and customers with an email address, in one aggregate query."""
+    agg = Customer.objects.aggregate(
+        customers=Count("id"), with_email=Count("id", filter=~Q(email=""))
+    )
+    return {"customers": agg["customers"] or 0, "with_email": agg["with_email"] or 0}
+
+
+def timeline_page(
+    *, customer: Customer, limit: int = 20, before_event_id: int | None = None
+) -> tuple[list[Event], bool]:
+    """One page of the timeline (newest first) and whether older events exist.
+
+    Pages by the (occurred_at, id) keyset of the event `before_event_id`, so events recorded
+    late with an earlier `occurred_at` (imports) are neither skipped nor shown twice."""
+    qs = customer.events.order_by("-occurred_at", "-id")
+    if before_event_id is not None:
+        cursor = customer.events.filter(pk=before_event_id).values("occurred_at", "id").first()
+        if cursor is None:
+            return [], False
+        qs = qs.filter(
+            Q(occurred_at__lt=cursor["occurred_at"])
+            | Q(occurred_at=cursor["occurred_at"], id__lt=cursor["id"])
+        )
+    rows = list(qs[: limit + 1])
+    return rows[:limit], len(rows) > limit

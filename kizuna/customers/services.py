@@ -32,7 +32,7 @@ MAX_PROPERTIES_BYTES = 32_768
 
 def _trait_definitions() -> dict[str, dict[str, Any]]:
     return {
-        d["key"]: d for d in TraitDefinition.objects.values("key", "type", "choices")
+        d["key"]: dict(d) for d in TraitDefinition.objects.values("key", "type", "choices")
     }
 
 
@@ -231,7 +231,7 @@ def consent_record(
     legal_basis: str = LegalBasis.CONSENT,
     notice_version: str = "",
     evidence: dict[str, Any] | None = None,
-    recorded_by: AbstractBaseUser | None = None,
+    recorded_by: Any = None,
     recorded_at: datetime | None = None,
 ) -> ConsentEntry:
     """Append a consent decision to the ledger; the newest entry per purpose/channel rules."""

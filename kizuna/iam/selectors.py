@@ -36,7 +36,7 @@ def principal_has_perm(principal: Principal, perm: str) -> bool:
         return principal.is_active and perm in role_permissions(principal.role)
     if not principal.is_authenticated or not getattr(principal, "is_active", False):
         return False
-    return bool(principal.has_perm(perm))  # type: ignore[union-attr]
+    return bool(principal.has_perm(perm))  # type: ignore[attr-defined]
 
 
 def user_role(user: AbstractBaseUser) -> str | None:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from auditlog.context import set_actor
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -43,7 +43,7 @@ def _validate_role(role: str) -> None:
 @transaction.atomic
 def staff_user_create(
     *, username: str, password: str, role: str, email: str = "", superuser: bool = False
-) -> AbstractUser:
+) -> User:
     _validate_role(role)
     user_model = get_user_model()
     if user_model.objects.filter(username=username).exists():
@@ -64,7 +64,7 @@ class IssuedApiKey:
 
 
 @transaction.atomic
-def api_key_create(*, name: str, role: str, created_by: AbstractUser) -> IssuedApiKey:
+def api_key_create(*, name: str, role: str, created_by: User) -> IssuedApiKey:
     _validate_role(role)
     if not name.strip():
         raise ValidationError({"name": _("Give the key a name.")})
@@ -78,7 +78,7 @@ def api_key_create(*, name: str, role: str, created_by: AbstractUser) -> IssuedA
     return IssuedApiKey(api_key=api_key, secret=secret)
 
 
-def api_key_revoke(*, api_key: ApiKey, revoked_by: AbstractUser) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, revoked_by: User) -> ApiKey:
     with set_actor(revoked_by):
         api_key.revoked_at = now()
         api_key.save(update_fields=["revoked_at"])

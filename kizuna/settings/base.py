@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
@@ -74,8 +75,8 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict:
-    db = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+def _database(url: str) -> dict[str, Any]:
+    db: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     if db["ENGINE"] == "django.db.backends.sqlite3":
         Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         db["CONN_MAX_AGE"] = 0
@@ -111,7 +112,7 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 RATELIMIT_USE_CACHE = "default"
 
 
-def _huey(url: str, immediate: bool = False) -> dict:
+def _huey(url: str, immediate: bool = False) -> dict[str, Any]:
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite:///")
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 
 from kizuna.settings.base import *  # noqa: F403
-from kizuna.settings.base import CONFIG, _huey
+from kizuna.settings.base import CONFIG, DATABASES, _huey
 
 HUEY = _huey(CONFIG.queue_url, immediate=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# A file, not pytest-django's shared-cache memory database: threads in the concurrency tests
+# then lock like real processes do (WAL + IMMEDIATE), instead of "table is locked".
+DATABASES["default"]["TEST"] = {"NAME": str(CONFIG.data_dir / f"test-{os.getpid()}.sqlite3")}
 
 if os.environ.get("KIZUNA_TEST_DB") == "postgresql":
     # HOST/PORT/USER are filled in by conftest once pytest-postgresql has started a server.

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+from auditlog.models import LogEntry
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+
+from kizuna.customers.models import Customer
+from kizuna.customers.services import customer_create, customer_update
+from kizuna.iam import selectors, services
+from kizuna.iam.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+def test_roles_hold_exactly_their_permissions(make_staff) -> None:
+    analyst = make_staff("analyst")
+    marketer = make_staff("marketer")
+    support = make_staff("support")
+    assert selectors.principal_has_perm(analyst, "customers.view_customer")
+    assert not selectors.principal_has_perm(analyst, "customers.change_customer")
+    assert selectors.principal_has_perm(marketer, "customers.add_customer")
+    assert not selectors.principal_has_perm(marketer, "commerce.add_refund")
+    assert selectors.principal_has_perm(support, "commerce.add_refund")
+    assert not selectors.principal_has_perm(support, "catalog.add_product")
+    assert selectors.user_role(support) == "support"
+
+
+def test_unknown_role_is_rejected_and_nothing_created() -> None:
+    with pytest.raises(ValidationError) as info:
+        services.staff_user_create(username="x", password="s3cret-Pass!", role="owner")
+    assert "role" in info.value.message_dict
+    assert not User.objects.filter(username="x").exists()
+
+
+def test_api_key_is_stored_as_digest_and_shown_once(admin_user) -> None:
+    issued = services.api_key_create(name="shop sync", role="marketer", created_by=admin_user)
+    key = ApiKey.objects.get()
+    assert issued.secret.startswith("kzk_")
+    assert issued.secret not in (key.digest, key.prefix)
+    assert issued.secret.startswith(key.prefix)
+    assert selectors.api_key_authenticate(issued.secret) == key
+    assert selectors.api_key_authenticate(issued.secret + "x") is None
+    assert selectors.principal_has_perm(key, "customers.add_customer")
+    assert not selectors.principal_has_perm(key, "commerce.add_refund")
+    services.api_key_revoke(api_key=key, revoked_by=admin_user)
+    assert selectors.api_key_authenticate(issued.secret) is None
+    assert not selectors.principal_has_perm(key, "customers.view_customer")
+
+
+def test_staff_writes_are_audited_with_actor_and_changes(admin_user) -> None:
+    customer = customer_create(data={"family_name": "山本"}, actor=admin_user)
+    customer_update(customer=customer, data={"family_name": "山下"}, actor=admin_user)
+    entries = LogEntry.objects.get_for_object(Customer.objects.get(pk=customer.pk)).order_by("pk")
+    assert [e.action for e in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE]
+    assert all(e.actor_id == admin_user.pk for e in entries)
+    assert entries.last().changes_dict["family_name"] == ["山本", "山下"]
