@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+from django.db import transaction
+
+from kizuna.core import config, events, money
+from kizuna.core.models import WorkerHeartbeat
+from kizuna.core.selectors import worker_status
+from kizuna.settings.base import _huey
+
+
+def _event(kind: str = "thing.happened") -> events.DomainEvent:
+    return events.DomainEvent(type=kind, occurred_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bus_delivers_after_commit_and_not_after_rollback() -> None:
+    seen: list[str] = []
+    events.subscribe("thing.happened", lambda e: seen.append("committed"))
+    with transaction.atomic():
+        events.publish(_event())
+        assert seen == []  # not before the commit
+    assert seen == ["committed"]
+    try:
+        with transaction.atomic():
+            events.publish(_event())
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    assert seen == ["committed"]
+
+
+def test_a_failing_subscriber_does_not_stop_the_others() -> None:
+    seen: list[str] = []
+
+    def broken(event: events.DomainEvent) -> None:
+        raise ValueError("boom")
+
+    events.subscribe("thing.happened", broken)
+    events.subscribe("*", lambda e: seen.append(e.type))
+    events.dispatch(_event())
+    assert seen == ["thing.happened"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [(123456, "JPY", "¥123,456"), (-500, "JPY", "-¥500"), (1999, "USD", "$19.99"), (0, "JPY", "¥0")],
+)
+def test_money_formatting(amount: int, currency: str, text: str) -> None:
+    assert money.format_money(amount, currency) == text
+
+
+def test_config_reads_environment_and_rejects_malformed_values(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("KIZUNA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KIZUNA_QUEUE_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("KIZUNA_ALLOWED_HOSTS", "a.example, b.example")
+    loaded = config.load()
+    assert loaded.database_url == f"sqlite:///{tmp_path / 'kizuna.sqlite3'}"
+    assert loaded.allowed_hosts == ["a.example", "b.example"]
+    monkeypatch.setenv("KIZUNA_DEBUG", "maybe")
+    with pytest.raises(config.ConfigError, match="KIZUNA_DEBUG"):
+        config.load()
+    monkeypatch.setenv("KIZUNA_DEBUG", "false")
+    monkeypatch.setenv("KIZUNA_QUEUE_URL", "amqp://nope")
+    with pytest.raises(config.ConfigError, match="KIZUNA_QUEUE_URL"):
+        config.load()
+
+
+def test_queue_url_selects_the_huey_storage(tmp_path) -> None:
+    assert _huey(f"sqlite:///{tmp_path}/q.sqlite3")["huey_class"] == "huey.SqliteHuey"
+    redis = _huey("redis://127.0.0.1:6379/0")
+    assert (redis["huey_class"], redis["url"]) == ("huey.RedisHuey", "redis://127.0.0.1:6379/0")
+
+
+def _import_production(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import kizuna.settings.production"],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}, **env},
+        capture_output=True, text=True, check=False,
+    )
+
+
+def test_production_settings_fail_closed(tmp_path) -> None:
+    base = {"KIZUNA_DATA_DIR": str(tmp_path)}
+    no_secret = _import_production(base)
+    assert no_secret.returncode != 0
+    assert "KIZUNA_SECRET_KEY" in no_secret.stderr
+    debug = _import_production({**base, "KIZUNA_SECRET_KEY": "x" * 60, "KIZUNA_DEBUG": "true"})
+    assert debug.returncode != 0
+    assert "KIZUNA_DEBUG" in debug.stderr
+    ok = _import_production({**base, "KIZUNA_SECRET_KEY": "x" * 60})
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.django_db
+def test_worker_heartbeat_task_marks_the_worker_online() -> None:
+    from kizuna.core.tasks import worker_heartbeat
+
+    assert worker_status()["online"] is False
+    worker_heartbeat.call_local()
+    status = worker_status()
+    assert status["online"] is True
+    assert status["workers"] == 1
+    assert WorkerHeartbeat.objects.count() == 1
