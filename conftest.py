@@ -13,7 +13,6 @@ from pytest_postgresql import factories
 
 from kizuna.core import events as bus
 
-
 # A wrapper that runs the server as the postgres user when the tests run as root.
 PG_CTL = str(Path(__file__).parent / "tests" / "support" / "pg_ctl")
 postgresql_server = factories.postgresql_proc(executable=PG_CTL, port=None)

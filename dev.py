@@ -5,7 +5,7 @@
     python3 dev.py test     # virtualenv + system packages + lint, types, layers, deploy check,
                             # tests on SQLite and on a real PostgreSQL, a browser test
 
-Needs only Python 3.11. `test` installs PostgreSQL and Chromium with apt-get when they are
+Needs only Python 3.11. `test` installs PostgreSQL, Redis and Chromium with apt-get when they are
 missing (as root, or through sudo).
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
-APT_PACKAGES = {"pg_ctl": "postgresql", "chromium": "chromium"}
+APT_PACKAGES = {"pg_ctl": "postgresql", "chromium": "chromium", "redis-server": "redis-server"}
 
 
 def say(message: str) -> None:
@@ -65,10 +65,13 @@ def ensure_venv(extras: str) -> None:
 
 def ensure_system_packages() -> None:
     missing = []
-    if shutil.which("pg_ctl") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+    if shutil.which("pg_ctl") is None and not list(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")
+    ):
         missing.append(APT_PACKAGES["pg_ctl"])
-    if shutil.which("chromium") is None:
-        missing.append(APT_PACKAGES["chromium"])
+    for command in ("chromium", "redis-server"):
+        if shutil.which(command) is None:
+            missing.append(APT_PACKAGES[command])
     if not missing:
         return
     say(f"installing {', '.join(missing)} with apt-get")

@@ -45,7 +45,9 @@ class Product(models.Model):
         verbose_name_plural = _("products")
         ordering = ["sku"]
         constraints = [
-            models.CheckConstraint(condition=Q(price_minor__gte=0), name="product_price_not_negative")
+            models.CheckConstraint(
+                condition=Q(price_minor__gte=0), name="product_price_not_negative"
+            )
         ]
 
     def __str__(self) -> str:

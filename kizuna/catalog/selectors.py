@@ -6,12 +6,14 @@ from kizuna.catalog.models import Category, Product
 from kizuna.core.errors import NotFound
 
 
-def product_list(*, search: str = "", category: str = "", active: bool | None = None
-                 ) -> QuerySet[Product]:
+def product_list(
+    *, search: str = "", category: str = "", active: bool | None = None
+) -> QuerySet[Product]:
     qs = Product.objects.select_related("category").order_by("sku")
     if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(name_en__icontains=search)
-                       | Q(sku__icontains=search))
+        qs = qs.filter(
+            Q(name__icontains=search) | Q(name_en__icontains=search) | Q(sku__icontains=search)
+        )
     if category:
         qs = qs.filter(category__slug=category)
     if active is not None:

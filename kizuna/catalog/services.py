@@ -7,13 +7,20 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from kizuna.core.audit import acting_as
-
 from kizuna.catalog.models import Category, Product
+from kizuna.core.audit import acting_as
 from kizuna.core.money import CURRENCY_EXPONENTS
 
-PRODUCT_FIELDS = {"sku", "name", "name_en", "description", "category", "price_minor", "currency",
-                  "active"}
+PRODUCT_FIELDS = {
+    "sku",
+    "name",
+    "name_en",
+    "description",
+    "category",
+    "price_minor",
+    "currency",
+    "active",
+}
 
 
 def _clean_product(data: dict[str, Any], *, creating: bool) -> tuple[dict[str, Any], dict]:
@@ -40,8 +47,7 @@ def _clean_product(data: dict[str, Any], *, creating: bool) -> tuple[dict[str, A
             else:
                 category = Category.objects.filter(slug=value).first()
                 if category is None:
-                    errors.setdefault(field, []).append(
-                        _("Unknown category %(c)s.") % {"c": value})
+                    errors.setdefault(field, []).append(_("Unknown category %(c)s.") % {"c": value})
                 clean[field] = category
         elif field == "active":
             if not isinstance(value, bool):
@@ -79,7 +85,10 @@ def product_update(
     *, product: Product, data: dict[str, Any], actor: AbstractBaseUser | None = None
 ) -> Product:
     clean, errors = _clean_product(data, creating=False)
-    if clean.get("sku") and Product.objects.filter(sku=clean["sku"]).exclude(pk=product.pk).exists():
+    if (
+        clean.get("sku")
+        and Product.objects.filter(sku=clean["sku"]).exclude(pk=product.pk).exists()
+    ):
         errors.setdefault("sku", []).append(_("A product with this SKU already exists."))
     if errors:
         raise ValidationError(errors)
@@ -91,8 +100,9 @@ def product_update(
     return product
 
 
-def category_create(*, slug: str, name: str, name_en: str = "",
-                    parent: Category | None = None) -> Category:
+def category_create(
+    *, slug: str, name: str, name_en: str = "", parent: Category | None = None
+) -> Category:
     category = Category(slug=slug, name=name, name_en=name_en, parent=parent)
     category.full_clean()
     category.save()

@@ -11,10 +11,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
-from kizuna.core.audit import acting_as
-
 from kizuna.catalog.models import Product
 from kizuna.commerce.models import Order, OrderLine, OrderStatus, Refund, SalesChannel
+from kizuna.core.audit import acting_as
 from kizuna.core.money import CURRENCY_EXPONENTS, DEFAULT_CURRENCY
 from kizuna.core.timeutil import now
 from kizuna.customers.models import Customer
@@ -93,10 +92,16 @@ def order_place(
         if not _whole(unit) or unit < 0 or unit > MAX_AMOUNT:
             err(f"{prefix}.unit_price_minor", _("A price must be a whole, non-negative amount."))
             continue
-        built.append(OrderLine(product=product, sku=product.sku,
-                               name=str(line.get("name") or product.name)[:200],
-                               quantity=quantity, unit_price_minor=unit,
-                               total_minor=unit * quantity))
+        built.append(
+            OrderLine(
+                product=product,
+                sku=product.sku,
+                name=str(line.get("name") or product.name)[:200],
+                quantity=quantity,
+                unit_price_minor=unit,
+                total_minor=unit * quantity,
+            )
+        )
     subtotal = sum(line.total_minor for line in built)
     if not errors and discount_minor > subtotal:
         err("discount_minor", _("The discount is larger than the subtotal."))
@@ -106,19 +111,33 @@ def order_place(
         raise ValidationError(errors)
     with acting_as(actor):
         order = Order.objects.create(
-            number=number, customer=customer, placed_at=placed_at or now(), currency=currency,
-            subtotal_minor=subtotal, discount_minor=discount_minor,
-            total_minor=subtotal - discount_minor, channel=channel, store=store, source=source,
+            number=number,
+            customer=customer,
+            placed_at=placed_at or now(),
+            currency=currency,
+            subtotal_minor=subtotal,
+            discount_minor=discount_minor,
+            total_minor=subtotal - discount_minor,
+            channel=channel,
+            store=store,
+            source=source,
         )
         for built_line in built:
             built_line.order = order
         OrderLine.objects.bulk_create(built)
     event_record(
-        type="order.placed", customer=customer, occurred_at=order.placed_at, source=source,
+        type="order.placed",
+        customer=customer,
+        occurred_at=order.placed_at,
+        source=source,
         message_id=f"order.placed:{order.number}",
         properties={
-            "order_id": order.pk, "number": order.number, "total": order.total_minor,
-            "currency": order.currency, "channel": order.channel, "store": order.store,
+            "order_id": order.pk,
+            "number": order.number,
+            "total": order.total_minor,
+            "currency": order.currency,
+            "channel": order.channel,
+            "store": order.store,
             "skus": [line.sku for line in built],
         },
     )
@@ -148,25 +167,45 @@ def refund_create(
     existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         if existing.order_id != locked.pk or existing.amount_minor != amount_minor:
-            raise ValidationError({"idempotency_key": [
-                _("This idempotency key was already used for a different refund.")]})
+            raise ValidationError(
+                {
+                    "idempotency_key": [
+                        _("This idempotency key was already used for a different refund.")
+                    ]
+                }
+            )
         return existing
     remaining = locked.total_minor - locked.refunded_minor
     if amount_minor > remaining:
-        raise ValidationError({"amount_minor": [
-            _("Only %(n)d is left to refund on this order.") % {"n": remaining}]})
+        raise ValidationError(
+            {"amount_minor": [_("Only %(n)d is left to refund on this order.") % {"n": remaining}]}
+        )
     with acting_as(actor):
-        refund = Refund.objects.create(order=locked, amount_minor=amount_minor, reason=reason[:200],
-                                       idempotency_key=idempotency_key)
+        refund = Refund.objects.create(
+            order=locked,
+            amount_minor=amount_minor,
+            reason=reason[:200],
+            idempotency_key=idempotency_key,
+        )
         Order.objects.filter(pk=locked.pk).update(refunded_minor=F("refunded_minor") + amount_minor)
         locked.refresh_from_db()
-        locked.status = (OrderStatus.REFUNDED if locked.refunded_minor == locked.total_minor
-                         else OrderStatus.PARTIALLY_REFUNDED)
+        locked.status = (
+            OrderStatus.REFUNDED
+            if locked.refunded_minor == locked.total_minor
+            else OrderStatus.PARTIALLY_REFUNDED
+        )
         locked.save(update_fields=["status"])
     event_record(
-        type="order.refunded", customer=locked.customer, source="kizuna",
+        type="order.refunded",
+        customer=locked.customer,
+        source="kizuna",
         message_id=f"order.refunded:{idempotency_key}",
-        properties={"order_id": locked.pk, "number": locked.number, "amount": amount_minor,
-                    "currency": locked.currency, "reason": reason[:200]},
+        properties={
+            "order_id": locked.pk,
+            "number": locked.number,
+            "amount": amount_minor,
+            "currency": locked.currency,
+            "reason": reason[:200],
+        },
     )
     return refund

@@ -66,7 +66,9 @@ class Config:
 
 def load() -> Config:
     data_dir = Path(os.environ.get("KIZUNA_DATA_DIR") or Path.cwd() / "kizuna-data").resolve()
-    database_url = os.environ.get("KIZUNA_DATABASE_URL") or f"sqlite:///{data_dir / 'kizuna.sqlite3'}"
+    database_url = (
+        os.environ.get("KIZUNA_DATABASE_URL") or f"sqlite:///{data_dir / 'kizuna.sqlite3'}"
+    )
     queue_url = os.environ.get("KIZUNA_QUEUE_URL") or f"sqlite:///{data_dir / 'queue.sqlite3'}"
     if not queue_url.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
         raise ConfigError(

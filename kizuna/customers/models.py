@@ -100,7 +100,10 @@ class ConsentEntry(models.Model):
     evidence = models.JSONField(_("evidence"), default=dict, blank=True)
     recorded_at = models.DateTimeField(_("recorded at"), db_index=True)
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
 

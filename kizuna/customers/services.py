@@ -11,10 +11,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from kizuna.core.audit import acting_as
-
 from kizuna.core import events as bus
 from kizuna.core import ids
+from kizuna.core.audit import acting_as
 from kizuna.core.timeutil import local_date, now
 from kizuna.customers.choices import (
     ConsentChannel,
@@ -31,9 +30,7 @@ MAX_PROPERTIES_BYTES = 32_768
 
 
 def _trait_definitions() -> dict[str, dict[str, Any]]:
-    return {
-        d["key"]: dict(d) for d in TraitDefinition.objects.values("key", "type", "choices")
-    }
+    return {d["key"]: dict(d) for d in TraitDefinition.objects.values("key", "type", "choices")}
 
 
 def _raise(errors: FieldErrors) -> None:
@@ -76,8 +73,13 @@ def event_record(
     try:
         with transaction.atomic():
             event = Event.objects.create(
-                message_id=message_id, type=type, customer=customer, anonymous_id=anonymous_id,
-                occurred_at=occurred_at, properties=properties, context=context or {},
+                message_id=message_id,
+                type=type,
+                customer=customer,
+                anonymous_id=anonymous_id,
+                occurred_at=occurred_at,
+                properties=properties,
+                context=context or {},
                 source=source,
             )
     except IntegrityError:
@@ -89,8 +91,12 @@ def event_record(
         _customer_seen(customer.pk, occurred_at)
     bus.publish(
         bus.DomainEvent(
-            type=type, occurred_at=occurred_at, customer_id=customer.pk if customer else None,
-            event_id=event.pk, properties=properties, source=source,
+            type=type,
+            occurred_at=occurred_at,
+            customer_id=customer.pk if customer else None,
+            event_id=event.pk,
+            properties=properties,
+            source=source,
         )
     )
     return event, True
@@ -120,9 +126,7 @@ def customer_create(
     Raises ValidationError keyed by field (unknown fields, bad values, an email or phone
     already linked to another customer); nothing is written then.
     """
-    clean, errors = clean_profile(
-        data, definitions=_trait_definitions(), today=local_date(now())
-    )
+    clean, errors = clean_profile(data, definitions=_trait_definitions(), today=local_date(now()))
     for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
         value = clean.get(kind)
         if value and Identity.objects.filter(kind=kind, value=value).exists():
@@ -132,9 +136,12 @@ def customer_create(
         customer = Customer.objects.create(**clean)
         for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
             if clean.get(kind):
-                Identity.objects.create(customer=customer, kind=kind, value=clean[kind], source=source)
-    event_record(type="customer.created", customer=customer, source=source,
-                 occurred_at=customer.created_at)
+                Identity.objects.create(
+                    customer=customer, kind=kind, value=clean[kind], source=source
+                )
+    event_record(
+        type="customer.created", customer=customer, source=source, occurred_at=customer.created_at
+    )
     return customer
 
 
@@ -149,14 +156,17 @@ def customer_update(
     """Partially update a customer; `traits` merges (a null value removes a trait)."""
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     clean, errors = clean_profile(
-        data, definitions=_trait_definitions(), today=local_date(now()),
+        data,
+        definitions=_trait_definitions(),
+        today=local_date(now()),
         existing_traits=customer.traits,
     )
     for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
         value = clean.get(kind)
-        if value and Identity.objects.filter(kind=kind, value=value).exclude(
-            customer=customer
-        ).exists():
+        if (
+            value
+            and Identity.objects.filter(kind=kind, value=value).exclude(customer=customer).exists()
+        ):
             errors.add(kind, _("Already linked to another customer."))
     _raise(errors)
     changed = {f: v for f, v in clean.items() if getattr(customer, f) != v}
@@ -170,14 +180,18 @@ def customer_update(
                     Identity.objects.filter(customer=customer, kind=kind, value=old).delete()
                 if changed[kind]:
                     Identity.objects.get_or_create(
-                        customer=customer, kind=kind, value=changed[kind],
+                        customer=customer,
+                        kind=kind,
+                        value=changed[kind],
                         defaults={"source": source},
                     )
         for field, value in changed.items():
             setattr(customer, field, value)
         customer.save(update_fields=[*changed, "updated_at"])
     event_record(
-        type="customer.updated", customer=customer, source=source,
+        type="customer.updated",
+        customer=customer,
+        source=source,
         properties={"fields": sorted(changed)},
     )
     return customer
@@ -206,14 +220,17 @@ def identity_add(
     if existing is not None:
         if existing.customer_id == customer.pk:
             return existing
-        errors.add("value", _("This %(kind)s is already linked to another customer.")
-                   % {"kind": kind})
+        errors.add(
+            "value", _("This %(kind)s is already linked to another customer.") % {"kind": kind}
+        )
         _raise(errors)
     with acting_as(actor):
-        identity = Identity.objects.create(customer=customer, kind=kind, value=normalized,
-                                           source=source)
-    event_record(type="identity.linked", customer=customer, source=source,
-                 properties={"kind": kind})
+        identity = Identity.objects.create(
+            customer=customer, kind=kind, value=normalized, source=source
+        )
+    event_record(
+        type="identity.linked", customer=customer, source=source, properties={"kind": kind}
+    )
     return identity
 
 
@@ -250,14 +267,23 @@ def consent_record(
         errors.add("evidence", _("Evidence must be an object."))
     _raise(errors)
     entry = ConsentEntry.objects.create(
-        customer=customer, purpose=purpose, channel=channel, status=status,
-        legal_basis=legal_basis, source=source, notice_version=notice_version,
-        evidence=evidence or {}, recorded_at=recorded_at or now(),
+        customer=customer,
+        purpose=purpose,
+        channel=channel,
+        status=status,
+        legal_basis=legal_basis,
+        source=source,
+        notice_version=notice_version,
+        evidence=evidence or {},
+        recorded_at=recorded_at or now(),
         recorded_by=recorded_by if getattr(recorded_by, "is_authenticated", False) else None,
     )
     event_record(
-        type=f"consent.{status}", customer=customer, source=source,
-        occurred_at=entry.recorded_at, properties={"purpose": purpose, "channel": channel},
+        type=f"consent.{status}",
+        customer=customer,
+        source=source,
+        occurred_at=entry.recorded_at,
+        properties={"purpose": purpose, "channel": channel},
     )
     return entry
 
@@ -277,8 +303,9 @@ def trait_definition_create(
     if TraitDefinition.objects.filter(key=key).exists():
         errors.add("key", _("A trait with this key already exists."))
     _raise(errors)
-    definition = TraitDefinition(key=key, label=label, type=type, choices=choices or [],
-                                 description=description)
+    definition = TraitDefinition(
+        key=key, label=label, type=type, choices=choices or [], description=description
+    )
     definition.full_clean()
     definition.save()
     return definition

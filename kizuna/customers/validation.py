@@ -120,7 +120,8 @@ def validate_trait_value(definition: dict[str, Any], value: Any) -> Any:
     if kind == TraitType.CHOICE:
         if value not in definition.get("choices", []):
             raise ValueError(
-                _("Choose one of: %(choices)s.") % {"choices": ", ".join(map(str, definition["choices"]))}
+                _("Choose one of: %(choices)s.")
+                % {"choices": ", ".join(map(str, definition["choices"]))}
             )
         return value
     raise ValueError(_("Unsupported trait type %(type)s.") % {"type": kind})
@@ -137,7 +138,9 @@ def validate_traits(
     for key, value in traits.items():
         definition = definitions.get(key)
         if definition is None:
-            errors.add(f"traits.{key}", _("Unknown trait %(key)s; declare it first.") % {"key": key})
+            errors.add(
+                f"traits.{key}", _("Unknown trait %(key)s; declare it first.") % {"key": key}
+            )
             continue
         try:
             clean[key] = validate_trait_value(definition, value)
@@ -147,12 +150,24 @@ def validate_traits(
 
 
 TEXT_FIELDS = {
-    "family_name": 100, "given_name": 100, "family_name_kana": 100, "given_name_kana": 100,
-    "city": 100, "address_line": MAX_TEXT, "timezone": 64,
+    "family_name": 100,
+    "given_name": 100,
+    "family_name_kana": 100,
+    "given_name_kana": 100,
+    "city": 100,
+    "address_line": MAX_TEXT,
+    "timezone": 64,
 }
 PROFILE_FIELDS = {
-    *TEXT_FIELDS, "email", "phone", "birthday", "gender", "postal_code", "prefecture",
-    "locale", "traits",
+    *TEXT_FIELDS,
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "postal_code",
+    "prefecture",
+    "locale",
+    "traits",
 }
 
 
@@ -177,7 +192,9 @@ def clean_profile(
                 continue
             # A null value removes the trait.
             clean["traits"] = {
-                k: v for k, v in validate_traits(merged, definitions, errors).items() if v is not None
+                k: v
+                for k, v in validate_traits(merged, definitions, errors).items()
+                if v is not None
             }
             continue
         if value is None or value == "":

@@ -35,8 +35,10 @@ def roles_sync() -> None:
 def _validate_role(role: str) -> None:
     if role not in Role.values:
         raise ValidationError(
-            {"role": _("Unknown role %(role)s; choose one of %(roles)s")
-             % {"role": role, "roles": ", ".join(Role.values)}}
+            {
+                "role": _("Unknown role %(role)s; choose one of %(roles)s")
+                % {"role": role, "roles": ", ".join(Role.values)}
+            }
         )
 
 
@@ -72,7 +74,10 @@ def api_key_create(*, name: str, role: str, created_by: User) -> IssuedApiKey:
     prefix = secret[: len(API_KEY_PREFIX) + 9]
     with set_actor(created_by):
         api_key = ApiKey.objects.create(
-            name=name.strip(), role=role, prefix=prefix, digest=ids.digest(secret),
+            name=name.strip(),
+            role=role,
+            prefix=prefix,
+            digest=ids.digest(secret),
             created_by=created_by,
         )
     return IssuedApiKey(api_key=api_key, secret=secret)

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # its templates and bundled Swagger UI assets: the API docs load nothing from a CDN
     "huey.contrib.djhuey",
     "auditlog",
     "kizuna.core",
@@ -96,8 +97,12 @@ DATABASES = {"default": _database(CONFIG.database_url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if CONFIG.cache_url:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": CONFIG.cache_url}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CONFIG.cache_url,
+        }
+    }
 else:
     # One machine: a file cache in the data directory is shared by the web processes.
     CACHES = {

@@ -17,8 +17,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The probe's flags: this machine has no outside network, so Chromium must not try.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -30,8 +35,9 @@ def browser_page(monkeypatch: pytest.MonkeyPatch):
     # itself are still plain synchronous code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                             headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         context = browser.new_context(locale="ja-JP", viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         messages: list[str] = []
@@ -44,12 +50,23 @@ def browser_page(monkeypatch: pytest.MonkeyPatch):
 def test_staff_logs_in_and_opens_a_customer_360(live_server, make_staff, browser_page) -> None:
     make_staff("marketer", username="hanako", password="Kizuna-demo-2026")
     product_create(data={"sku": "LATTE-T", "name": "カフェラテ", "price_minor": 520})
-    customer = customer_create(data={
-        "family_name": "山田", "given_name": "太郎", "family_name_kana": "ヤマダ",
-        "given_name_kana": "タロウ", "email": "taro@example.jp", "prefecture": "JP-13",
-    })
-    consent_record(customer=customer, purpose="marketing", channel="email", status="granted",
-                   source="signup_form")
+    customer = customer_create(
+        data={
+            "family_name": "山田",
+            "given_name": "太郎",
+            "family_name_kana": "ヤマダ",
+            "given_name_kana": "タロウ",
+            "email": "taro@example.jp",
+            "prefecture": "JP-13",
+        }
+    )
+    consent_record(
+        customer=customer,
+        purpose="marketing",
+        channel="email",
+        status="granted",
+        source="signup_form",
+    )
     order_place(customer=customer, number="B-1001", lines=[{"sku": "LATTE-T", "quantity": 3}])
 
     page = browser_page

@@ -18,22 +18,29 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def shop() -> dict:
     category_create(slug="drinks", name="ドリンク", name_en="Drinks")
-    latte = product_create(data={"sku": "LATTE-T", "name": "カフェラテ", "price_minor": 520,
-                                 "category": "drinks"})
-    beans = product_create(data={"sku": "BEANS-200", "name": "ハウスブレンド豆", "price_minor": 1600})
+    latte = product_create(
+        data={"sku": "LATTE-T", "name": "カフェラテ", "price_minor": 520, "category": "drinks"}
+    )
+    beans = product_create(
+        data={"sku": "BEANS-200", "name": "ハウスブレンド豆", "price_minor": 1600}
+    )
     customer = customer_create(data={"family_name": "田中", "email": "tanaka@example.jp"})
     return {"latte": latte, "beans": beans, "customer": customer}
 
 
 def test_order_place_totals_lines_and_records_event(shop: dict) -> None:
     order = services.order_place(
-        customer=shop["customer"], number="S-1",
+        customer=shop["customer"],
+        number="S-1",
         lines=[{"sku": "LATTE-T", "quantity": 2}, {"sku": "BEANS-200", "unit_price_minor": 1500}],
-        discount_minor=100, store="渋谷店",
+        discount_minor=100,
+        store="渋谷店",
     )
     assert (order.subtotal_minor, order.discount_minor, order.total_minor) == (2540, 100, 2440)
     assert sorted(OrderLine.objects.filter(order=order).values_list("sku", "total_minor")) == [
-        ("BEANS-200", 1500), ("LATTE-T", 1040)]
+        ("BEANS-200", 1500),
+        ("LATTE-T", 1040),
+    ]
     event = Event.objects.get(type="order.placed")
     assert event.customer_id == shop["customer"].pk
     assert event.properties["total"] == 2440
@@ -43,8 +50,12 @@ def test_order_place_totals_lines_and_records_event(shop: dict) -> None:
 
 
 def test_order_place_is_idempotent_on_number(shop: dict) -> None:
-    first = services.order_place(customer=shop["customer"], number="S-2", lines=[{"sku": "LATTE-T"}])
-    again = services.order_place(customer=shop["customer"], number="S-2", lines=[{"sku": "LATTE-T"}])
+    first = services.order_place(
+        customer=shop["customer"], number="S-2", lines=[{"sku": "LATTE-T"}]
+    )
+    again = services.order_place(
+        customer=shop["customer"], number="S-2", lines=[{"sku": "LATTE-T"}]
+    )
     assert first.pk == again.pk
     assert Order.objects.count() == 1
     assert Event.objects.filter(type="order.placed").count() == 1
@@ -63,8 +74,9 @@ def test_order_place_is_idempotent_on_number(shop: dict) -> None:
         ({"lines": [{"sku": "LATTE-T"}], "currency": "XXX"}, "currency"),
     ],
 )
-def test_order_place_rejects_bad_input_and_writes_nothing(shop: dict, kwargs: dict, field: str
-                                                          ) -> None:
+def test_order_place_rejects_bad_input_and_writes_nothing(
+    shop: dict, kwargs: dict, field: str
+) -> None:
     events_before = Event.objects.count()
     with pytest.raises(ValidationError) as info:
         services.order_place(customer=shop["customer"], number="S-bad", **kwargs)
@@ -83,8 +95,9 @@ def test_order_number_of_another_customer_is_rejected(shop: dict) -> None:
 
 
 def test_refunds_are_idempotent_and_never_exceed_the_total(shop: dict) -> None:
-    order = services.order_place(customer=shop["customer"], number="S-4",
-                                 lines=[{"sku": "BEANS-200"}])
+    order = services.order_place(
+        customer=shop["customer"], number="S-4", lines=[{"sku": "BEANS-200"}]
+    )
     services.refund_create(order=order, amount_minor=600, idempotency_key="r-1", reason="欠品")
     repeat = services.refund_create(order=order, amount_minor=600, idempotency_key="r-1")
     assert Refund.objects.count() == 1
@@ -103,8 +116,9 @@ def test_refunds_are_idempotent_and_never_exceed_the_total(shop: dict) -> None:
 
 
 def test_concurrent_refunds_of_the_last_yen_only_one_wins(shop: dict) -> None:
-    order = services.order_place(customer=shop["customer"], number="S-5",
-                                 lines=[{"sku": "BEANS-200"}])
+    order = services.order_place(
+        customer=shop["customer"], number="S-5", lines=[{"sku": "BEANS-200"}]
+    )
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 

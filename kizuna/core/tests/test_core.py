@@ -49,7 +49,12 @@ def test_a_failing_subscriber_does_not_stop_the_others() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "currency", "text"),
-    [(123456, "JPY", "¥123,456"), (-500, "JPY", "-¥500"), (1999, "USD", "$19.99"), (0, "JPY", "¥0")],
+    [
+        (123456, "JPY", "¥123,456"),
+        (-500, "JPY", "-¥500"),
+        (1999, "USD", "$19.99"),
+        (0, "JPY", "¥0"),
+    ],
 )
 def test_money_formatting(amount: int, currency: str, text: str) -> None:
     assert money.format_money(amount, currency) == text
@@ -81,7 +86,9 @@ def _import_production(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "import kizuna.settings.production"],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}, **env},
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

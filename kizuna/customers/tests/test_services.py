@@ -12,9 +12,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_customer_create_normalises_and_links_identities() -> None:
     customer = services.customer_create(
-        data={"family_name": "山田", "given_name": "花子", "family_name_kana": "ﾔﾏﾀﾞ",
-              "email": "Hanako@Example.JP", "phone": "090-1234-5678", "postal_code": "１５０-０００１",
-              "birthday": "1990-04-01", "prefecture": "JP-13"},
+        data={
+            "family_name": "山田",
+            "given_name": "花子",
+            "family_name_kana": "ﾔﾏﾀﾞ",
+            "email": "Hanako@Example.JP",
+            "phone": "090-1234-5678",
+            "postal_code": "１５０-０００１",
+            "birthday": "1990-04-01",
+            "prefecture": "JP-13",
+        },
     )
     assert customer.email == "hanako@example.jp"
     assert customer.phone == "+819012345678"
@@ -57,8 +64,9 @@ def test_duplicate_email_is_rejected_naming_the_field() -> None:
 
 
 def test_declared_traits_are_type_checked_and_merged() -> None:
-    services.trait_definition_create(key="favourite_drink", label="好きな飲み物", type="choice",
-                                     choices=["latte", "drip"])
+    services.trait_definition_create(
+        key="favourite_drink", label="好きな飲み物", type="choice", choices=["latte", "drip"]
+    )
     services.trait_definition_create(key="cups_per_day", label="Cups", type="integer")
     customer = services.customer_create(data={"traits": {"favourite_drink": "latte"}})
     with pytest.raises(ValidationError) as info:
@@ -66,31 +74,48 @@ def test_declared_traits_are_type_checked_and_merged() -> None:
     assert "traits.cups_per_day" in info.value.message_dict
     customer = services.customer_update(customer=customer, data={"traits": {"cups_per_day": 2}})
     assert customer.traits == {"favourite_drink": "latte", "cups_per_day": 2}
-    customer = services.customer_update(customer=customer, data={"traits": {"favourite_drink": None}})
+    customer = services.customer_update(
+        customer=customer, data={"traits": {"favourite_drink": None}}
+    )
     assert Customer.objects.get(pk=customer.pk).traits == {"cups_per_day": 2}
 
 
 def test_consent_ledger_is_append_only_and_latest_entry_wins() -> None:
     customer = services.customer_create(data={"email": "c@example.com"})
-    services.consent_record(customer=customer, purpose="marketing", channel="email",
-                            status="granted", source="signup_form", notice_version="2026-04")
+    services.consent_record(
+        customer=customer,
+        purpose="marketing",
+        channel="email",
+        status="granted",
+        source="signup_form",
+        notice_version="2026-04",
+    )
     assert selectors.has_consent(customer=customer, purpose="marketing", channel="email")
-    services.consent_record(customer=customer, purpose="marketing", channel="email",
-                            status="withdrawn", source="unsubscribe_link")
+    services.consent_record(
+        customer=customer,
+        purpose="marketing",
+        channel="email",
+        status="withdrawn",
+        source="unsubscribe_link",
+    )
     assert not selectors.has_consent(customer=customer, purpose="marketing", channel="email")
     assert ConsentEntry.objects.filter(customer=customer).count() == 2
     state = selectors.consent_state(customer=customer)
-    assert [(e.purpose, e.channel, e.status) for e in state] == [("marketing", "email", "withdrawn")]
+    assert [(e.purpose, e.channel, e.status) for e in state] == [
+        ("marketing", "email", "withdrawn")
+    ]
 
 
 def test_event_record_is_idempotent_on_message_id_and_publishes_after_commit() -> None:
     seen: list[str] = []
     bus.subscribe("product.viewed", lambda e: seen.append(e.properties["sku"]))
     customer = services.customer_create(data={})
-    first, created = services.event_record(type="product.viewed", customer=customer,
-                                           message_id="m-1", properties={"sku": "BEAN-1"})
-    again, created_again = services.event_record(type="product.viewed", customer=customer,
-                                                 message_id="m-1", properties={"sku": "BEAN-1"})
+    first, created = services.event_record(
+        type="product.viewed", customer=customer, message_id="m-1", properties={"sku": "BEAN-1"}
+    )
+    again, created_again = services.event_record(
+        type="product.viewed", customer=customer, message_id="m-1", properties={"sku": "BEAN-1"}
+    )
     assert (created, created_again) == (True, False)
     assert first.pk == again.pk
     assert seen == ["BEAN-1"]
