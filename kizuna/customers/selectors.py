@@ -158,3 +158,11 @@ def timeline_page(
         )
     rows = list(qs[: limit + 1])
     return rows[:limit], len(rows) > limit
+
+
+def event_list(*, customer: Customer, types: list[str] | None = None) -> QuerySet[Event]:
+    """A customer's timeline as a queryset, newest first (for page-number pagination)."""
+    qs = customer.events.order_by("-occurred_at", "-id")
+    if types:
+        qs = qs.filter(type__in=types)
+    return qs

@@ -71,7 +71,7 @@ class StaffSessionAuth(APIKeyCookie):
         if self.csrf and not csrf_exempt and check_csrf(request) is not None:
             raise AuthorizationError(
                 message=_(
-                    "CSRF check failed: send the csrftoken cookie's value in the "
+                    "CSRF check failed: send the page's CSRF token in the "
                     "X-CSRFToken header."
                 )
             )

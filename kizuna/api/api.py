@@ -1,0 +1,40 @@
+"""The REST API, version 1: one NinjaAPI assembled from each app's router."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI, Swagger
+
+from kizuna.api import errors
+from kizuna.api.auth import AUTHENTICATED
+from kizuna.api.transport import JSONObjectParser, LocalTimeJSONRenderer, body_size_guard
+from kizuna.catalog.api import router as catalog_router
+from kizuna.commerce.api import router as commerce_router
+from kizuna.customers.api import router as customers_router
+
+DESCRIPTION = """\
+kizuna's REST API. Authenticate with an API key (`Authorization: Bearer kzk_...`, created in
+the console by an administrator) or, from the browser, with a console staff session (unsafe
+methods then need the `X-CSRFToken` header). Each route needs the permission of a role.
+
+Errors are `{"detail": [{"field": "email", "message": "..."}]}`; money is integer minor units
+with a `currency`; times are ISO 8601 with an offset. See docs/api.md.
+"""
+
+api = NinjaAPI(
+    title="kizuna API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="api-v1",
+    auth=AUTHENTICATED,
+    parser=JSONObjectParser(),
+    renderer=LocalTimeJSONRenderer(),
+    # Swagger UI from ninja's bundled static files ("ninja" is in INSTALLED_APPS): no CDN.
+    docs=Swagger(settings={"persistAuthorization": False, "tryItOutEnabled": False}),
+    docs_url=None,  # served by kizuna.api.urls behind a staff login
+)
+errors.install(api)
+api.add_decorator(body_size_guard(api), mode="view")
+
+api.add_router("/customers", customers_router)
+api.add_router("/", catalog_router)
+api.add_router("/", commerce_router)
