@@ -11,8 +11,13 @@ from kizuna.core.timeutil import JST, now
 from kizuna.customers.models import Customer
 
 
-def order_list(*, customer: Customer | None = None, search: str = "", status: str = "",
-               since: datetime | None = None) -> QuerySet[Order]:
+def order_list(
+    *,
+    customer: Customer | None = None,
+    search: str = "",
+    status: str = "",
+    since: datetime | None = None,
+) -> QuerySet[Order]:
     qs = Order.objects.select_related("customer").order_by("-placed_at", "-id")
     if customer is not None:
         qs = qs.filter(customer=customer)
@@ -27,8 +32,11 @@ def order_list(*, customer: Customer | None = None, search: str = "", status: st
 
 def order_get(*, order_id: int) -> Order:
     try:
-        return (Order.objects.select_related("customer")
-                .prefetch_related("lines__product", "refunds").get(pk=order_id))
+        return (
+            Order.objects.select_related("customer")
+            .prefetch_related("lines__product", "refunds")
+            .get(pk=order_id)
+        )
     except Order.DoesNotExist as exc:
         raise NotFound("order", order_id) from exc
 
@@ -38,12 +46,21 @@ def customer_order_stats(*, customer_ids: Iterable[int]) -> dict[int, dict]:
     rows = (
         Order.objects.filter(customer_id__in=list(customer_ids))
         .values("customer_id")
-        .annotate(orders=Count("id"), total=Sum("total_minor"), refunded=Sum("refunded_minor"),
-                  first=Min("placed_at"), last=Max("placed_at"))
+        .annotate(
+            orders=Count("id"),
+            total=Sum("total_minor"),
+            refunded=Sum("refunded_minor"),
+            first=Min("placed_at"),
+            last=Max("placed_at"),
+        )
     )
     return {
-        r["customer_id"]: {"orders": r["orders"], "net_spend": (r["total"] or 0) - (r["refunded"] or 0),
-                           "first_order_at": r["first"], "last_order_at": r["last"]}
+        r["customer_id"]: {
+            "orders": r["orders"],
+            "net_spend": (r["total"] or 0) - (r["refunded"] or 0),
+            "first_order_at": r["first"],
+            "last_order_at": r["last"],
+        }
         for r in rows
     }
 
@@ -52,52 +69,75 @@ def sales_summary(*, since: datetime | None = None) -> dict:
     qs = Order.objects.all()
     if since is not None:
         qs = qs.filter(placed_at__gte=since)
-    agg = qs.aggregate(orders=Count("id"), revenue=Sum("total_minor"),
-                       refunded=Sum("refunded_minor"), customers=Count("customer", distinct=True))
+    agg = qs.aggregate(
+        orders=Count("id"),
+        revenue=Sum("total_minor"),
+        refunded=Sum("refunded_minor"),
+        customers=Count("customer", distinct=True),
+    )
     orders = agg["orders"] or 0
     revenue = (agg["revenue"] or 0) - (agg["refunded"] or 0)
-    return {"orders": orders, "net_revenue": revenue, "customers": agg["customers"] or 0,
-            "aov": revenue // orders if orders else 0}
+    return {
+        "orders": orders,
+        "net_revenue": revenue,
+        "customers": agg["customers"] or 0,
+        "aov": revenue // orders if orders else 0,
+    }
 
 
 # --- dashboard KPIs (aggregate-only: fast on hundreds of thousands of orders) ---------------
+
+
+def _month_bucket(starts: list[datetime], lo: int, hi: int) -> Case | Value:
+    """Index i of the month [starts[i], starts[i+1]) holding `placed_at`, as a balanced tree
+    of CASE expressions (log2(n) comparisons per row instead of n)."""
+    if hi - lo == 1:
+        return Value(lo)
+    mid = (lo + hi) // 2
+    return Case(
+        When(placed_at__gte=starts[mid], then=_month_bucket(starts, mid, hi)),
+        default=_month_bucket(starts, lo, mid),
+        output_field=IntegerField(),
+    )
 
 
 def monthly_revenue(*, months: int = 24, until: datetime | None = None) -> list[dict]:
     """Net revenue and order count per JST calendar month, oldest first, for the `months`
     months ending with the month of `until` (default now); months without orders are zero.
 
-    Months are bucketed against their JST start instants with one CASE expression rather than
-    `TruncMonth(..., tzinfo=JST)`: on SQLite TruncMonth runs a Python function per row (about
-    1.2 s on 200,000 orders) while the CASE runs inside the database (tens of milliseconds),
-    and the instants make the JST month boundaries exact on every backend."""
+    Orders are bucketed against the months' JST start instants inside the database instead of
+    grouping by `TruncMonth(..., tzinfo=JST)`: on SQLite TruncMonth calls a Python function per
+    row (about 1.2 s on 200,000 orders; this takes about 0.15 s), and exact instants make the
+    JST month boundaries right on every backend."""
     end = (until or now()).astimezone(JST)
-    starts: list[datetime] = []
-    year, month = end.year, end.month
-    for _ in range(months):
-        starts.append(datetime(year, month, 1, tzinfo=JST))
+    bounds: list[datetime] = []
+    year, month = end.year, end.month + 1
+    for _ in range(months + 1):
+        year, month = (year, month) if month <= 12 else (year + 1, 1)
+        bounds.append(datetime(year, month, 1, tzinfo=JST))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    starts.reverse()
-    next_year, next_month = (end.year, end.month + 1) if end.month < 12 else (end.year + 1, 1)
-    stop = datetime(next_year, next_month, 1, tzinfo=JST)
+    bounds.reverse()  # months + 1 instants: the start of each month and the end of the last
     bucket = Case(
-        *[When(placed_at__gte=start, then=Value(i)) for i, start in reversed(list(enumerate(starts)))],
-        default=Value(-1),
+        When(placed_at__lt=bounds[0], then=Value(-1)),
+        When(placed_at__gte=bounds[-1], then=Value(-1)),
+        default=_month_bucket(bounds, 0, months),
         output_field=IntegerField(),
     )
     rows = (
-        Order.objects.filter(placed_at__gte=starts[0], placed_at__lt=stop)
-        .annotate(bucket=bucket)
+        Order.objects.annotate(bucket=bucket)
         .values("bucket")
         .annotate(orders=Count("id"), total=Sum("total_minor"), refunded=Sum("refunded_minor"))
-        .order_by("bucket")
+        .order_by()
     )
     found = {r["bucket"]: (r["orders"], (r["total"] or 0) - (r["refunded"] or 0)) for r in rows}
-    result = []
-    for i, start in enumerate(starts):
-        orders, revenue = found.get(i, (0, 0))
-        result.append({"month": start.date(), "orders": orders, "net_revenue": revenue})
-    return result
+    return [
+        {
+            "month": bounds[i].date(),
+            "orders": found.get(i, (0, 0))[0],
+            "net_revenue": found.get(i, (0, 0))[1],
+        }
+        for i in range(months)
+    ]
 
 
 def repeat_purchase_rate() -> dict:
@@ -108,5 +148,4 @@ def repeat_purchase_rate() -> dict:
     )
     buyers = agg["buyers"] or 0
     repeaters = agg["repeaters"] or 0
-    return {"buyers": buyers, "repeaters": repeaters,
-            "rate": repeaters / buyers if buyers else 0.0}
+    return {"buyers": buyers, "repeaters": repeaters, "rate": repeaters / buyers if buyers else 0.0}

@@ -33,8 +33,10 @@ def customer_list(
     if term:
         kata = to_katakana(term)
         cond = (
-            Q(family_name__icontains=term) | Q(given_name__icontains=term)
-            | Q(family_name_kana__icontains=kata) | Q(given_name_kana__icontains=kata)
+            Q(family_name__icontains=term)
+            | Q(given_name__icontains=term)
+            | Q(family_name_kana__icontains=kata)
+            | Q(given_name_kana__icontains=kata)
             | Q(email__icontains=term.lower())
             | Q(identities__value__iexact=term)
         )
@@ -58,8 +60,16 @@ def customer_list(
         qs = qs.exclude(email="")
     elif has_email is False:
         qs = qs.filter(email="")
-    allowed = {"id", "-id", "last_seen_at", "-last_seen_at", "family_name_kana",
-               "-family_name_kana", "created_at", "-created_at"}
+    allowed = {
+        "id",
+        "-id",
+        "last_seen_at",
+        "-last_seen_at",
+        "family_name_kana",
+        "-family_name_kana",
+        "created_at",
+        "-created_at",
+    }
     order = ordering if ordering in allowed else "-id"
     tiebreak = "-id" if order.startswith("-") else "id"
     return qs.order_by(order, tiebreak) if order.lstrip("-") != "id" else qs.order_by(order)
@@ -110,7 +120,11 @@ def has_consent(*, customer: Customer, purpose: str, channel: str) -> bool:
 
 
 def timeline(
-    *, customer: Customer, limit: int = 50, before_id: int | None = None, types: list[str] | None = None
+    *,
+    customer: Customer,
+    limit: int = 50,
+    before_id: int | None = None,
+    types: list[str] | None = None,
 ) -> list[Event]:
     qs = customer.events.order_by("-occurred_at", "-id")
     if before_id is not None:
