@@ -1,4 +1,24 @@
+from django.contrib.auth.views import LogoutView
 from django.urls import path
 
+from kizuna.console import views
+
 app_name = "console"
-urlpatterns: list = []
+urlpatterns = [
+    path("login/", views.ConsoleLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="dashboard"),
+    path("customers/", views.customer_list, name="customer_list"),
+    path("customers/<int:customer_id>/", views.customer_detail, name="customer_detail"),
+    path("customers/<int:customer_id>/edit/", views.customer_edit, name="customer_edit"),
+    path(
+        "customers/<int:customer_id>/timeline/", views.customer_timeline, name="customer_timeline"
+    ),
+    path("customers/<int:customer_id>/identities/", views.identity_add, name="identity_add"),
+    path("customers/<int:customer_id>/consents/", views.consent_add, name="consent_add"),
+    path("products/", views.product_list, name="product_list"),
+    path("products/<int:product_id>/", views.product_detail, name="product_detail"),
+    path("orders/", views.order_list, name="order_list"),
+    path("orders/<int:order_id>/", views.order_detail, name="order_detail"),
+    path("orders/<int:order_id>/refunds/", views.refund_add, name="refund_add"),
+]
