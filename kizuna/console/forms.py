@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -126,7 +127,12 @@ class ProfileForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, customer: Customer, definitions: list[TraitDefinition], **kwargs: Any
+        self,
+        data: Any = None,
+        *,
+        customer: Customer,
+        definitions: list[TraitDefinition],
+        **kwargs: Any,
     ) -> None:
         initial = {f: getattr(customer, f) for f in self.PROFILE_FIELDS}
         self.definitions = definitions
@@ -135,7 +141,8 @@ class ProfileForm(forms.Form):
             if d.type == TraitType.BOOLEAN and value is not None:
                 value = "true" if value else "false"
             initial[f"trait_{d.key}"] = value
-        super().__init__(*args, initial=initial, **kwargs)
+        initial.update(kwargs.pop("initial", None) or {})
+        super().__init__(data, initial=initial, **kwargs)
         self.fields["prefecture"].choices = [("", "—"), *prefecture_choices()]  # type: ignore[attr-defined]
         for d in definitions:
             self.fields[f"trait_{d.key}"] = self._trait_field(d)
@@ -189,7 +196,7 @@ class ProfileForm(forms.Form):
                 value = None
             elif d.type == TraitType.BOOLEAN:
                 value = value == "true"
-            elif d.type == TraitType.DATE:
+            elif d.type == TraitType.DATE and isinstance(value, date):
                 value = value.isoformat()
             elif d.type == TraitType.CHOICE:
                 # Choices may be numbers in the definition; send back the declared value.

@@ -9,8 +9,9 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -54,6 +55,13 @@ def staff_required(*perms: str) -> Callable[[View], View]:
         return login_required(permission_required(perms, raise_exception=True)(view))
 
     return decorate
+
+
+def _staff(request: HttpRequest) -> AbstractBaseUser:
+    """The signed-in staff user (views that write are behind `staff_required`)."""
+    if not isinstance(request.user, AbstractBaseUser):
+        raise PermissionDenied
+    return request.user
 
 
 def _page(request: HttpRequest, items: Any) -> Page:
@@ -224,7 +232,7 @@ def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             customer_services.customer_update(
-                customer=customer, data=form.service_data(), actor=request.user, source="console"
+                customer=customer, data=form.service_data(), actor=_staff(request), source="console"
             )
         except ValidationError as exc:
             form.add_service_errors(exc)
@@ -249,7 +257,7 @@ def identity_add(request: HttpRequest, customer_id: int) -> HttpResponse:
                 kind=form.cleaned_data["kind"],
                 value=form.cleaned_data["value"],
                 source="console",
-                actor=request.user,
+                actor=_staff(request),
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
@@ -367,7 +375,7 @@ def refund_add(request: HttpRequest, order_id: int) -> HttpResponse:
                 amount_minor=form.cleaned_data["amount"],
                 idempotency_key=form.cleaned_data["idempotency_key"],
                 reason=form.cleaned_data["reason"],
-                actor=request.user,
+                actor=_staff(request),
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
