@@ -1,0 +1,106 @@
+"""Starting and supervising the web server and the worker as child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from types import FrameType
+
+from django.utils.translation import gettext as _
+from rich.console import Console
+
+STOP_TIMEOUT = 15.0
+
+
+def gunicorn_argv(*, host: str, port: int, workers: int, threads: int) -> list[str]:
+    """gunicorn serving kizuna's WSGI app; the settings module comes from the environment."""
+    return [
+        sys.executable, "-m", "gunicorn", "kizuna.wsgi:application",
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "--threads", str(threads),
+        "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",  # noqa: S108
+        "--graceful-timeout", "10",
+        "--error-logfile", "-",
+    ]  # fmt: skip
+
+
+def worker_argv() -> list[str]:
+    """`kizuna worker` (Huey's consumer, `run_huey`) with the configured queue."""
+    return [sys.executable, "-m", "kizuna", "run_huey"]
+
+
+def child_env() -> dict[str, str]:
+    from django.conf import settings
+
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "kizuna.settings.base")
+    env["KIZUNA_DATA_DIR"] = str(settings.DATA_DIR)
+    return env
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 30.0) -> bool:
+    """True once something accepts connections on host:port; False if `process` died first."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host  # noqa: S104
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((target, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def stop(children: Mapping[str, subprocess.Popen]) -> None:
+    """Ask each child to stop (gunicorn: TERM = graceful; Huey: INT = graceful), then kill
+    whatever is still running after STOP_TIMEOUT."""
+    for name, process in children.items():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT if name == "worker" else signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for process in children.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def supervise(children: Mapping[str, subprocess.Popen], console: Console) -> int:
+    """Wait until Ctrl-C (or SIGTERM) or until a child exits; stop the others either way.
+
+    Returns 0 after a requested stop, non-zero when a child died on its own.
+    """
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        while True:
+            for name, process in children.items():
+                code = process.poll()
+                if code is not None:
+                    console.print(
+                        "[red]"
+                        + _("The %(name)s stopped (exit code %(code)s); stopping the rest.")
+                        % {"name": name, "code": code}
+                    )
+                    stop(children)
+                    return code or 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print(_("Stopping the web server and the worker…"))
+        stop(children)
+        console.print(_("Stopped."))
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

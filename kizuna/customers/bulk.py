@@ -1,0 +1,604 @@
+"""Bulk loading of the profile layer: many customers, identities, consents and events at once.
+
+For imports and the demo business. Every row is validated the way the per-row services
+validate it (the same `validation` functions, the same choices and limits); the whole
+input is checked before anything is written, and each call runs in one transaction, so a
+bad row leaves nothing half-written.
+
+Two deliberate differences from the services:
+
+- rows carry their own historical timestamps (`created_at`, `recorded_at`, `occurred_at`);
+- recorded events are *not* published on the bus: importing three years of history must
+  not start journeys or send messages for things that happened long ago.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connections, router, transaction
+from django.db.models import Max, Model
+from django.utils.translation import gettext as _
+
+from kizuna.core import ids
+from kizuna.core.timeutil import local_date, now
+from kizuna.customers.choices import (
+    ConsentChannel,
+    ConsentPurpose,
+    ConsentStatus,
+    Gender,
+    IdentityKind,
+    LegalBasis,
+    Locale,
+)
+from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
+from kizuna.customers.services import MAX_PROPERTIES_BYTES
+from kizuna.customers.validation import FieldErrors, clean_profile, normalize_identity
+
+BATCH_SIZE = 5000
+MAX_REPORTED_ERRORS = 50
+Progress = Callable[[int], None]
+
+
+# --- low-level helpers shared by the bulk loaders of other apps ---------------------------
+
+
+def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def allocate_ids(model: type[Model], count: int) -> list[int]:
+    """Reserve `count` primary keys for rows inserted with explicit ids.
+
+    PostgreSQL draws them from the table's sequence (safe beside concurrent writers);
+    SQLite continues after the largest id, which is safe because its write transactions
+    are serialised (the settings open them IMMEDIATE).
+    """
+    if count <= 0:
+        return []
+    connection = connections[router.db_for_write(model)]
+    table = model._meta.db_table
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+    start = (model._default_manager.aggregate(top=Max("pk"))["top"] or 0) + 1
+    return list(range(start, start + count))
+
+
+def _datetime_adapter(connection: Any) -> Callable[[Any], Any]:
+    """The backend's datetime adaptation; on SQLite a faster equivalent for aware values
+    (Django's: make naive in the connection's zone, then str(), i.e. isoformat(" "))."""
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite":
+        return adapt
+    zone = connection.timezone
+    memo: dict[datetime, str] = {}  # rows often repeat a time (occurred/received, placed/created)
+
+    def fast(value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            text = memo.get(value)
+            if text is None:
+                if len(memo) > 100_000:
+                    memo.clear()
+                text = memo[value] = value.astimezone(zone).replace(tzinfo=None).isoformat(" ")
+            return text
+        return adapt(value)
+
+    return fast
+
+
+def table_insert(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> int:
+    """INSERT already-validated rows (tuples in the order of `fields`) in batches.
+
+    Values are adapted by the database backend exactly as the ORM would adapt them
+    (aware datetimes, dates, JSON), so the stored rows equal ORM-created ones. This
+    skips model instantiation, which is what makes loading a million rows take seconds.
+    """
+    connection = connections[router.db_for_write(model)]
+    ops = connection.ops
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    adapters: list[Callable[[Any], Any] | None] = []
+    adapt_datetime = _datetime_adapter(connection)
+    for column in columns:
+        kind = column.get_internal_type()
+        if kind == "DateTimeField":
+            adapters.append(adapt_datetime)
+        elif kind == "DateField":
+            adapters.append(ops.adapt_datefield_value)
+        elif kind == "JSONField":
+            encoder = column.encoder  # type: ignore[attr-defined]
+            adapters.append(lambda value, _enc=encoder: ops.adapt_json_value(value, _enc))
+        else:
+            adapters.append(None)
+    quote = ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (quoted names only)
+        quote(meta.db_table),
+        ", ".join(quote(column.column) for column in columns),
+        ", ".join(["%s"] * len(columns)),
+    )
+    written = 0
+    with connection.cursor() as cursor:
+        for chunk in batched(rows, batch_size):
+            params = [
+                [
+                    value if adapt is None else adapt(value)
+                    for adapt, value in zip(adapters, row, strict=True)
+                ]
+                for row in chunk
+            ]
+            cursor.executemany(sql, params)
+            written += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return written
+
+
+def _raise_row_errors(errors: dict[str, list[str]]) -> None:
+    if errors:
+        shown = dict(islice(errors.items(), MAX_REPORTED_ERRORS))
+        if len(errors) > MAX_REPORTED_ERRORS:
+            shown["__all__"] = [
+                _("%(n)d more rows have errors.") % {"n": len(errors) - MAX_REPORTED_ERRORS}
+            ]
+        raise ValidationError(shown)
+
+
+def _row_errors(prefix: str, errors: FieldErrors, into: dict[str, list[str]]) -> None:
+    for field_name, messages in errors.items():
+        into[f"{prefix}.{field_name}"] = messages
+
+
+def _existing_identity_values(kind: str, values: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in batched(values, 500):
+        found.update(
+            Identity.objects.filter(kind=kind, value__in=chunk).values_list("value", flat=True)
+        )
+    return found
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventRow:
+    type: str
+    customer_id: int
+    occurred_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    source: str = "kizuna"
+    message_id: str = ""  # a random one (as event_record draws) when empty
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+EVENT_FIELDS = [
+    "message_id",
+    "type",
+    "customer",
+    "anonymous_id",
+    "occurred_at",
+    "received_at",
+    "source",
+    "properties",
+    "context",
+]
+
+
+Span = dict[int, list[datetime]]  # customer id -> [earliest, latest] event time
+
+
+def events_bulk_check(rows: Sequence[EventRow]) -> Span:
+    """Check event rows as `event_record` would; returns each customer's time span.
+
+    A message id given twice is an error here, not a silent skip (a bulk load is
+    all-or-nothing); one already stored fails the insert on its unique constraint.
+    """
+    errors: dict[str, list[str]] = {}
+    seen_ids: set[str] = set()
+    span: Span = {}
+    for i, row in enumerate(rows):
+        if not row.type or len(row.type) > 100:
+            errors[f"rows[{i}].type"] = [_("An event type of 1 to 100 characters is required.")]
+        if not isinstance(row.properties, dict):
+            errors[f"rows[{i}].properties"] = [_("Properties must be an object.")]
+        elif len(repr(row.properties)) > MAX_PROPERTIES_BYTES:
+            errors[f"rows[{i}].properties"] = [_("Properties are larger than 32 KB.")]
+        if not row.source or len(row.source) > 50:
+            errors[f"rows[{i}].source"] = [_("A source of 1 to 50 characters is required.")]
+        if row.message_id:
+            if row.message_id in seen_ids or len(row.message_id) > 100:
+                errors[f"rows[{i}].message_id"] = [_("Duplicate or over-long message id.")]
+            seen_ids.add(row.message_id)
+        bounds = span.get(row.customer_id)
+        if bounds is None:
+            span[row.customer_id] = [row.occurred_at, row.occurred_at]
+        elif row.occurred_at < bounds[0]:
+            bounds[0] = row.occurred_at
+        elif row.occurred_at > bounds[1]:
+            bounds[1] = row.occurred_at
+    _check_customers_exist(span.keys(), errors)
+    _raise_row_errors(errors)
+    return span
+
+
+def events_insert(
+    rows: Iterable[EventRow], *, batch_size: int = BATCH_SIZE, progress: Progress | None = None
+) -> int:
+    """INSERT checked event rows (see `events_bulk_check`); received when they occurred."""
+    return table_insert(
+        Event,
+        EVENT_FIELDS,
+        (
+            (
+                row.message_id or ids.message_id(),
+                row.type,
+                row.customer_id,
+                "",
+                row.occurred_at,
+                row.occurred_at,
+                row.source,
+                row.properties,
+                row.context,
+            )
+            for row in rows
+        ),
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
+def events_bulk_record(
+    *,
+    rows: Sequence[EventRow],
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> int:
+    """Append customer events to the stream, with `first_seen_at`/`last_seen_at` kept equal
+    to each customer's earliest and latest event, as `event_record` keeps them."""
+    span = events_bulk_check(rows)
+    with transaction.atomic():
+        written = events_insert(rows, batch_size=batch_size, progress=progress)
+        customers_seen_widen(span)
+    return written
+
+
+def _check_customers_exist(customer_ids: Iterable[int], errors: dict[str, list[str]]) -> None:
+    wanted = set(customer_ids)
+    found: set[int] = set()
+    for chunk in batched(sorted(wanted), 900):
+        found.update(Customer.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    missing = wanted - found
+    if missing:
+        errors["customer"] = [
+            _("Unknown customer ids: %(ids)s.") % {"ids": ", ".join(map(str, sorted(missing)[:20]))}
+        ]
+
+
+def customers_seen_widen(span: Span) -> None:
+    """Widen first/last seen to cover the given (earliest, latest) per customer."""
+    connection = connections[router.db_for_write(Customer)]
+    ops = connection.ops
+    table = ops.quote_name(Customer._meta.db_table)
+    adapt = _datetime_adapter(connection)
+    with connection.cursor() as cursor:
+        for chunk in batched(span.items(), BATCH_SIZE):
+            cursor.executemany(
+                f"UPDATE {table} SET last_seen_at = %s WHERE id = %s "  # noqa: S608
+                "AND (last_seen_at IS NULL OR last_seen_at < %s)",
+                [(adapt(hi), cid, adapt(hi)) for cid, (_lo, hi) in chunk],
+            )
+            cursor.executemany(
+                f"UPDATE {table} SET first_seen_at = %s WHERE id = %s "  # noqa: S608
+                "AND (first_seen_at IS NULL OR first_seen_at > %s)",
+                [(adapt(lo), cid, adapt(lo)) for cid, (lo, _hi) in chunk],
+            )
+
+
+# --- customers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """Profile fields as `customer_create` takes them, plus when the customer signed up."""
+
+    data: dict[str, Any]
+    created_at: datetime
+
+
+CUSTOMER_FIELDS = [
+    "id",
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "postal_code",
+    "prefecture",
+    "city",
+    "address_line",
+    "locale",
+    "timezone",
+    "traits",
+    "first_seen_at",
+    "last_seen_at",
+    "created_at",
+    "updated_at",
+]
+_PROFILE_DEFAULTS: dict[str, Any] = {
+    "family_name": "",
+    "given_name": "",
+    "family_name_kana": "",
+    "given_name_kana": "",
+    "email": "",
+    "phone": "",
+    "birthday": None,
+    "gender": Gender.UNSPECIFIED.value,
+    "postal_code": "",
+    "prefecture": "",
+    "city": "",
+    "address_line": "",
+    "locale": Locale.JA.value,
+    "timezone": "Asia/Tokyo",
+    "traits": {},
+}
+
+
+def customers_bulk_create(
+    *,
+    rows: Sequence[CustomerRow],
+    source: str = "kizuna",
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> list[int]:
+    """Create customers as `customer_create` would (email and phone become identities, a
+    `customer.created` event at signup) and return their ids in input order.
+
+    Raises ValidationError keyed `rows[i].field` for bad values or an email or phone that
+    is already linked (in the database or earlier in `rows`); nothing is written then.
+    """
+    definitions = {d["key"]: d for d in TraitDefinition.objects.values("key", "type", "choices")}
+    today = local_date(now())
+    errors: dict[str, list[str]] = {}
+    cleaned: list[dict[str, Any]] = []
+    taken: dict[str, set[str]] = {IdentityKind.EMAIL: set(), IdentityKind.PHONE: set()}
+    for i, row in enumerate(rows):
+        clean, row_errors = clean_profile(row.data, definitions=definitions, today=today)
+        for kind, values in taken.items():
+            value = clean.get(kind)
+            if value:
+                if value in values:
+                    row_errors.add(kind, _("Already linked to another customer."))
+                values.add(value)
+        if row.created_at > now():
+            row_errors.add("created_at", _("A signup time cannot be in the future."))
+        _row_errors(f"rows[{i}]", row_errors, errors)
+        cleaned.append(clean)
+    for kind, values in taken.items():
+        for value in _existing_identity_values(kind, values):
+            errors.setdefault(kind, []).append(
+                _("%(value)s is already linked to another customer.") % {"value": value}
+            )
+    _raise_row_errors(errors)
+
+    with transaction.atomic():
+        customer_ids = allocate_ids(Customer, len(rows))
+        # Chunk by chunk, so progress covers the customers, their identities and events.
+        for chunk in batched(range(len(rows)), batch_size):
+            part = [(customer_ids[i], cleaned[i], rows[i]) for i in chunk]
+            table_insert(
+                Customer,
+                CUSTOMER_FIELDS,
+                [
+                    (
+                        cid,
+                        *(clean.get(name, _PROFILE_DEFAULTS[name]) for name in _PROFILE_DEFAULTS),
+                        row.created_at,
+                        row.created_at,
+                        row.created_at,
+                        row.created_at,
+                    )
+                    for cid, clean, row in part
+                ],
+                batch_size=batch_size,
+            )
+            table_insert(
+                Identity,
+                ["customer", "kind", "value", "source", "created_at"],
+                [
+                    (cid, kind, clean[kind], source, row.created_at)
+                    for cid, clean, row in part
+                    for kind in (IdentityKind.EMAIL, IdentityKind.PHONE)
+                    if clean.get(kind)
+                ],
+                batch_size=batch_size,
+            )
+            events_insert(
+                [
+                    EventRow(
+                        type="customer.created",
+                        customer_id=cid,
+                        occurred_at=row.created_at,
+                        source=source,
+                    )
+                    for cid, _clean, row in part
+                ],
+                batch_size=batch_size,
+            )
+            if progress is not None:
+                progress(len(chunk))
+    return customer_ids
+
+
+# --- identities ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    customer_id: int
+    kind: str
+    value: str
+    linked_at: datetime
+    source: str = "kizuna"
+
+
+def identities_bulk_add(
+    *, rows: Sequence[IdentityRow], batch_size: int = BATCH_SIZE, progress: Progress | None = None
+) -> int:
+    """Link identities as `identity_add` does (normalised, unique per kind, an
+    `identity.linked` event each)."""
+    errors: dict[str, list[str]] = {}
+    normalized: list[str] = []
+    taken: dict[str, set[str]] = {}
+    for i, row in enumerate(rows):
+        try:
+            value = normalize_identity(row.kind, row.value)
+        except ValueError as exc:
+            errors[f"rows[{i}].value"] = [str(exc)]
+            value = ""
+        if value:
+            if value in taken.setdefault(row.kind, set()):
+                errors[f"rows[{i}].value"] = [_("Already linked to another customer.")]
+            taken[row.kind].add(value)
+        normalized.append(value)
+    for kind, values in taken.items():
+        for value in _existing_identity_values(kind, values):
+            errors.setdefault("value", []).append(
+                _("%(value)s is already linked to another customer.") % {"value": value}
+            )
+    _raise_row_errors(errors)
+    with transaction.atomic():
+        written = table_insert(
+            Identity,
+            ["customer", "kind", "value", "source", "created_at"],
+            (
+                (row.customer_id, row.kind, value, row.source, row.linked_at)
+                for row, value in zip(rows, normalized, strict=True)
+            ),
+            batch_size=batch_size,
+            progress=progress,
+        )
+        events_bulk_record(
+            rows=[
+                EventRow(
+                    type="identity.linked",
+                    customer_id=row.customer_id,
+                    occurred_at=row.linked_at,
+                    source=row.source,
+                    properties={"kind": row.kind},
+                )
+                for row in rows
+            ],
+            batch_size=batch_size,
+        )
+    return written
+
+
+# --- consent ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    customer_id: int
+    purpose: str
+    channel: str
+    status: str
+    source: str
+    recorded_at: datetime
+    legal_basis: str = LegalBasis.CONSENT.value
+    notice_version: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def consents_bulk_record(
+    *, rows: Sequence[ConsentRow], batch_size: int = BATCH_SIZE, progress: Progress | None = None
+) -> int:
+    """Append consent decisions to the ledger as `consent_record` does (a `consent.<status>`
+    event each, at the time of the decision)."""
+    errors: dict[str, list[str]] = {}
+    purposes, channels = ConsentPurpose.values, ConsentChannel.values
+    statuses, bases = ConsentStatus.values, LegalBasis.values
+    for i, row in enumerate(rows):
+        for name, value, allowed in (
+            ("purpose", row.purpose, purposes),
+            ("channel", row.channel, channels),
+            ("status", row.status, statuses),
+            ("legal_basis", row.legal_basis, bases),
+        ):
+            if value not in allowed:
+                errors[f"rows[{i}].{name}"] = [
+                    _("Choose one of: %(c)s.") % {"c": ", ".join(allowed)}
+                ]
+        if not row.source or len(row.source) > 50:
+            errors[f"rows[{i}].source"] = [_("A source of 1 to 50 characters is required.")]
+        if not isinstance(row.evidence, dict):
+            errors[f"rows[{i}].evidence"] = [_("Evidence must be an object.")]
+    _raise_row_errors(errors)
+    with transaction.atomic():
+        written = table_insert(
+            ConsentEntry,
+            [
+                "customer",
+                "purpose",
+                "channel",
+                "status",
+                "legal_basis",
+                "source",
+                "notice_version",
+                "evidence",
+                "recorded_at",
+                "recorded_by",
+            ],
+            (
+                (
+                    row.customer_id,
+                    row.purpose,
+                    row.channel,
+                    row.status,
+                    row.legal_basis,
+                    row.source,
+                    row.notice_version,
+                    row.evidence,
+                    row.recorded_at,
+                    None,
+                )
+                for row in rows
+            ),
+            batch_size=batch_size,
+            progress=progress,
+        )
+        events_bulk_record(
+            rows=[
+                EventRow(
+                    type=f"consent.{row.status}",
+                    customer_id=row.customer_id,
+                    occurred_at=row.recorded_at,
+                    source=row.source,
+                    properties={"purpose": row.purpose, "channel": row.channel},
+                )
+                for row in rows
+            ],
+            batch_size=batch_size,
+        )
+    return written
