@@ -78,16 +78,16 @@ def install(api: NinjaAPI) -> None:
     def respond(request: HttpRequest, status: int, problems: Iterable[Problem]) -> HttpResponse:
         return api.create_response(request, error_body(problems), status=status)
 
-    def on_django_validation(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+    def on_django_validation(request: HttpRequest, exc: Any) -> HttpResponse:
         return respond(request, 422, django_problems(exc))
 
-    def on_schema_validation(request: HttpRequest, exc: SchemaValidationError) -> HttpResponse:
+    def on_schema_validation(request: HttpRequest, exc: Any) -> HttpResponse:
         return respond(request, 422, schema_problems(exc.errors))
 
-    def on_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+    def on_not_found(request: HttpRequest, exc: Any) -> HttpResponse:
         return respond(request, 404, [(None, _("Not found."))])
 
-    def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    def on_unauthenticated(request: HttpRequest, exc: Any) -> HttpResponse:
         message = (
             exc.message
             if exc.message != "Unauthorized"
@@ -100,13 +100,13 @@ def install(api: NinjaAPI) -> None:
         response["WWW-Authenticate"] = 'Bearer realm="kizuna"'
         return response
 
-    def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    def on_http_error(request: HttpRequest, exc: Any) -> HttpResponse:
         cause = exc.__cause__
         if isinstance(cause, MalformedBody):
             return respond(request, exc.status_code, [("body", str(cause))])
         return respond(request, exc.status_code, [(None, exc.message)])
 
-    def on_too_large(request: HttpRequest, exc: PayloadTooLarge) -> HttpResponse:
+    def on_too_large(request: HttpRequest, exc: Any) -> HttpResponse:
         return respond(request, 413, [("body", str(exc))])
 
     api.add_exception_handler(DjangoValidationError, on_django_validation)

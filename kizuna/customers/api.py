@@ -178,7 +178,8 @@ def customer_create(request: HttpRequest, payload: CustomerIn) -> Status[Custome
         actor=request_actor(request),
         source=API_SOURCE,
     )
-    return Status(201, customer)
+    # Re-read: recording the creation event moved first/last seen in the database.
+    return Status(201, selectors.customer_get(customer_id=customer.pk))
 
 
 @router.patch(
@@ -188,12 +189,13 @@ def customer_create(request: HttpRequest, payload: CustomerIn) -> Status[Custome
 )
 def customer_update(request: HttpRequest, customer_id: int, payload: CustomerIn) -> Customer:
     customer = selectors.customer_get(customer_id=customer_id)
-    return services.customer_update(
+    services.customer_update(
         customer=customer,
         data=payload.model_dump(exclude_unset=True, mode="json"),
         actor=request_actor(request),
         source=API_SOURCE,
     )
+    return selectors.customer_get(customer_id=customer_id)
 
 
 # --- identities ---------------------------------------------------------------------------
