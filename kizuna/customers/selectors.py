@@ -9,13 +9,8 @@ from django.db.models import Count, Q, QuerySet
 
 from kizuna.core.errors import NotFound
 from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
+from kizuna.customers.validation import katakana
 from kizuna.iam.selectors import Principal, principal_has_perm
-
-_HIRA_TO_KATA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
-
-
-def to_katakana(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_HIRA_TO_KATA)
 
 
 def customer_list(
@@ -31,7 +26,7 @@ def customer_list(
     qs = Customer.objects.all()
     term = unicodedata.normalize("NFKC", search).strip()
     if term:
-        kata = to_katakana(term)
+        kata = katakana(term)
         cond = (
             Q(family_name__icontains=term)
             | Q(given_name__icontains=term)
@@ -48,8 +43,8 @@ def customer_list(
         if " " in term:
             family, _, given = term.partition(" ")
             cond |= (Q(family_name__icontains=family) & Q(given_name__icontains=given.strip())) | (
-                Q(family_name_kana__icontains=to_katakana(family))
-                & Q(given_name_kana__icontains=to_katakana(given.strip()))
+                Q(family_name_kana__icontains=katakana(family))
+                & Q(given_name_kana__icontains=katakana(given.strip()))
             )
         qs = qs.filter(cond).distinct()
     if prefecture:

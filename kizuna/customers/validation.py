@@ -30,6 +30,15 @@ def nfkc(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip()
 
 
+_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+KANA_FIELDS = {"family_name_kana", "given_name_kana"}
+
+
+def katakana(value: str) -> str:
+    """Kana readings are stored in full-width katakana, however they were typed."""
+    return nfkc(value).translate(_HIRAGANA_TO_KATAKANA)
+
+
 def normalize_email(value: str) -> str:
     try:
         result = validate_email(nfkc(value), check_deliverability=False)
@@ -210,7 +219,7 @@ def clean_profile(
             elif len(nfkc(value)) > TEXT_FIELDS[field]:
                 errors.add(field, _("At most %(n)d characters.") % {"n": TEXT_FIELDS[field]})
             else:
-                clean[field] = nfkc(value)
+                clean[field] = katakana(value) if field in KANA_FIELDS else nfkc(value)
             continue
         try:
             if not isinstance(value, str) and field != "birthday":

@@ -71,8 +71,7 @@ class StaffSessionAuth(APIKeyCookie):
         if self.csrf and not csrf_exempt and check_csrf(request) is not None:
             raise AuthorizationError(
                 message=_(
-                    "CSRF check failed: send the page's CSRF token in the "
-                    "X-CSRFToken header."
+                    "CSRF check failed: send the page's CSRF token in the X-CSRFToken header."
                 )
             )
         _check_perm(user, self.perm)

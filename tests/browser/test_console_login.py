@@ -75,8 +75,9 @@ def test_staff_logs_in_and_opens_a_customer_360(live_server, make_staff, browser
     assert "/login" in page.url
     page.fill("input[name=username]", "hanako")
     page.fill("input[name=password]", "Kizuna-demo-2026")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"**/customers/{customer.pk}/")
+    with page.expect_navigation():
+        page.click("form:has(input[name=password]) button[type=submit]")
+    assert page.url == f"{live_server.url}/customers/{customer.pk}/", page.inner_text("body")
     body = page.inner_text("body")
     assert "山田" in body and "太郎" in body
     assert "ヤマダ" in body
@@ -95,8 +96,8 @@ def test_wrong_password_stays_on_login(live_server, make_staff, browser_page) ->
     page.goto(f"{live_server.url}/login/")
     page.fill("input[name=username]", "ken")
     page.fill("input[name=password]", "wrong-password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form:has(input[name=password]) button[type=submit]")
     assert "/login" in page.url
     assert page.locator("input[name=password]").count() == 1
     # Django's own Japanese message for a failed login.

@@ -32,6 +32,8 @@ def test_customer_create_normalises_and_links_identities() -> None:
     assert list(Event.objects.filter(customer=customer).values_list("type", flat=True)) == [
         "customer.created"
     ]
+    updated = services.customer_update(customer=customer, data={"given_name_kana": "はなこ"})
+    assert updated.given_name_kana == "ハナコ"
 
 
 @pytest.mark.parametrize(
