@@ -256,7 +256,7 @@ def refunds_bulk_create(
     """Record refunds of stored orders; each order's `refunded_minor` and status follow, and
     an `order.refunded` event is recorded at the refund's time."""
     errors: dict[str, list[str]] = {}
-    orders = {}
+    orders: dict[str, Order] = {}
     for chunk in batched(sorted({row.order_number for row in rows}), 500):
         # Locked, as refund_create locks, so concurrent refunds cannot overdraw an order.
         for order in (
@@ -286,10 +286,11 @@ def refunds_bulk_create(
         if not _whole(row.amount_minor) or row.amount_minor <= 0:
             errors[f"{prefix}.amount_minor"] = [_("A refund must be a whole, positive amount.")]
             continue
-        order = orders.get(row.order_number)
-        if order is None:
+        found = orders.get(row.order_number)
+        if found is None:
             errors[f"{prefix}.order"] = [_("Unknown order %(n)s.") % {"n": row.order_number}]
             continue
+        order = found
         if not order.placed_at <= row.created_at <= latest:
             errors[f"{prefix}.created_at"] = [
                 _("A refund happens after its order and not in the future.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -76,6 +77,10 @@ def allocate_ids(model: type[Model], count: int) -> list[int]:
     return list(range(start, start + count))
 
 
+def _adapt_json(ops: Any, encoder: Any, value: Any) -> Any:
+    return ops.adapt_json_value(value, encoder)
+
+
 def _datetime_adapter(connection: Any) -> Callable[[Any], Any]:
     """The backend's datetime adaptation; on SQLite a faster equivalent for aware values
     (Django's: make naive in the connection's zone, then str(), i.e. isoformat(" "))."""
@@ -115,7 +120,7 @@ def table_insert(
     connection = connections[router.db_for_write(model)]
     ops = connection.ops
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns: list[Any] = [meta.get_field(name) for name in fields]
     adapters: list[Callable[[Any], Any] | None] = []
     adapt_datetime = _datetime_adapter(connection)
     for column in columns:
@@ -125,8 +130,7 @@ def table_insert(
         elif kind == "DateField":
             adapters.append(ops.adapt_datefield_value)
         elif kind == "JSONField":
-            encoder = column.encoder  # type: ignore[attr-defined]
-            adapters.append(lambda value, _enc=encoder: ops.adapt_json_value(value, _enc))
+            adapters.append(partial(_adapt_json, ops, column.encoder))
         else:
             adapters.append(None)
     quote = ops.quote_name
@@ -378,7 +382,9 @@ def customers_bulk_create(
     Raises ValidationError keyed `rows[i].field` for bad values or an email or phone that
     is already linked (in the database or earlier in `rows`); nothing is written then.
     """
-    definitions = {d["key"]: d for d in TraitDefinition.objects.values("key", "type", "choices")}
+    definitions: dict[str, dict[str, Any]] = {
+        d["key"]: dict(d) for d in TraitDefinition.objects.values("key", "type", "choices")
+    }
     today = local_date(now())
     errors: dict[str, list[str]] = {}
     cleaned: list[dict[str, Any]] = []

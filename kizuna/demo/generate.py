@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 from bisect import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
@@ -145,7 +145,7 @@ class _Profile:
     app_user: bool
 
 
-def _cum(weights: list[float] | tuple[float, ...]) -> list[float]:
+def _cum(weights: Sequence[float]) -> list[float]:
     return list(accumulate(weights))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
@@ -40,14 +40,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.console = Console()
+        self.console = Console(file=self.stdout._out)  # type: ignore[arg-type]
         getattr(self, f"_{options['action']}")(options)
 
-    def _staff(self, username: str) -> AbstractUser:
+    def _staff(self, username: str) -> User:
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(_("No active staff user named %(name)s.") % {"name": username})
-        assert isinstance(user, AbstractUser)
+        assert isinstance(user, User)
         return user
 
     def _create(self, options: dict[str, Any]) -> None:

@@ -65,7 +65,8 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError(_messages(exc)) from exc
-        Console().print(
+        console = Console(file=self.stdout._out)  # type: ignore[arg-type]
+        console.print(
             "[green]✓[/] "
             + _("Created %(name)s with the role %(role)s.") % {"name": user.username, "role": role}
         )

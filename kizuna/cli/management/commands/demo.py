@@ -64,7 +64,7 @@ class Command(BaseCommand):
         parser.add_argument("--timings-json", default="", help=_("Write stage timings here."))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        console = Console()
+        console = Console(file=self.stdout._out)  # type: ignore[arg-type]
         if options["customers"] < 1:
             raise CommandError(_("--customers must be at least 1."))
         started = time.perf_counter()

@@ -1,0 +1,115 @@
+"""The real `kizuna` console script in a subprocess, on a throwaway data directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+KIZUNA = str(Path(sys.executable).with_name("kizuna"))
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
+    env.update(KIZUNA_DATA_DIR=str(data_dir), COLUMNS="120", KIZUNA_LANGUAGE="en")
+    return env
+
+
+def _password_works(data_dir: Path, username: str, password: str) -> bool:
+    check = (
+        "import django; django.setup();"
+        "from django.contrib.auth import authenticate;"
+        f"print(authenticate(username={username!r}, password={password!r}) is not None)"
+    )
+    env = _env(data_dir) | {"DJANGO_SETTINGS_MODULE": "kizuna.settings.base"}
+    done = subprocess.run(
+        [sys.executable, "-c", check],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip().endswith("True")
+
+
+def test_demo_no_serve_end_to_end(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    run = subprocess.run(
+        [KIZUNA, "demo", "--no-serve", "--customers", "60", "--seed", "3"],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    match = re.search(r"Password\s+(\S+)", run.stdout)
+    assert match, run.stdout
+    password = match.group(1)
+    assert re.search(r"Username\s+demo\b", run.stdout)
+    assert (data_dir / "demo-login.txt").stat().st_mode & 0o777 == 0o600
+    assert _password_works(data_dir, "demo", password)
+    assert _password_works(data_dir, "demo-marketer", password)
+    assert not _password_works(data_dir, "demo", password + "x")
+    with sqlite3.connect(data_dir / "kizuna.sqlite3") as db:
+        customers = db.execute("SELECT COUNT(*) FROM customers_customer").fetchone()[0]
+        orders = db.execute("SELECT COUNT(*) FROM commerce_order").fetchone()[0]
+    assert customers == 60 and orders > 60
+
+    # A second run finds the data loaded and prints the same password.
+    again = subprocess.run(
+        [KIZUNA, "demo", "--no-serve", "--customers", "60"],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "already loaded" in again.stdout
+    assert f"Password     {password}" in again.stdout or re.search(
+        rf"Password\s+{re.escape(password)}", again.stdout
+    )
+    with sqlite3.connect(data_dir / "kizuna.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM customers_customer").fetchone()[0] == 60
+
+
+def test_worker_runs_on_the_sqlite_queue(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    subprocess.run([KIZUNA, "migrate", "-v", "0"], env=env, check=True, timeout=120)
+    worker = subprocess.Popen(
+        [KIZUNA, "worker", "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(4)
+        assert worker.poll() is None  # still running
+        assert (tmp_path / "queue.sqlite3").exists()
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    assert "Huey consumer started with 1 thread" in output
+
+
+@pytest.mark.parametrize("command", ["worker", "serve", "demo", "apikey", "createuser"])
+def test_help_documents_the_options(command: str, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [KIZUNA, command, "--help"], env=_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    expected = {
+        "worker": "--workers",
+        "serve": "--workers",
+        "demo": "--no-serve",
+        "apikey": "create",
+        "createuser": "--role",
+    }[command]
+    assert expected in run.stdout
