@@ -22,19 +22,15 @@ from django.utils.translation import gettext as _
 from kizuna.catalog.models import Product
 from kizuna.commerce.models import Order, OrderLine, OrderStatus, Refund, SalesChannel
 from kizuna.commerce.services import MAX_AMOUNT, MAX_LINES
+from kizuna.core.bulk import BATCH_SIZE, Progress, allocate_ids, batched, table_insert
 from kizuna.core.money import CURRENCY_EXPONENTS, DEFAULT_CURRENCY
 from kizuna.core.timeutil import now
 from kizuna.customers.bulk import (
-    BATCH_SIZE,
     EventRow,
-    Progress,
-    allocate_ids,
-    batched,
     customers_seen_widen,
     events_bulk_check,
     events_bulk_record,
     events_insert,
-    table_insert,
 )
 from kizuna.customers.models import Customer
 

@@ -14,19 +14,25 @@ Two deliberate differences from the services:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from itertools import islice
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
-from django.db.models import Max, Model
 from django.utils.translation import gettext as _
 
 from kizuna.core import ids
+from kizuna.core.bulk import (
+    BATCH_SIZE,
+    Progress,
+    allocate_ids,
+    batched,
+    datetime_adapter,
+    table_insert,
+)
 from kizuna.core.timeutil import local_date, now
 from kizuna.customers.choices import (
     ConsentChannel,
@@ -41,119 +47,7 @@ from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, Tra
 from kizuna.customers.services import MAX_PROPERTIES_BYTES
 from kizuna.customers.validation import FieldErrors, clean_profile, normalize_identity
 
-BATCH_SIZE = 5000
 MAX_REPORTED_ERRORS = 50
-Progress = Callable[[int], None]
-
-
-# --- low-level helpers shared by the bulk loaders of other apps ---------------------------
-
-
-def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    it = iter(rows)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-def allocate_ids(model: type[Model], count: int) -> list[int]:
-    """Reserve `count` primary keys for rows inserted with explicit ids.
-
-    PostgreSQL draws them from the table's sequence (safe beside concurrent writers);
-    SQLite continues after the largest id, which is safe because its write transactions
-    are serialised (the settings open them IMMEDIATE).
-    """
-    if count <= 0:
-        return []
-    connection = connections[router.db_for_write(model)]
-    table = model._meta.db_table
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [table, count],
-            )
-            return [row[0] for row in cursor.fetchall()]
-    start = (model._default_manager.aggregate(top=Max("pk"))["top"] or 0) + 1
-    return list(range(start, start + count))
-
-
-def _adapt_json(ops: Any, encoder: Any, value: Any) -> Any:
-    return ops.adapt_json_value(value, encoder)
-
-
-def _datetime_adapter(connection: Any) -> Callable[[Any], Any]:
-    """The backend's datetime adaptation; on SQLite a faster equivalent for aware values
-    (Django's: make naive in the connection's zone, then str(), i.e. isoformat(" "))."""
-    adapt = connection.ops.adapt_datetimefield_value
-    if connection.vendor != "sqlite":
-        return adapt
-    zone = connection.timezone
-    memo: dict[datetime, str] = {}  # rows often repeat a time (occurred/received, placed/created)
-
-    def fast(value: Any) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            text = memo.get(value)
-            if text is None:
-                if len(memo) > 100_000:
-                    memo.clear()
-                text = memo[value] = value.astimezone(zone).replace(tzinfo=None).isoformat(" ")
-            return text
-        return adapt(value)
-
-    return fast
-
-
-def table_insert(
-    model: type[Model],
-    fields: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    *,
-    batch_size: int = BATCH_SIZE,
-    progress: Progress | None = None,
-) -> int:
-    """INSERT already-validated rows (tuples in the order of `fields`) in batches.
-
-    Values are adapted by the database backend exactly as the ORM would adapt them
-    (aware datetimes, dates, JSON), so the stored rows equal ORM-created ones. This
-    skips model instantiation, which is what makes loading a million rows take seconds.
-    """
-    connection = connections[router.db_for_write(model)]
-    ops = connection.ops
-    meta = model._meta
-    columns: list[Any] = [meta.get_field(name) for name in fields]
-    adapters: list[Callable[[Any], Any] | None] = []
-    adapt_datetime = _datetime_adapter(connection)
-    for column in columns:
-        kind = column.get_internal_type()
-        if kind == "DateTimeField":
-            adapters.append(adapt_datetime)
-        elif kind == "DateField":
-            adapters.append(ops.adapt_datefield_value)
-        elif kind == "JSONField":
-            adapters.append(partial(_adapt_json, ops, column.encoder))
-        else:
-            adapters.append(None)
-    quote = ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 (quoted names only)
-        quote(meta.db_table),
-        ", ".join(quote(column.column) for column in columns),
-        ", ".join(["%s"] * len(columns)),
-    )
-    written = 0
-    with connection.cursor() as cursor:
-        for chunk in batched(rows, batch_size):
-            params = [
-                [
-                    value if adapt is None else adapt(value)
-                    for adapt, value in zip(adapters, row, strict=True)
-                ]
-                for row in chunk
-            ]
-            cursor.executemany(sql, params)
-            written += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
-    return written
 
 
 def _raise_row_errors(errors: dict[str, list[str]]) -> None:
@@ -302,7 +196,7 @@ def customers_seen_widen(span: Span) -> None:
     connection = connections[router.db_for_write(Customer)]
     ops = connection.ops
     table = ops.quote_name(Customer._meta.db_table)
-    adapt = _datetime_adapter(connection)
+    adapt = datetime_adapter(connection)
     with connection.cursor() as cursor:
         for chunk in batched(span.items(), BATCH_SIZE):
             cursor.executemany(

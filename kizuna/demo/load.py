@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import User
 from django.db import connections, router, transaction
 
 from kizuna.catalog.bulk import CategoryRow, catalog_bulk_load
@@ -36,7 +36,7 @@ from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import trait_definition_create
 from kizuna.demo import business as biz
 from kizuna.demo.generate import DemoData
-from kizuna.iam.services import roles_sync, staff_user_create
+from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
 
 # step name -> (rows done) callback; the command turns these into progress bars.
 Advance = Callable[[str, int], None]
@@ -252,11 +252,6 @@ def staff_ensure(*, password: str) -> list[DemoLogin]:
                     email=f"{login.username}@example.com",
                 )
                 continue
-            assert isinstance(user, AbstractUser)
-            # No iam service resets a password yet; this is the demo's own login only.
-            user.set_password(password)
-            user.is_active = True
-            user.is_staff = True
-            user.save(update_fields=["password", "is_active", "is_staff"])
-            user.groups.set([Group.objects.get(name=login.role)])
+            assert isinstance(user, User)
+            staff_user_reset(user=user, password=password, role=login.role)
     return logins

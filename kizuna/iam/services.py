@@ -59,6 +59,19 @@ def staff_user_create(
     return user
 
 
+@transaction.atomic
+def staff_user_reset(*, user: User, password: str, role: str) -> User:
+    """Set a staff user's password and single role, and make sure the login is active."""
+    _validate_role(role)
+    user.set_password(password)
+    user.is_active = True
+    user.is_staff = True
+    user.save(update_fields=["password", "is_active", "is_staff"])
+    roles_sync()
+    user.groups.set([Group.objects.get(name=role)])
+    return user
+
+
 @dataclass(frozen=True)
 class IssuedApiKey:
     api_key: ApiKey

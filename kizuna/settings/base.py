@@ -198,5 +198,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": CONFIG.log_level},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # `kizuna worker` (run_huey) adds its own handler to "huey"; not propagating to the
+        # root handler keeps each line printed once.
+        "huey": {"level": CONFIG.log_level, "handlers": [], "propagate": False},
+    },
 }

@@ -43,3 +43,16 @@ def test_api_key_is_stored_as_digest_and_shown_once(admin_user) -> None:
     services.api_key_revoke(api_key=key, revoked_by=admin_user)
     assert selectors.api_key_authenticate(issued.secret) is None
     assert not selectors.principal_has_perm(key, "customers.view_customer")
+
+
+def test_staff_user_reset_sets_password_role_and_reactivates(make_staff) -> None:
+    user = make_staff("analyst", username="aiko")
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    user.refresh_from_db()
+    services.staff_user_reset(user=user, password="n3w-Password!", role="support")
+    user.refresh_from_db()
+    assert user.is_active and user.check_password("n3w-Password!")
+    assert selectors.user_role(user) == "support"
+    assert list(user.groups.values_list("name", flat=True)) == ["support"]
+    with pytest.raises(ValidationError):
+        services.staff_user_reset(user=user, password="x", role="owner")
