@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from kizuna.commerce.models import Order, OrderLine, Refund
 from kizuna.core.admin_mixins import AppendOnlyAdmin
@@ -10,7 +13,7 @@ class OrderLineInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["product", "sku", "name", "quantity", "unit_price_minor", "total_minor"]
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from kizuna.core.admin_mixins import AppendOnlyAdmin
 from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
@@ -10,7 +13,7 @@ class IdentityInline(admin.TabularInline):
     readonly_fields = ["kind", "value", "source", "created_at"]
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
