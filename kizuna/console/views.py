@@ -34,6 +34,7 @@ from kizuna.console.forms import (
     ProfileForm,
     RefundForm,
 )
+from kizuna.console.panels import customer_panels
 from kizuna.core.errors import NotFound
 from kizuna.core.selectors import worker_status
 from kizuna.core.timeutil import now
@@ -192,8 +193,8 @@ def _customer_360(
         "orders": commerce_selectors.order_list(customer=customer)[:10],
         "events": events,
         "more_events": more,
-        # Scores (RFM, CLV, churn risk) come with the analytics app; none exist yet.
-        "scores": [],
+        # Sections contributed by other domains (scores, loyalty, ...): see console/panels.py.
+        "panels": customer_panels(request, customer),
         "identity_form": identity_form or IdentityForm(),
         "consent_form": consent_form or ConsentForm(),
     }
