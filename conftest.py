@@ -50,9 +50,12 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def _clean_bus() -> Iterator[None]:
     """Subscribers registered by a test do not leak into the next one."""
     saved = {k: list(v) for k, v in bus._subscribers.items()}
+    saved_tx = {k: list(v) for k, v in bus._in_transaction.items()}
     yield
     bus._subscribers.clear()
     bus._subscribers.update(saved)
+    bus._in_transaction.clear()
+    bus._in_transaction.update(saved_tx)
 
 
 @pytest.fixture

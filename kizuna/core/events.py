@@ -2,6 +2,11 @@
 
 Publishing inside a transaction delivers to subscribers only after it commits, so a
 rolled-back write never triggers a journey, a points award or an email.
+
+A few reactions must be part of the very write that caused them (a customer merge moving
+the orders and points of the merged customer): those subscribe with `in_transaction=True`,
+run immediately inside the publisher's transaction, and an exception from them rolls the
+whole write back.
 """
 
 from __future__ import annotations
@@ -32,24 +37,32 @@ class DomainEvent:
 
 Subscriber = Callable[[DomainEvent], None]
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)
+_in_transaction: dict[str, list[Subscriber]] = defaultdict(list)
 WILDCARD = "*"
 
 
-def subscribe(event_type: str, handler: Subscriber) -> None:
-    """Register `handler` for `event_type` ("*" for every type). Idempotent."""
-    handlers = _subscribers[event_type]
+def subscribe(event_type: str, handler: Subscriber, *, in_transaction: bool = False) -> None:
+    """Register `handler` for `event_type` ("*" for every type, after-commit only).
+    Idempotent."""
+    if in_transaction and event_type == WILDCARD:
+        raise ValueError("in-transaction subscribers must name their event type")
+    handlers = (_in_transaction if in_transaction else _subscribers)[event_type]
     if handler not in handlers:
         handlers.append(handler)
 
 
 def unsubscribe(event_type: str, handler: Subscriber) -> None:
-    handlers = _subscribers.get(event_type, [])
-    if handler in handlers:
-        handlers.remove(handler)
+    for registry in (_subscribers, _in_transaction):
+        handlers = registry.get(event_type, [])
+        if handler in handlers:
+            handlers.remove(handler)
 
 
 def publish(event: DomainEvent) -> None:
-    """Deliver `event` to its subscribers once the current transaction commits."""
+    """Run in-transaction subscribers now, and deliver to the others once the current
+    transaction commits."""
+    for handler in list(_in_transaction.get(event.type, [])):
+        handler(event)
     transaction.on_commit(lambda: dispatch(event))
 
 

@@ -114,3 +114,32 @@ def test_worker_heartbeat_task_marks_the_worker_online() -> None:
     assert status["online"] is True
     assert status["workers"] == 1
     assert WorkerHeartbeat.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_transaction_subscribers_run_inside_and_can_roll_the_write_back() -> None:
+    from kizuna.core.models import WorkerHeartbeat
+
+    calls: list[bool] = []
+
+    def reaction(event: events.DomainEvent) -> None:
+        calls.append(transaction.get_connection().in_atomic_block)
+        if event.properties.get("fail"):
+            raise ValueError("cannot move the points")
+
+    events.subscribe("thing.happened", reaction, in_transaction=True)
+    with transaction.atomic():
+        events.publish(_event())
+    assert calls == [True]
+    with pytest.raises(ValueError), transaction.atomic():
+        WorkerHeartbeat.objects.create(worker="w", seen_at=datetime(2026, 1, 1, tzinfo=UTC))
+        events.publish(
+            events.DomainEvent(
+                type="thing.happened",
+                occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+                properties={"fail": True},
+            )
+        )
+    assert WorkerHeartbeat.objects.count() == 0
+    with pytest.raises(ValueError, match="name their event type"):
+        events.subscribe("*", reaction, in_transaction=True)
