@@ -15,6 +15,12 @@ from kizuna.iam.selectors import api_key_authenticate, user_role
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _english(settings) -> None:
+    """The messages asserted below are the English ones (the default UI language is ja)."""
+    settings.LANGUAGE_CODE = "en"
+
+
 def _run(*args: str, stdin: str = "") -> str:
     out = io.StringIO()
     real_stdin = io.StringIO(stdin)
