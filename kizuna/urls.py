@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_urlpatterns)),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("v1/", include("kizuna.tracking.urls")),  # Segment-compatible ingestion
     path("", include("kizuna.console.urls")),
 ]

@@ -13,3 +13,7 @@ class CommerceConfig(AppConfig):
 
         auditlog.register(models.Order)
         auditlog.register(models.Refund)
+
+        from kizuna.commerce import subscribers
+
+        subscribers.register()

@@ -77,12 +77,15 @@ def table_insert(
     *,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    ignore_conflicts: bool = False,
 ) -> int:
     """INSERT already-validated rows (tuples in the order of `fields`) in batches.
 
     Values are adapted by the database backend exactly as the ORM would adapt them
     (aware datetimes, dates, JSON), so the stored rows equal ORM-created ones. This
     skips model instantiation, which is what makes loading a million rows take seconds.
+    With `ignore_conflicts`, rows that would violate a unique constraint are skipped
+    (`ON CONFLICT DO NOTHING`, on SQLite and PostgreSQL alike).
     """
     connection = connections[router.db_for_write(model)]
     ops = connection.ops
@@ -106,6 +109,8 @@ def table_insert(
         ", ".join(quote(column.column) for column in columns),
         ", ".join(["%s"] * len(columns)),
     )
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
     written = 0
     with connection.cursor() as cursor:
         for chunk in batched(rows, batch_size):

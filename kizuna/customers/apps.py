@@ -14,3 +14,4 @@ class CustomersConfig(AppConfig):
         auditlog.register(models.Customer)
         auditlog.register(models.TraitDefinition)
         auditlog.register(models.Identity)
+        auditlog.register(models.CustomerMerge)

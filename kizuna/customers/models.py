@@ -40,6 +40,15 @@ class Customer(models.Model):
     locale = models.CharField(_("language"), max_length=5, choices=Locale.choices, default="ja")
     timezone = models.CharField(_("time zone"), max_length=64, default="Asia/Tokyo")
     traits = models.JSONField(_("traits"), default=dict, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_customers",
+        verbose_name=_("merged into"),
+        help_text=_("Set when this profile was merged into another one (the survivor)."),
+    )
     first_seen_at = models.DateTimeField(_("first seen"), null=True, blank=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
@@ -167,3 +176,36 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class CustomerMerge(models.Model):
+    """One merge of a duplicate profile into a survivor, with the snapshot that undoes it."""
+
+    survivor = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="merges_survived"
+    )
+    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_absorbed")
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    snapshot = models.JSONField(_("snapshot"), default=dict)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    merged_at = models.DateTimeField(_("merged at"), auto_now_add=True)
+    undone_at = models.DateTimeField(_("undone at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("customer merge")
+        verbose_name_plural = _("customer merges")
+        ordering = ["-merged_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(survivor=models.F("merged")), name="merge_distinct_customers"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.merged_id} → #{self.survivor_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ INSTALLED_APPS = [
     "kizuna.customers",
     "kizuna.catalog",
     "kizuna.commerce",
+    "kizuna.loyalty",
+    "kizuna.tracking",
     "kizuna.console",
+    "kizuna.portal",
     "kizuna.api",
     "kizuna.cli",
 ]
@@ -171,6 +175,12 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.api_max_body_bytes
 KIZUNA_API_MAX_BODY_BYTES = CONFIG.api_max_body_bytes
+
+# Segment-compatible ingestion (/v1/): per-source request rate, batch size (the spec's
+# 500 KB), messages per worker transaction.
+TRACKING_RATE = os.environ.get("KIZUNA_TRACKING_RATE", "20000/m")
+TRACKING_MAX_BATCH_BYTES = int(os.environ.get("KIZUNA_TRACKING_MAX_BATCH_BYTES", 500 * 1024))
+TRACKING_PROCESS_CHUNK = int(os.environ.get("KIZUNA_TRACKING_PROCESS_CHUNK", 5000))
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,0 +1,295 @@
+"""Writes of the tracking app: sources and their write keys, the inbox, and its processing
+into identities, profiles and the event stream (the worker's job)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from kizuna.core import events as bus
+from kizuna.core import ids
+from kizuna.core.audit import acting_as
+from kizuna.core.bulk import batched, table_insert
+from kizuna.core.timeutil import now
+from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
+from kizuna.customers.choices import IdentityKind
+from kizuna.customers.identity_resolution import Subject, subjects_resolve
+from kizuna.customers.merge import customer_merge
+from kizuna.customers.models import Customer, Event, Identity
+from kizuna.tracking import protocol
+from kizuna.tracking.models import InboxBatch, Source
+
+logger = logging.getLogger(__name__)
+WRITE_KEY_PREFIX = "kzw"
+DEFAULT_CHUNK = 5000
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedSource:
+    source: Source
+    write_key: str  # shown once, never stored
+
+
+@transaction.atomic
+def source_create(
+    *, name: str, slug: str = "", created_by: AbstractBaseUser | None = None
+) -> IssuedSource:
+    """A new source with a fresh write key (only its digest is kept)."""
+    name = (name or "").strip()
+    slug = slugify(slug or name)[:50]
+    errors: dict[str, list[str]] = {}
+    if not name or len(name) > 100:
+        errors["name"] = [_("Give the source a name of 1 to 100 characters.")]
+    if not slug:
+        errors["slug"] = [_("The slug needs letters or digits.")]
+    elif Source.objects.filter(slug=slug).exists():
+        errors["slug"] = [_("A source with this slug already exists.")]
+    if errors:
+        raise ValidationError(errors)
+    key = ids.token(WRITE_KEY_PREFIX, 24)
+    with acting_as(created_by):
+        source = Source.objects.create(
+            name=name,
+            slug=slug,
+            write_key_prefix=key[: len(WRITE_KEY_PREFIX) + 9],
+            write_key_digest=ids.digest(key),
+            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+        )
+    return IssuedSource(source=source, write_key=key)
+
+
+def source_revoke(*, source: Source, actor: AbstractBaseUser | None = None) -> Source:
+    with acting_as(actor):
+        source.revoked_at = now()
+        source.save(update_fields=["revoked_at"])
+    return source
+
+
+# --- the inbox: accept path ---------------------------------------------------------------
+
+
+def inbox_accept(*, source_id: int, received_at: datetime, accepted: protocol.Accepted) -> int:
+    """Store the validated messages of one request as one inbox row (a single INSERT, in
+    autocommit: once this returns, the batch is durable). Returns the messages kept."""
+    if not accepted.messages:
+        return 0
+    table_insert(
+        InboxBatch,
+        ["source", "received_at", "message_count", "payload", "processed_at"],
+        [(source_id, received_at, len(accepted.messages), accepted.payload, None)],
+    )
+    return len(accepted.messages)
+
+
+# --- the inbox: processing (worker) -------------------------------------------------------
+
+
+@dataclass
+class ProcessStats:
+    batches: int = 0
+    messages: int = 0
+    events_added: int = 0
+    duplicates: int = 0
+    customers_created: int = 0
+    merges: int = 0
+
+
+def _event_type(message: dict[str, Any]) -> str:
+    kind = message["type"]
+    return str(message["event"]).strip() if kind == "track" else kind
+
+
+def _event_properties(message: dict[str, Any]) -> dict[str, Any]:
+    kind = message["type"]
+    if kind == "identify":
+        return dict(message.get("traits") or {})
+    if kind == "group":
+        return {"groupId": message.get("groupId"), "traits": message.get("traits") or {}}
+    if kind == "alias":
+        return {"previousId": message.get("previousId")}
+    props = dict(message.get("properties") or {})
+    if kind in ("page", "screen") and message.get("name"):
+        props.setdefault("name", message["name"])
+    return props
+
+
+def _event_context(message: dict[str, Any]) -> dict[str, Any]:
+    context = dict(message.get("context") or {})
+    extra = {
+        k: message[k]
+        for k in ("originalTimestamp", "sentAt", "userId", "integrations")
+        if message.get(k) not in (None, "", {})
+    }
+    if extra:
+        context["_segment"] = extra
+    return context
+
+
+def _pending(limit: int) -> list[tuple[int, int, str, str]]:
+    qs = InboxBatch.objects.filter(processed_at__isnull=True).order_by("id")
+    if connection.vendor == "postgresql":
+        qs = qs.select_for_update(skip_locked=True, of=("self",))
+    rows: list[tuple[int, int, str, str]] = []
+    total = 0
+    for batch_id, count, payload, slug in qs.values_list(
+        "id", "message_count", "payload", "source__slug"
+    )[:500]:
+        rows.append((batch_id, count, payload, slug))
+        total += count
+        if total >= limit:
+            break
+    return rows
+
+
+def inbox_process(*, max_messages: int | None = None) -> ProcessStats:
+    """Process the oldest pending inbox batches (up to about `max_messages` messages) in
+    one transaction: resolve identities, update profiles, append new events (a messageId
+    already stored is skipped), merge on alias, and mark the batches processed. A crash
+    anywhere rolls all of it back, and the batches are processed again later."""
+    limit = max_messages or int(getattr(settings, "TRACKING_PROCESS_CHUNK", DEFAULT_CHUNK))
+    stats = ProcessStats()
+    with transaction.atomic():
+        pending = _pending(limit)
+        if not pending:
+            return stats
+        messages: list[dict[str, Any]] = []
+        for _id, _count, payload, slug in pending:
+            for message in json.loads(payload):
+                message["_source"] = slug
+                messages.append(message)
+        stats.batches, stats.messages = len(pending), len(messages)
+        segment: list[dict[str, Any]] = []
+        for message in messages:
+            if message["type"] == "alias":
+                _process_segment(segment, stats)
+                segment = []
+                _process_alias(message, stats)
+            segment.append(message)
+        _process_segment(segment, stats)
+        InboxBatch.objects.filter(pk__in=[row[0] for row in pending]).update(processed_at=now())
+    return stats
+
+
+def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) -> None:
+    if not messages:
+        return
+    at = now()
+    # A messageId seen before (stored, or earlier in this chunk) is a retry: skipped whole.
+    wanted = [m["messageId"] for m in messages]
+    seen: set[str] = set()
+    for chunk in batched(wanted, 900):
+        seen.update(Event.objects.filter(message_id__in=chunk).values_list("message_id", flat=True))
+    fresh: list[dict[str, Any]] = []
+    for message in messages:
+        if message["messageId"] in seen:
+            stats.duplicates += 1
+            continue
+        seen.add(message["messageId"])
+        fresh.append(message)
+    if not fresh:
+        return
+    times = [datetime.fromisoformat(m["timestamp"]) for m in fresh]
+    resolution = subjects_resolve(
+        [
+            Subject(
+                user_id=m["userId"],
+                anonymous_id=m["anonymousId"],
+                traits=m.get("traits") or {} if m["type"] == "identify" else {},
+                at=t,
+            )
+            for m, t in zip(fresh, times, strict=True)
+        ],
+        source="tracking",
+        at=at,
+    )
+    stats.customers_created += resolution.created
+    rows = []
+    span: dict[int, list[datetime]] = {}
+    for message, moment, customer_id in zip(fresh, times, resolution.customer_ids, strict=True):
+        rows.append(
+            (
+                message["messageId"],
+                _event_type(message),
+                customer_id,
+                message["anonymousId"],
+                moment,
+                datetime.fromisoformat(message["receivedAt"]),
+                message["_source"],
+                _event_properties(message),
+                _event_context(message),
+            )
+        )
+        if customer_id is not None:
+            bounds = span.get(customer_id)
+            if bounds is None:
+                span[customer_id] = [moment, moment]
+            elif moment < bounds[0]:
+                bounds[0] = moment
+            elif moment > bounds[1]:
+                bounds[1] = moment
+    table_insert(Event, EVENT_FIELDS, rows, ignore_conflicts=True)
+    customers_seen_widen(span)
+    stats.events_added += len(rows)
+    for row in rows:
+        bus.publish(
+            bus.DomainEvent(
+                type=row[1],
+                occurred_at=row[4],
+                customer_id=row[2],
+                properties=row[7],
+                source=row[6],
+            )
+        )
+
+
+def _customer_of(value: str) -> int | None:
+    for kind in (IdentityKind.EXTERNAL, IdentityKind.ANONYMOUS):
+        cid = (
+            Identity.objects.filter(kind=kind, value=value)
+            .values_list("customer_id", flat=True)
+            .first()
+        )
+        if cid is not None:
+            return cid
+    return None
+
+
+def _process_alias(message: dict[str, Any], stats: ProcessStats) -> None:
+    """`alias(previousId → userId)`: the two are one person. Two known customers are merged
+    (the userId's customer survives); one known customer gains the other identifier."""
+    if Event.objects.filter(message_id=message["messageId"]).exists():
+        return  # a retry: its merge (if any) already happened
+    previous, user = message["previousId"], message["userId"]
+    p, u = _customer_of(previous), _customer_of(user)
+    if p is not None and u is not None and p != u:
+        customer_merge(
+            survivor=Customer.objects.get(pk=u),
+            merged=Customer.objects.get(pk=p),
+            reason=_("alias %(prev)s → %(user)s") % {"prev": previous, "user": user},
+        )
+        stats.merges += 1
+    elif p is not None and u is None:
+        Identity.objects.create(customer_id=p, kind=IdentityKind.EXTERNAL, value=user[:255])
+    elif u is not None and p is None:
+        subjects_resolve(
+            [Subject(user_id=user, anonymous_id=previous)], source="tracking", at=now()
+        )
+    elif p is None and u is None:
+        resolution = subjects_resolve(
+            [Subject(user_id=user, anonymous_id=previous)], source="tracking", at=now()
+        )
+        stats.customers_created += resolution.created
