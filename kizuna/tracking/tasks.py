@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
 
 from kizuna.core.timeutil import now
 from kizuna.tracking.models import InboxBatch
@@ -44,3 +44,11 @@ def inbox_drain_periodic() -> int:
 def inbox_prune() -> int:
     deleted, _rows = InboxBatch.objects.filter(processed_at__lt=now() - KEEP_PROCESSED).delete()
     return deleted
+
+
+@on_startup()
+def wake_on_start() -> None:
+    """A worker (re)starting queues a drain when batches are pending: after a crash the
+    interrupted batch (rolled back, still pending) is processed again right away."""
+    if InboxBatch.objects.filter(processed_at__isnull=True).exists():
+        inbox_drain()
