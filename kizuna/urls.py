@@ -7,6 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_urlpatterns)),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("m/", include("kizuna.portal.urls")),  # member portal (signed links)
     path("v1/", include("kizuna.tracking.urls")),  # Segment-compatible ingestion
     path("", include("kizuna.console.urls")),
 ]

@@ -10,6 +10,7 @@ from kizuna.api.transport import JSONObjectParser, LocalTimeJSONRenderer, body_s
 from kizuna.catalog.api import router as catalog_router
 from kizuna.commerce.api import router as commerce_router
 from kizuna.customers.api import router as customers_router
+from kizuna.loyalty.api import router as loyalty_router
 
 DESCRIPTION = """\
 kizuna's REST API. Authenticate with an API key (`Authorization: Bearer kzk_...`, created in
@@ -38,3 +39,4 @@ api.add_decorator(body_size_guard(api), mode="view")
 api.add_router("/customers", customers_router)
 api.add_router("/", catalog_router)
 api.add_router("/", commerce_router)
+api.add_router("/", loyalty_router)

@@ -139,6 +139,10 @@ def order_place(
             "channel": order.channel,
             "store": order.store,
             "skus": [line.sku for line in built],
+            "lines": [
+                {"sku": line.sku, "quantity": line.quantity, "total": line.total_minor}
+                for line in built
+            ],
         },
     )
     return order

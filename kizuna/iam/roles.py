@@ -27,6 +27,23 @@ _VIEW_ALL = [
     "catalog.view_category",
     "commerce.view_order",
     "commerce.view_refund",
+    "loyalty.view_programme",
+    "loyalty.view_account",
+    "loyalty.view_ledgerentry",
+    "loyalty.view_reward",
+    "loyalty.view_coupondefinition",
+]
+_LOYALTY_SERVE = [  # serving members at the counter or on the phone
+    "loyalty.add_redemption",
+    "loyalty.add_couponuse",
+]
+_LOYALTY_MANAGE = [
+    *_LOYALTY_SERVE,
+    "loyalty.add_reward",
+    "loyalty.change_reward",
+    "loyalty.add_coupondefinition",
+    "loyalty.change_coupondefinition",
+    "loyalty.add_coupon",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -52,6 +69,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "iam.add_apikey",
         "iam.change_apikey",
         "auditlog.view_logentry",
+        *_LOYALTY_MANAGE,
+        "loyalty.change_programme",
+        "loyalty.add_ledgerentry",
     ],
     Role.MARKETER: [
         *_VIEW_ALL,
@@ -62,6 +82,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.add_event",
         "catalog.add_product",
         "catalog.change_product",
+        *_LOYALTY_MANAGE,
     ],
     Role.ANALYST: [*_VIEW_ALL],
     Role.SUPPORT: [
@@ -71,5 +92,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.add_consententry",
         "customers.add_event",
         "commerce.add_refund",
+        *_LOYALTY_SERVE,
     ],
 }

@@ -1,0 +1,22 @@
+from django.apps import AppConfig
+
+
+class LoyaltyConfig(AppConfig):
+    name = "kizuna.loyalty"
+    label = "loyalty"
+    verbose_name = "Loyalty"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from kizuna.core import events as bus
+        from kizuna.loyalty import models, services
+
+        auditlog.register(models.Programme)
+        auditlog.register(models.Tier)
+        auditlog.register(models.Reward)
+        auditlog.register(models.CouponDefinition)
+        bus.subscribe("order.placed", services.on_order_placed)
+        bus.subscribe("order.refunded", services.on_order_refunded)
+        bus.subscribe(bus.WILDCARD, services.on_engagement_event)
+        bus.subscribe("customer.merged", services.customer_merged, in_transaction=True)

@@ -1,0 +1,368 @@
+"""Set-based writes for batches: earning for many orders at once (imports, the demo), and
+the pieces the monthly expiry and tier evaluation use. The same ledger rules as the
+services: one entry per movement, lots with their allocations, balances moved by deltas
+under row locks, idempotency keys unique."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connections, router, transaction
+
+from kizuna.catalog.models import Product
+from kizuna.core.bulk import allocate_ids, batched, table_insert
+from kizuna.core.timeutil import JST
+from kizuna.customers.bulk import EventRow, events_insert
+from kizuna.loyalty import rules
+from kizuna.loyalty.models import (
+    Account,
+    EntryKind,
+    EntrySource,
+    LedgerEntry,
+    Lot,
+    LotKind,
+)
+
+ENTRY_FIELDS = [
+    "id",
+    "account",
+    "kind",
+    "points",
+    "balance_after",
+    "spend_minor",
+    "idempotency_key",
+    "payload_hash",
+    "reason",
+    "source",
+    "source_ref",
+    "allocations",
+    "occurred_at",
+    "created_at",
+]
+LOT_FIELDS = [
+    "id",
+    "account",
+    "entry",
+    "kind",
+    "points",
+    "remaining",
+    "value_per_point",
+    "earned_at",
+    "expires_on",
+]
+Progress = Callable[[int], None]
+
+
+def _connection() -> Any:
+    return connections[router.db_for_write(LedgerEntry)]
+
+
+def copy_rows(model: type[Any], fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Insert rows (tuples in `fields` order): COPY on PostgreSQL, batched INSERT elsewhere."""
+    connection = _connection()
+    if connection.vendor != "postgresql":
+        return table_insert(model, fields, rows)
+    meta = model._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in fields)
+    json_at = {
+        i for i, f in enumerate(fields) if meta.get_field(f).get_internal_type() == "JSONField"
+    }
+    written = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        sql = f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN"
+        with raw.copy(sql) as copy:
+            for row in rows:
+                if json_at:
+                    row = [json.dumps(v) if i in json_at else v for i, v in enumerate(row)]
+                copy.write_row(row)
+                written += 1
+    return written
+
+
+def update_balances(deltas: Sequence[tuple[int, int]]) -> None:
+    """balance += delta for each (account id, delta); the accounts are locked by the caller."""
+    connection = _connection()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for chunk in batched(deltas, 100_000):
+                cursor.execute(
+                    "UPDATE loyalty_account AS a SET balance = a.balance + u.d "
+                    "FROM unnest(%s::bigint[], %s::bigint[]) AS u(id, d) WHERE a.id = u.id",
+                    [[c[0] for c in chunk], [c[1] for c in chunk]],
+                )
+        else:
+            cursor.executemany(
+                "UPDATE loyalty_account SET balance = balance + %s WHERE id = %s",
+                [(d, a) for a, d in deltas],
+            )
+
+
+def update_tiers(changes: Sequence[tuple[int, int | None, int, date | None]], today: date) -> int:
+    """Set (tier, qualifying value, kept-until) per account id."""
+    connection = _connection()
+    adapt = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for chunk in batched(changes, 100_000):
+                cursor.execute(
+                    "UPDATE loyalty_account AS a SET tier_id = u.t, tier_value = u.v, "
+                    "tier_kept_until = u.k, tier_evaluated_on = %s "
+                    "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::date[]) "
+                    "AS u(id, t, v, k) WHERE a.id = u.id",
+                    [
+                        today,
+                        [c[0] for c in chunk],
+                        [c[1] for c in chunk],
+                        [c[2] for c in chunk],
+                        [c[3] for c in chunk],
+                    ],
+                )
+        else:
+            cursor.executemany(
+                "UPDATE loyalty_account SET tier_id = %s, tier_value = %s, tier_kept_until = %s, "
+                "tier_evaluated_on = %s WHERE id = %s",
+                [(t, v, adapt(k), adapt(today), a) for a, t, v, k in changes],
+            )
+    return len(changes)
+
+
+def insert_events(type: str, rows: Sequence[tuple[int, str, dict[str, Any]]], at: datetime) -> int:
+    """Timeline events for a batch: (customer id, message id, properties)."""
+    return events_insert(
+        EventRow(type=type, customer_id=c, occurred_at=at, properties=p, message_id=m)
+        for c, m, p in rows
+    )
+
+
+def insert_entries(rows: Sequence[dict[str, Any]], *, event_type: str = "") -> None:
+    """Entries given as dicts (without ids); with `event_type`, one timeline event each."""
+    ids = allocate_ids(LedgerEntry, len(rows))
+    stamp = datetime.now(tz=JST)
+    copy_rows(
+        LedgerEntry,
+        ENTRY_FIELDS,
+        (
+            (
+                entry_id,
+                r["account_id"],
+                r["kind"],
+                r["points"],
+                r["balance_after"],
+                r["spend_minor"],
+                r["idempotency_key"],
+                r["payload_hash"],
+                r["reason"],
+                r["source"],
+                r["source_ref"],
+                r["allocations"],
+                r["occurred_at"],
+                stamp,
+            )
+            for entry_id, r in zip(ids, rows, strict=True)
+        ),
+    )
+    if event_type:
+        customers = (
+            dict(
+                Account.objects.filter(pk__in={r["account_id"] for r in rows}).values_list(
+                    "pk", "customer_id"
+                )
+            )
+            if len(rows) < 50_000
+            else dict(Account.objects.values_list("pk", "customer_id"))
+        )
+        insert_events(
+            event_type,
+            [
+                (
+                    customers[r["account_id"]],
+                    f"{event_type}:{entry_id}",
+                    {"entry_id": entry_id, "points": r["points"], "balance": r["balance_after"]},
+                )
+                for entry_id, r in zip(ids, rows, strict=True)
+            ],
+            rows[0]["occurred_at"] if rows else stamp,
+        )
+
+
+@dataclass(frozen=True)
+class OrderEarnRow:
+    customer_id: int
+    order_id: int
+    number: str
+    total: int
+    placed_at: datetime
+    lines: Sequence[tuple[str, int]] = field(default_factory=tuple)  # (sku, line total)
+
+
+def accounts_ensure(customer_ids: Iterable[int]) -> dict[int, int]:
+    """Account id per customer id, creating the missing accounts in bulk."""
+    from kizuna.loyalty.services import member_number
+
+    wanted = set(customer_ids)
+    have = dict(Account.objects.values_list("customer_id", "pk")) if wanted else {}
+    missing = sorted(wanted - set(have))
+    if missing:
+        stamp = datetime.now(tz=JST)
+        ids = allocate_ids(Account, len(missing))
+        copy_rows(
+            Account,
+            ["id", "customer", "member_number", "balance", "tier_value", "created_at"],
+            (
+                (account_id, cid, member_number(cid), 0, 0, stamp)
+                for account_id, cid in zip(ids, missing, strict=True)
+            ),
+        )
+        have.update(zip(missing, ids, strict=True))
+    return {c: have[c] for c in wanted}
+
+
+def points_earn_batch(
+    rows: Sequence[OrderEarnRow], *, events: bool = False, progress: Progress | None = None
+) -> tuple[int, int]:
+    """Earn points for many orders in one transaction: (entries written, points).
+    Orders that already earned are skipped, so a batch can be re-run."""
+    from kizuna.loyalty.services import earn_rules, payload_hash, programme_get, tier_rules
+
+    programme = programme_get()
+    earn = earn_rules(programme)
+    multipliers = {t.id: t.multiplier for t in tier_rules(programme)}
+    campaigns = list(programme.campaigns.values_list("starts_at", "ends_at", "multiplier"))
+    categories: dict[str, str] = dict(
+        Product.objects.filter(category__isnull=False).values_list("sku", "category__slug")
+    )
+    value = programme.point_value
+    with transaction.atomic():
+        account_of = accounts_ensure(r.customer_id for r in rows)
+        locked: dict[int, tuple[int, int | None]] = {}
+        for chunk in batched(sorted(set(account_of.values())), 50_000):
+            for pk, balance, tier in (
+                Account.objects.select_for_update()
+                .filter(pk__in=chunk)
+                .order_by("pk")
+                .values_list("pk", "balance", "tier_id")
+            ):
+                locked[pk] = (balance, tier)
+        done: set[str] = set(
+            LedgerEntry.objects.filter(kind=EntryKind.EARN, source=EntrySource.ORDER).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        balances = {pk: b for pk, (b, _t) in locked.items()}
+        entries: list[tuple[Any, ...]] = []
+        lots: list[tuple[Any, ...]] = []
+        expiry_memo: dict[date, date | None] = {}
+        ordered = sorted(rows, key=lambda r: (r.placed_at, r.order_id))
+        for row in ordered:
+            key = f"earn:order:{row.order_id}"
+            if key in done or row.total <= 0:
+                continue
+            account_id = account_of[row.customer_id]
+            tier_id = locked[account_id][1]
+            campaign = Decimal(1)
+            for starts, ends, mult in campaigns:
+                if starts <= row.placed_at < ends:
+                    campaign = max(campaign, mult)
+            points = rules.order_points(
+                total=row.total,
+                lines=[rules.Line(sku, categories.get(sku, ""), t) for sku, t in row.lines],
+                rules=earn,
+                tier_multiplier=multipliers.get(tier_id, Decimal(1)) if tier_id else Decimal(1),
+                campaign_multiplier=campaign,
+            )
+            if points <= 0:
+                continue
+            done.add(key)
+            before = balances[account_id]
+            lot_points = points - max(0, -before) if before < 0 else points
+            balances[account_id] = before + points
+            day = row.placed_at.astimezone(JST).date()
+            if day not in expiry_memo:
+                expiry_memo[day] = rules.expiry_date(day, programme.expiry_months)
+            entries.append(
+                (account_id, points, before + points, row, key, lot_points, expiry_memo[day])
+            )
+        entry_ids = allocate_ids(LedgerEntry, len(entries))
+        lot_count = sum(1 for e in entries if e[5] > 0)
+        lot_ids = iter(allocate_ids(Lot, lot_count))
+        stamp = datetime.now(tz=JST)
+        entry_rows = []
+        for entry_id, (account_id, points, after, row, key, lot_points, expires) in zip(
+            entry_ids, entries, strict=True
+        ):
+            lot_id = next(lot_ids) if lot_points > 0 else None
+            entry_rows.append(
+                (
+                    entry_id,
+                    account_id,
+                    EntryKind.EARN.value,
+                    points,
+                    after,
+                    row.total,
+                    key,
+                    payload_hash({"order": row.order_id, "total": row.total}),
+                    f"Order {row.number}"[:200],
+                    EntrySource.ORDER.value,
+                    f"order:{row.order_id}",
+                    [[lot_id, lot_points]] if lot_id else [],
+                    row.placed_at,
+                    stamp,
+                )
+            )
+            if lot_id:
+                lots.append(
+                    (
+                        lot_id,
+                        account_id,
+                        entry_id,
+                        LotKind.FREE.value,
+                        lot_points,
+                        lot_points,
+                        value,
+                        row.placed_at,
+                        expires,
+                    )
+                )
+            if progress is not None and len(entry_rows) % 10_000 == 0:
+                progress(10_000)
+        copy_rows(LedgerEntry, ENTRY_FIELDS, entry_rows)
+        copy_rows(Lot, LOT_FIELDS, lots)
+        deltas: dict[int, int] = {}
+        total_points = 0
+        for account_id, points, *_rest in entries:
+            deltas[account_id] = deltas.get(account_id, 0) + points
+            total_points += points
+        update_balances(sorted(deltas.items()))
+        if events:
+            customer_of = {a: c for c, a in account_of.items()}
+            insert_events_at(
+                "points.earned",
+                [
+                    (
+                        customer_of[r[1]],
+                        f"points.earned:{r[0]}",
+                        {
+                            "entry_id": r[0],
+                            "points": r[3],
+                            "balance": r[4],
+                            "order_id": int(r[10].split(":")[1]),
+                        },
+                        r[12],
+                    )
+                    for r in entry_rows
+                ],
+            )
+    return len(entry_rows), total_points
+
+
+def insert_events_at(type: str, rows: Sequence[tuple[int, str, dict[str, Any], datetime]]) -> int:
+    return events_insert(
+        EventRow(type=type, customer_id=c, occurred_at=at, properties=p, message_id=m)
+        for c, m, p, at in rows
+    )

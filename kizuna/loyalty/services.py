@@ -1,0 +1,1174 @@
+"""Writes of the loyalty programme. Every change of points is one ledger entry written in
+the same transaction as the balance and lot projections it moves, under the account's row
+lock, with its idempotency key claimed by a unique constraint in that transaction.
+
+Lock order everywhere: accounts (by id) → reward / coupon definition → coupon → lots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+from django.utils.translation import gettext as _
+
+from kizuna.catalog.models import Product
+from kizuna.core import events as bus
+from kizuna.core.audit import acting_as
+from kizuna.core.bulk import allocate_ids
+from kizuna.core.timeutil import local_date, now
+from kizuna.customers.models import Customer
+from kizuna.customers.services import event_record
+from kizuna.loyalty import rules
+from kizuna.loyalty.models import (
+    Account,
+    Coupon,
+    CouponDefinition,
+    CouponKind,
+    CouponUse,
+    EntryKind,
+    EntrySource,
+    LedgerEntry,
+    Lot,
+    LotKind,
+    Programme,
+    Redemption,
+    Reward,
+)
+
+MAX_POINTS = 10**9
+KEY_MAX = 120
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+OWN_EVENT_PREFIXES = ("points.", "tier.", "coupon.")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_key(key: str, errors: dict[str, list[str]]) -> None:
+    if not isinstance(key, str) or not key or len(key) > KEY_MAX:
+        errors.setdefault("idempotency_key", []).append(
+            _("An idempotency key of 1 to %(n)d characters is required.") % {"n": KEY_MAX}
+        )
+
+
+def _raise(errors: dict[str, list[str]]) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+def _replayed(key: str, digest: str) -> LedgerEntry | None:
+    """The entry already written under `key` when the payload is the same; an error when the
+    key was used for something else."""
+    existing = LedgerEntry.objects.filter(idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.payload_hash != digest:
+        raise ValidationError(
+            {"idempotency_key": [_("This idempotency key was already used for another request.")]}
+        )
+    return existing
+
+
+def programme_get() -> Programme:
+    """The programme (created with defaults the first time)."""
+    programme = Programme.objects.order_by("id").first()
+    if programme is None:
+        programme, _created = Programme.objects.get_or_create(
+            id=1, defaults={"name": "Loyalty programme"}
+        )
+    return programme
+
+
+def programme_active() -> Programme | None:
+    """The programme if the business has set one up (reactions to events do nothing
+    before that)."""
+    return Programme.objects.order_by("id").first()
+
+
+def member_number(customer_id: int) -> str:
+    """'K' + 9 digits + a Luhn check digit: printable, short, typo-detecting."""
+    body = f"{customer_id:09d}"
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return f"K{body}{(10 - total % 10) % 10}"
+
+
+def account_for(customer: Customer | int) -> Account:
+    customer_id = customer if isinstance(customer, int) else customer.pk
+    account = Account.objects.filter(customer_id=customer_id).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return Account.objects.create(
+                customer_id=customer_id, member_number=member_number(customer_id)
+            )
+    except IntegrityError:
+        return Account.objects.get(customer_id=customer_id)
+
+
+def _lock(*account_ids: int) -> dict[int, Account]:
+    return {
+        a.pk: a
+        for a in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")
+    }
+
+
+@dataclass(frozen=True)
+class LotSpec:
+    points: int
+    kind: str = LotKind.FREE
+    value_per_point: Decimal = Decimal(1)
+    expires_on: date | None = None
+    earned_at: datetime | None = None
+
+
+def _credit(
+    account: Account,
+    *,
+    kind: str,
+    lots: Sequence[LotSpec],
+    key: str,
+    digest: str,
+    reason: str,
+    source: str,
+    source_ref: str = "",
+    staff: Any = None,
+    occurred_at: datetime,
+    spend_minor: int = 0,
+) -> LedgerEntry:
+    """Add points (account locked by the caller). Points first pay off a negative balance;
+    the rest become lots."""
+    points = sum(spec.points for spec in lots)
+    debt = max(0, -account.balance)
+    specs: list[LotSpec] = []
+    for spec in lots:
+        pay = min(debt, spec.points)
+        debt -= pay
+        if spec.points - pay > 0:
+            specs.append(
+                LotSpec(
+                    spec.points - pay,
+                    spec.kind,
+                    spec.value_per_point,
+                    spec.expires_on,
+                    spec.earned_at,
+                )
+            )
+    lot_ids = allocate_ids(Lot, len(specs))
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        points=points,
+        balance_after=account.balance + points,
+        spend_minor=spend_minor,
+        idempotency_key=key,
+        payload_hash=digest,
+        reason=reason[:200],
+        source=source,
+        source_ref=source_ref[:100],
+        staff=staff,
+        allocations=[[lot_id, spec.points] for lot_id, spec in zip(lot_ids, specs, strict=True)],
+        occurred_at=occurred_at,
+    )
+    Lot.objects.bulk_create(
+        [
+            Lot(
+                id=lot_id,
+                account=account,
+                entry=entry,
+                kind=spec.kind,
+                points=spec.points,
+                remaining=spec.points,
+                value_per_point=spec.value_per_point,
+                earned_at=spec.earned_at or occurred_at,
+                expires_on=spec.expires_on,
+            )
+            for lot_id, spec in zip(lot_ids, specs, strict=True)
+        ]
+    )
+    Account.objects.filter(pk=account.pk).update(balance=F("balance") + points)
+    account.balance += points
+    return entry
+
+
+def _open_lots(account: Account) -> list[rules.OpenLot]:
+    return [
+        rules.OpenLot(lot_id, remaining, expires_on, earned_at)
+        for lot_id, remaining, expires_on, earned_at in Lot.objects.filter(
+            account=account, remaining__gt=0
+        ).values_list("id", "remaining", "expires_on", "earned_at")
+    ]
+
+
+def _debit(
+    account: Account,
+    *,
+    kind: str,
+    points: int,
+    key: str,
+    digest: str,
+    reason: str,
+    source: str,
+    source_ref: str = "",
+    staff: Any = None,
+    occurred_at: datetime,
+    spend_minor: int = 0,
+    allow_negative: bool = False,
+    field: str = "points",
+) -> LedgerEntry:
+    """Take `points` (> 0) FIFO from the lots (account locked by the caller). Without
+    `allow_negative` the balance must cover them: the UPDATE's `balance >= n` guard and the
+    lots' check constraints refuse an overspend even if a caller forgot the lock."""
+    available = max(0, account.balance)
+    if points > available and not allow_negative:
+        raise ValidationError(
+            {field: [_("Only %(n)d points are available.") % {"n": account.balance}]}
+        )
+    from_lots = min(points, available)
+    taken = rules.fifo_allocate(_open_lots(account), from_lots) if from_lots else []
+    guard = Q(pk=account.pk) if allow_negative else Q(pk=account.pk, balance__gte=points)
+    if Account.objects.filter(guard).update(balance=F("balance") - points) != 1:
+        raise ValidationError({field: [_("Not enough points.")]})
+    for lot_id, take in taken:
+        if (
+            Lot.objects.filter(pk=lot_id, remaining__gte=take).update(
+                remaining=F("remaining") - take
+            )
+            != 1
+        ):
+            raise ValidationError({field: [_("Not enough points.")]})
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        points=-points,
+        balance_after=account.balance - points,
+        spend_minor=spend_minor,
+        idempotency_key=key,
+        payload_hash=digest,
+        reason=reason[:200],
+        source=source,
+        source_ref=source_ref[:100],
+        staff=staff,
+        allocations=[[lot_id, -take] for lot_id, take in taken],
+        occurred_at=occurred_at,
+    )
+    account.balance -= points
+    return entry
+
+
+def _entry_event(entry: LedgerEntry, customer_id: int, type: str, extra: dict[str, Any]) -> None:
+    customer = Customer.objects.get(pk=customer_id)
+    event_record(
+        type=type,
+        customer=customer,
+        occurred_at=entry.occurred_at,
+        message_id=f"{type}:{entry.pk}",
+        properties={
+            "entry_id": entry.pk,
+            "points": entry.points,
+            "balance": entry.balance_after,
+            "reason": entry.reason,
+            **extra,
+        },
+    )
+
+
+def _staff(actor: AbstractBaseUser | None) -> Any:
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+# --- earning ------------------------------------------------------------------------------
+
+
+def earn_rules(programme: Programme) -> rules.EarnRules:
+    return rules.EarnRules(
+        earn_points=programme.earn_points,
+        earn_per_yen=programme.earn_per_yen,
+        rounding=programme.rounding,
+        category_multipliers={
+            k: Decimal(str(v)) for k, v in programme.category_multipliers.items()
+        },
+        product_multipliers={k: Decimal(str(v)) for k, v in programme.product_multipliers.items()},
+    )
+
+
+def campaign_multiplier(programme: Programme, at: datetime) -> Decimal:
+    best = Decimal(1)
+    for multiplier in programme.campaigns.filter(starts_at__lte=at, ends_at__gt=at).values_list(
+        "multiplier", flat=True
+    ):
+        best = max(best, multiplier)
+    return best
+
+
+@transaction.atomic
+def points_earn_for_order(
+    *,
+    customer_id: int,
+    order_id: int,
+    number: str,
+    total: int,
+    currency: str = "JPY",
+    lines: Sequence[dict[str, Any]] = (),
+    placed_at: datetime | None = None,
+) -> LedgerEntry | None:
+    """Points for a placed order (idempotent on the order). Non-yen orders earn nothing."""
+    if currency != "JPY" or total <= 0:
+        return None
+    key = f"earn:order:{order_id}"
+    digest = payload_hash({"order": order_id, "total": total})
+    if (existing := _replayed(key, digest)) is not None:
+        return existing
+    programme = programme_get()
+    placed_at = placed_at or now()
+    account_id = account_for(customer_id).pk
+    account = _lock(account_id)[account_id]
+    skus = [str(line.get("sku", "")) for line in lines]
+    categories = dict(Product.objects.filter(sku__in=skus).values_list("sku", "category__slug"))
+    parsed = [
+        rules.Line(
+            sku=str(line.get("sku", "")),
+            category=categories.get(str(line.get("sku", ""))) or "",
+            total=int(line.get("total", 0)),
+        )
+        for line in lines
+    ]
+    tier_multiplier = account.tier.earn_multiplier if account.tier is not None else Decimal(1)
+    points = rules.order_points(
+        total=total,
+        lines=parsed,
+        rules=earn_rules(programme),
+        tier_multiplier=tier_multiplier,
+        campaign_multiplier=campaign_multiplier(programme, placed_at),
+    )
+    if points <= 0:
+        return None
+    # ASBJ No. 29: the points' share of the sale is their stand-alone value.
+    entry = _credit(
+        account,
+        kind=EntryKind.EARN,
+        lots=[
+            LotSpec(
+                points,
+                LotKind.FREE,
+                programme.point_value,
+                rules.expiry_date(local_date(placed_at), programme.expiry_months),
+                placed_at,
+            )
+        ],
+        key=key,
+        digest=digest,
+        reason=_("Order %(n)s") % {"n": number},
+        source=EntrySource.ORDER,
+        source_ref=f"order:{order_id}",
+        occurred_at=placed_at,
+        spend_minor=total,
+    )
+    _entry_event(entry, customer_id, "points.earned", {"order_id": order_id, "number": number})
+    return entry
+
+
+@transaction.atomic
+def points_reverse_for_refund(
+    *, customer_id: int, order_id: int, amount: int, refund_ref: str, reason: str = ""
+) -> LedgerEntry | None:
+    """Take back the refunded share of an order's points (idempotent on the refund)."""
+    earn = LedgerEntry.objects.filter(idempotency_key=f"earn:order:{order_id}").first()
+    if earn is None or amount <= 0:
+        return None
+    key = f"reversal:{refund_ref}"
+    digest = payload_hash({"order": order_id, "amount": amount})
+    if (existing := _replayed(key, digest)) is not None:
+        return existing
+    account = _lock(earn.account_id)[earn.account_id]
+    refunded_before = -(
+        LedgerEntry.objects.filter(
+            kind=EntryKind.REVERSAL, source_ref=f"order:{order_id}"
+        ).aggregate(s=Sum("spend_minor"))["s"]
+        or 0
+    )
+    total = earn.spend_minor
+    amount = min(amount, max(0, total - refunded_before))
+    points = rules.refund_reversal(
+        earned=earn.points, total=total, refunded_before=refunded_before, amount=amount
+    )
+    programme = programme_get()
+    if not programme.allow_negative:
+        points = min(points, max(0, account.balance))
+    if points <= 0 and amount <= 0:
+        return None
+    if points <= 0:
+        return None
+    entry = _debit(
+        account,
+        kind=EntryKind.REVERSAL,
+        points=points,
+        key=key,
+        digest=digest,
+        reason=reason or _("Refund of %(ref)s") % {"ref": earn.reason},
+        source=EntrySource.ORDER,
+        source_ref=f"order:{order_id}",
+        occurred_at=now(),
+        spend_minor=-amount,
+        allow_negative=programme.allow_negative,
+    )
+    _entry_event(entry, customer_id, "points.reversed", {"order_id": order_id})
+    return entry
+
+
+@transaction.atomic
+def points_award(
+    *,
+    customer: Customer,
+    points: int,
+    idempotency_key: str,
+    reason: str,
+    source: str = EntrySource.EVENT,
+    source_ref: str = "",
+    kind: str = LotKind.FREE,
+    value_per_point: Decimal | None = None,
+    actor: AbstractBaseUser | None = None,
+    occurred_at: datetime | None = None,
+) -> LedgerEntry:
+    """Give points (engagement events, goodwill, paid points bought for money)."""
+    errors: dict[str, list[str]] = {}
+    _check_key(idempotency_key, errors)
+    if not _whole(points) or points <= 0 or points > MAX_POINTS:
+        errors["points"] = [_("Points must be a whole number from 1 to %(n)d.") % {"n": MAX_POINTS}]
+    if kind not in LotKind.values:
+        errors["kind"] = [_("Choose free or paid points.")]
+    _raise(errors)
+    digest = payload_hash({"award": points, "customer": customer.pk, "kind": kind})
+    if (existing := _replayed(idempotency_key, digest)) is not None:
+        return existing
+    programme = programme_get()
+    at = occurred_at or now()
+    account_id = account_for(customer).pk
+    account = _lock(account_id)[account_id]
+    # Paid points are prepaid instruments: they do not expire by the programme's rule.
+    expires = (
+        None if kind == LotKind.PAID else rules.expiry_date(local_date(at), programme.expiry_months)
+    )
+    with acting_as(actor):
+        entry = _credit(
+            account,
+            kind=EntryKind.EARN if source != EntrySource.STAFF else EntryKind.ADJUST,
+            lots=[LotSpec(points, kind, value_per_point or programme.point_value, expires, at)],
+            key=idempotency_key,
+            digest=digest,
+            reason=reason,
+            source=source,
+            source_ref=source_ref,
+            staff=_staff(actor),
+            occurred_at=at,
+        )
+    _entry_event(entry, customer.pk, "points.earned", {"source": source})
+    return entry
+
+
+@transaction.atomic
+def points_adjust(
+    *,
+    customer: Customer,
+    points: int,
+    idempotency_key: str,
+    reason: str,
+    actor: AbstractBaseUser | None,
+) -> LedgerEntry:
+    """A staff correction, positive or negative, with a reason. Never below zero."""
+    errors: dict[str, list[str]] = {}
+    _check_key(idempotency_key, errors)
+    if not _whole(points) or points == 0 or abs(points) > MAX_POINTS:
+        errors["points"] = [_("Points must be a non-zero whole number.")]
+    if not reason or not reason.strip():
+        errors["reason"] = [_("Say why the points are adjusted.")]
+    _raise(errors)
+    if points > 0:
+        return points_award(
+            customer=customer,
+            points=points,
+            idempotency_key=idempotency_key,
+            reason=reason,
+            source=EntrySource.STAFF,
+            actor=actor,
+        )
+    digest = payload_hash({"adjust": points, "customer": customer.pk})
+    if (existing := _replayed(idempotency_key, digest)) is not None:
+        return existing
+    account_id = account_for(customer).pk
+    account = _lock(account_id)[account_id]
+    with acting_as(actor):
+        entry = _debit(
+            account,
+            kind=EntryKind.ADJUST,
+            points=-points,
+            key=idempotency_key,
+            digest=digest,
+            reason=reason,
+            source=EntrySource.STAFF,
+            staff=_staff(actor),
+            occurred_at=now(),
+        )
+    _entry_event(entry, customer.pk, "points.adjusted", {})
+    return entry
+
+
+# --- rewards ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def reward_redeem(
+    *,
+    customer: Customer,
+    reward: Reward,
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+) -> Redemption:
+    """Exchange points for a reward. Retrying with the same key returns the same
+    redemption; the balance and the stock can never be overspent."""
+    errors: dict[str, list[str]] = {}
+    _check_key(idempotency_key, errors)
+    _raise(errors)
+    digest = payload_hash({"reward": reward.pk, "customer": customer.pk})
+    if (existing := _replayed(idempotency_key, digest)) is not None:
+        return existing.redemption
+    at = now()
+    account_id = account_for(customer).pk
+    account = _lock(account_id)[account_id]
+    locked = Reward.objects.select_for_update().get(pk=reward.pk)
+    if not locked.active or (locked.valid_from and at < locked.valid_from):
+        raise ValidationError({"reward": [_("This reward is not available.")]})
+    if locked.valid_until and at >= locked.valid_until:
+        raise ValidationError({"reward": [_("This reward has ended.")]})
+    eligible = list(locked.eligible_tiers.values_list("pk", flat=True))
+    if eligible and account.tier_id not in eligible:
+        raise ValidationError({"reward": [_("This reward is not available at your tier.")]})
+    taken = Reward.objects.filter(pk=locked.pk, stock__gte=1).update(stock=F("stock") - 1)
+    if locked.stock is not None and taken != 1:
+        raise ValidationError({"reward": [_("This reward is out of stock.")]})
+    with acting_as(actor):
+        entry = _debit(
+            account,
+            kind=EntryKind.REDEEM,
+            points=locked.points_price,
+            key=idempotency_key,
+            digest=digest,
+            reason=_("Reward: %(r)s") % {"r": locked.name},
+            source=EntrySource.REWARD,
+            source_ref=f"reward:{locked.code}",
+            staff=_staff(actor),
+            occurred_at=at,
+        )
+        redemption = Redemption.objects.create(
+            account=account, reward=locked, entry=entry, points=locked.points_price
+        )
+    _entry_event(entry, customer.pk, "points.redeemed", {"reward": locked.code})
+    return redemption
+
+
+# --- expiry and tiers (monthly) -----------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    accounts: int = 0
+    entries: int = 0
+    points: int = 0
+
+
+def _expire_chunk(ids: list[int], today: date, at: datetime) -> BatchResult:
+    from kizuna.loyalty.bulk import insert_entries, update_balances
+
+    result = BatchResult()
+    with transaction.atomic():
+        balances = dict(
+            Account.objects.select_for_update()
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", "balance")
+        )
+        due: dict[int, list[tuple[int, int]]] = {}
+        for lot_id, account_id, remaining in (
+            Lot.objects.filter(account_id__in=ids, expires_on__lt=today, remaining__gt=0)
+            .order_by("account_id", "expires_on", "id")
+            .values_list("id", "account_id", "remaining")
+        ):
+            due.setdefault(account_id, []).append((lot_id, remaining))
+        if not due:
+            return result
+        rows = []
+        deltas = []
+        stamp = today.isoformat()
+        for account_id, lots in due.items():
+            points = sum(r for _lot, r in lots)
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "kind": EntryKind.EXPIRE,
+                    "points": -points,
+                    "balance_after": balances[account_id] - points,
+                    "spend_minor": 0,
+                    "idempotency_key": f"expire:{account_id}:{stamp}",
+                    "payload_hash": payload_hash({"expire": stamp, "points": points}),
+                    "reason": "Expired",
+                    "source": EntrySource.SYSTEM,
+                    "source_ref": "",
+                    "allocations": [[lot_id, -r] for lot_id, r in lots],
+                    "occurred_at": at,
+                }
+            )
+            deltas.append((account_id, -points))
+            result.points += points
+        Lot.objects.filter(account_id__in=ids, expires_on__lt=today, remaining__gt=0).update(
+            remaining=0
+        )
+        update_balances(deltas)
+        insert_entries(rows, event_type="points.expired")
+        result.accounts = len(due)
+        result.entries = len(rows)
+    return result
+
+
+def points_expire(*, today: date | None = None, chunk: int = 20_000) -> BatchResult:
+    """Expire every lot whose date has passed: one `expire` entry per account, in chunks
+    of accounts, each chunk one transaction holding its accounts' row locks. Idempotent
+    per day (the key names the account and the date)."""
+    today = today or local_date(now())
+    at = now()
+    account_ids = list(
+        Lot.objects.filter(expires_on__lt=today, remaining__gt=0)
+        .order_by("account_id")
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    total = BatchResult()
+    for start in range(0, len(account_ids), chunk):
+        part = _expire_chunk(account_ids[start : start + chunk], today, at)
+        total.accounts += part.accounts
+        total.entries += part.entries
+        total.points += part.points
+    return total
+
+
+def tier_rules(programme: Programme) -> list[rules.TierRule]:
+    return [
+        rules.TierRule(t.pk, t.rank, t.threshold, t.earn_multiplier) for t in programme.tiers.all()
+    ]
+
+
+def tiers_evaluate(*, today: date | None = None) -> BatchResult:
+    """Re-evaluate every member's tier from the rolling window (spend or points earned),
+    applying the grace rule; changes are recorded as `tier.changed` events."""
+    from kizuna.loyalty.bulk import insert_events, update_tiers
+
+    today = today or local_date(now())
+    programme = programme_get()
+    tiers = tier_rules(programme)
+    by_id = {t.id: t for t in tiers}
+    since = rules.months_back(today, programme.tier_window_months)
+    value_field = "spend_minor" if programme.tier_basis == "spend" else "points"
+    kinds = [EntryKind.EARN, EntryKind.REVERSAL]
+    values = dict(
+        LedgerEntry.objects.filter(
+            kind__in=kinds, occurred_at__date__gte=since, source=EntrySource.ORDER
+        )
+        .values_list("account_id")
+        .annotate(v=Sum(value_field))
+        .values_list("account_id", "v")
+    )
+    result = BatchResult()
+    at = now()
+    with transaction.atomic():
+        changes: list[tuple[int, int | None, int, date | None]] = []
+        events: list[tuple[int, dict[str, Any]]] = []
+        for account_id, customer_id, tier_id, kept_until, old_value in (
+            Account.objects.select_for_update()
+            .order_by("pk")
+            .values_list("pk", "customer_id", "tier_id", "tier_kept_until", "tier_value")
+        ):
+            value = max(0, int(values.get(account_id) or 0))
+            current = by_id.get(tier_id) if tier_id else None
+            new, keep = rules.evaluate_tier(
+                current=current,
+                value=value,
+                tiers=tiers,
+                kept_until=kept_until,
+                today=today,
+                grace_months=programme.tier_grace_months,
+            )
+            new_id = new.id if new else None
+            if new_id != tier_id or keep != kept_until or value != old_value:
+                changes.append((account_id, new_id, value, keep))
+            if new_id != tier_id:
+                events.append(
+                    (
+                        customer_id,
+                        {
+                            "from": tier_id,
+                            "to": new_id,
+                            "value": value,
+                            "message_id": f"tier.changed:{account_id}:{today.isoformat()}",
+                        },
+                    )
+                )
+        result.accounts = update_tiers(changes, today)
+        names = {t.pk: t.code for t in programme.tiers.all()}
+        insert_events(
+            "tier.changed",
+            [
+                (
+                    customer_id,
+                    props.pop("message_id"),
+                    {
+                        "from": names.get(props["from"]) if props["from"] else None,
+                        "to": names.get(props["to"]) if props["to"] else None,
+                        "value": props["value"],
+                    },
+                )
+                for customer_id, props in events
+            ],
+            at,
+        )
+        result.entries = len(events)
+    return result
+
+
+# --- merge --------------------------------------------------------------------------------
+
+
+def customer_merged(event: bus.DomainEvent) -> None:
+    """In the merge's transaction: move the merged customer's points to the survivor."""
+    survivor_id = int(event.properties["survivor_id"])
+    merged_id = int(event.properties["merged_id"])
+    points_transfer_on_merge(survivor_id=survivor_id, merged_id=merged_id)
+
+
+@transaction.atomic
+def points_transfer_on_merge(
+    *, survivor_id: int, merged_id: int
+) -> tuple[LedgerEntry, LedgerEntry] | None:
+    merged = Account.objects.filter(customer_id=merged_id).first()
+    if merged is None:
+        return None
+    survivor_account = account_for(survivor_id)
+    locked = _lock(merged.pk, survivor_account.pk)
+    merged, survivor = locked[merged.pk], locked[survivor_account.pk]
+    out_key = f"merge:{merged_id}:into:{survivor_id}:out"
+    in_key = f"merge:{merged_id}:into:{survivor_id}:in"
+    digest = payload_hash({"merge": [merged_id, survivor_id]})
+    if (done := _replayed(out_key, digest)) is not None:
+        return done, LedgerEntry.objects.get(idempotency_key=in_key)
+    at = now()
+    # Keep the better tier.
+    if merged.tier_id and (
+        survivor.tier_id is None or merged.tier.rank > survivor.tier.rank  # type: ignore[union-attr]
+    ):
+        Account.objects.filter(pk=survivor.pk).update(
+            tier_id=merged.tier_id, tier_kept_until=merged.tier_kept_until
+        )
+    if merged.balance == 0:
+        return None
+    reason = _("Merged customer #%(m)s") % {"m": merged_id}
+    if merged.balance > 0:
+        lots = list(
+            Lot.objects.filter(account=merged, remaining__gt=0).order_by("expires_on", "id")
+        )
+        out = _debit(
+            merged,
+            kind=EntryKind.TRANSFER_OUT,
+            points=merged.balance,
+            key=out_key,
+            digest=digest,
+            reason=reason,
+            source=EntrySource.MERGE,
+            source_ref=f"customer:{survivor_id}",
+            occurred_at=at,
+        )
+        inn = _credit(
+            survivor,
+            kind=EntryKind.TRANSFER_IN,
+            lots=[
+                LotSpec(lot.remaining, lot.kind, lot.value_per_point, lot.expires_on, lot.earned_at)
+                for lot in lots
+            ],
+            key=in_key,
+            digest=digest,
+            reason=reason,
+            source=EntrySource.MERGE,
+            source_ref=f"customer:{merged_id}",
+            occurred_at=at,
+        )
+    else:  # a debt moves too
+        debt = -merged.balance
+        out = _credit(
+            merged,
+            kind=EntryKind.TRANSFER_OUT,
+            lots=[LotSpec(debt)],
+            key=out_key,
+            digest=digest,
+            reason=reason,
+            source=EntrySource.MERGE,
+            source_ref=f"customer:{survivor_id}",
+            occurred_at=at,
+        )
+        inn = _debit(
+            survivor,
+            kind=EntryKind.TRANSFER_IN,
+            points=debt,
+            key=in_key,
+            digest=digest,
+            reason=reason,
+            source=EntrySource.MERGE,
+            source_ref=f"customer:{merged_id}",
+            occurred_at=at,
+            allow_negative=True,
+        )
+    return out, inn
+
+
+# --- coupons ------------------------------------------------------------------------------
+
+
+def new_code(length: int = 10) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _i in range(length))
+
+
+COUPON_FIELDS = {
+    "name",
+    "kind",
+    "value",
+    "free_sku",
+    "shared_code",
+    "min_spend_minor",
+    "valid_from",
+    "valid_until",
+    "valid_days",
+    "total_limit",
+    "per_customer_limit",
+}
+
+
+@transaction.atomic
+def coupon_definition_create(
+    *, data: dict[str, Any], actor: AbstractBaseUser | None = None
+) -> CouponDefinition:
+    errors: dict[str, list[str]] = {}
+    for key in sorted(set(data) - COUPON_FIELDS):
+        errors[key] = [_("Unknown field %(f)s.") % {"f": key}]
+    name = str(data.get("name") or "").strip()
+    if not name or len(name) > 100:
+        errors["name"] = [_("A name of 1 to 100 characters is required.")]
+    kind = data.get("kind")
+    value = data.get("value", 0)
+    if kind not in CouponKind.values:
+        errors["kind"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(CouponKind.values)}]
+    elif kind == CouponKind.PERCENT and not (_whole(value) and 1 <= value <= 100):
+        errors["value"] = [_("A percentage from 1 to 100 is required.")]
+    elif kind == CouponKind.FIXED and not (_whole(value) and value > 0):
+        errors["value"] = [_("A positive whole amount is required.")]
+    elif (
+        kind == CouponKind.FREE_ITEM
+        and not Product.objects.filter(sku=data.get("free_sku") or "").exists()
+    ):
+        errors["free_sku"] = [_("Unknown product SKU.")]
+    for field in ("min_spend_minor", "valid_days", "total_limit", "per_customer_limit"):
+        v = data.get(field)
+        if v is not None and (not _whole(v) or v < 0):
+            errors[field] = [_("A whole, non-negative number is required.")]
+    if data.get("per_customer_limit") == 0:
+        errors["per_customer_limit"] = [_("At least 1.")]
+    if (
+        data.get("valid_from")
+        and data.get("valid_until")
+        and data["valid_until"] <= data["valid_from"]
+    ):
+        errors["valid_until"] = [_("The end must be after the start.")]
+    shared = str(data.get("shared_code") or "").strip().upper()
+    if shared and (
+        len(shared) > 40
+        or CouponDefinition.objects.filter(shared_code=shared).exists()
+        or Coupon.objects.filter(code=shared).exists()
+    ):
+        errors["shared_code"] = [_("This code is already used.")]
+    _raise(errors)
+    with acting_as(actor):
+        return CouponDefinition.objects.create(
+            **{
+                **{k: v for k, v in data.items() if v is not None},
+                "name": name,
+                "shared_code": shared,
+            }
+        )
+
+
+@transaction.atomic
+def coupons_issue(
+    *,
+    definition: CouponDefinition,
+    idempotency_key: str,
+    customers: Iterable[Customer] = (),
+    count: int = 0,
+    at: datetime | None = None,
+) -> list[Coupon]:
+    """Issue single-use codes: one to each customer (only they can use it), or `count`
+    bearer codes. Re-issuing under the same key returns the codes issued before."""
+    errors: dict[str, list[str]] = {}
+    _check_key(idempotency_key, errors)
+    customer_list = list(customers)
+    if not customer_list and not (_whole(count) and 0 < count <= 100_000):
+        errors["count"] = [_("Give customers or a count from 1 to 100000.")]
+    if not definition.active:
+        errors["definition"] = [_("This coupon is not active.")]
+    _raise(errors)
+    at = at or now()
+    valid_until = definition.valid_until
+    if definition.valid_days:
+        own = at + timedelta(days=definition.valid_days)
+        valid_until = min(own, valid_until) if valid_until else own
+    keys = (
+        [f"{idempotency_key}:{c.pk}" for c in customer_list]
+        if customer_list
+        else [f"{idempotency_key}:{i}" for i in range(count)]
+    )
+    existing = {c.issue_key: c for c in Coupon.objects.filter(issue_key__in=keys)}
+    fresh = []
+    for i, key in enumerate(keys):
+        if key in existing:
+            continue
+        fresh.append(
+            Coupon(
+                definition=definition,
+                code=new_code(),
+                customer=customer_list[i] if customer_list else None,
+                issue_key=key,
+                issued_at=at,
+                valid_until=valid_until,
+            )
+        )
+    Coupon.objects.bulk_create(fresh)
+    for coupon in fresh:
+        if coupon.customer is not None:
+            event_record(
+                type="coupon.issued",
+                customer=coupon.customer,
+                occurred_at=at,
+                message_id=f"coupon.issued:{coupon.issue_key}",
+                properties={
+                    "coupon": definition.name,
+                    "definition_id": definition.pk,
+                    "code": coupon.code,
+                    "valid_until": valid_until.isoformat() if valid_until else None,
+                },
+            )
+    return list(Coupon.objects.filter(issue_key__in=keys).order_by("id"))
+
+
+def birthday_coupons_issue(*, month: date | None = None) -> int:
+    """Issue the programme's birthday coupon to members born in `month` (once a year)."""
+    programme = programme_get()
+    definition = programme.birthday_coupon
+    if definition is None or not definition.active:
+        return 0
+    month = month or local_date(now())
+    customers = Customer.objects.filter(
+        birthday__month=month.month, loyalty_account__isnull=False
+    ).order_by("pk")
+    issued = 0
+    key = f"birthday:{month.year}-{month.month:02d}"
+    batch: list[Customer] = []
+    for customer in customers.iterator(chunk_size=2000):
+        batch.append(customer)
+        if len(batch) == 500:
+            issued += len(
+                coupons_issue(definition=definition, idempotency_key=key, customers=batch)
+            )
+            batch = []
+    if batch:
+        issued += len(coupons_issue(definition=definition, idempotency_key=key, customers=batch))
+    return issued
+
+
+@transaction.atomic
+def coupon_redeem(
+    *,
+    customer: Customer,
+    code: str,
+    order_total_minor: int,
+    idempotency_key: str,
+    order_ref: str = "",
+    free_item_price_minor: int = 0,
+) -> CouponUse:
+    """Use a coupon on an order. Refused: unknown, another customer's, used, expired or not
+    yet valid, below the minimum spend, over its total or per-customer limit."""
+    errors: dict[str, list[str]] = {}
+    _check_key(idempotency_key, errors)
+    if not _whole(order_total_minor) or order_total_minor < 0:
+        errors["order_total_minor"] = [_("A whole, non-negative amount is required.")]
+    code = (code or "").strip().upper()
+    if not code or len(code) > 40:
+        errors["code"] = [_("A coupon code is required.")]
+    _raise(errors)
+    digest = payload_hash(
+        {"code": code, "customer": customer.pk, "total": order_total_minor, "order": order_ref}
+    )
+    existing = CouponUse.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.payload_hash != digest:
+            raise ValidationError(
+                {
+                    "idempotency_key": [
+                        _("This idempotency key was already used for another request.")
+                    ]
+                }
+            )
+        return existing
+    at = now()
+    coupon = Coupon.objects.filter(code=code).first()
+    definition_id = (
+        coupon.definition_id
+        if coupon
+        else (
+            CouponDefinition.objects.filter(shared_code=code).values_list("pk", flat=True).first()
+        )
+    )
+    if definition_id is None:
+        raise ValidationError({"code": [_("Unknown coupon code.")]})
+    definition = CouponDefinition.objects.select_for_update().get(pk=definition_id)
+    if coupon is not None:
+        coupon = Coupon.objects.select_for_update().get(pk=coupon.pk)
+        if coupon.customer_id is not None and coupon.customer_id != customer.pk:
+            raise ValidationError({"code": [_("This coupon belongs to another customer.")]})
+        if coupon.used_at is not None:
+            raise ValidationError({"code": [_("This coupon has already been used.")]})
+        if coupon.valid_until and at >= coupon.valid_until:
+            raise ValidationError({"code": [_("This coupon has expired.")]})
+    if not definition.active:
+        raise ValidationError({"code": [_("This coupon is no longer valid.")]})
+    if definition.valid_from and at < definition.valid_from:
+        raise ValidationError({"code": [_("This coupon is not valid yet.")]})
+    if definition.valid_until and at >= definition.valid_until:
+        raise ValidationError({"code": [_("This coupon has expired.")]})
+    if order_total_minor < definition.min_spend_minor:
+        raise ValidationError(
+            {
+                "order_total_minor": [
+                    _("This coupon needs a spend of at least ¥%(n)s.")
+                    % {"n": f"{definition.min_spend_minor:,}"}
+                ]
+            }
+        )
+    used = CouponUse.objects.filter(definition=definition, customer=customer).count()
+    if used >= definition.per_customer_limit:
+        raise ValidationError({"code": [_("You have already used this coupon.")]})
+    limit = Q(pk=definition.pk)
+    if definition.total_limit is not None:
+        limit &= Q(uses__lt=definition.total_limit)
+    if CouponDefinition.objects.filter(limit).update(uses=F("uses") + 1) != 1:
+        raise ValidationError({"code": [_("This coupon has run out.")]})
+    if (
+        coupon is not None
+        and Coupon.objects.filter(pk=coupon.pk, used_at__isnull=True).update(used_at=at) != 1
+    ):
+        raise ValidationError({"code": [_("This coupon has already been used.")]})
+    use = CouponUse.objects.create(
+        definition=definition,
+        coupon=coupon,
+        customer=customer,
+        order_ref=order_ref[:64],
+        order_total_minor=order_total_minor,
+        discount_minor=rules.coupon_discount(
+            kind=definition.kind,
+            value=definition.value,
+            order_total=order_total_minor,
+            free_item_price=free_item_price_minor,
+        ),
+        idempotency_key=idempotency_key,
+        payload_hash=digest,
+    )
+    event_record(
+        type="coupon.redeemed",
+        customer=customer,
+        occurred_at=at,
+        message_id=f"coupon.redeemed:{use.pk}",
+        properties={
+            "coupon": definition.name,
+            "definition_id": definition.pk,
+            "code": code,
+            "discount": use.discount_minor,
+            "order": order_ref,
+        },
+    )
+    return use
+
+
+# --- reactions to other domains' events ---------------------------------------------------
+
+
+def on_order_placed(event: bus.DomainEvent) -> None:
+    p = event.properties
+    if event.customer_id is None or "order_id" not in p or programme_active() is None:
+        return
+    points_earn_for_order(
+        customer_id=event.customer_id,
+        order_id=int(p["order_id"]),
+        number=str(p.get("number", "")),
+        total=int(p.get("total", 0)),
+        currency=str(p.get("currency", "JPY")),
+        lines=p.get("lines") or [],
+        placed_at=event.occurred_at,
+    )
+
+
+def on_order_refunded(event: bus.DomainEvent) -> None:
+    p = event.properties
+    if event.customer_id is None or "order_id" not in p:
+        return
+    points_reverse_for_refund(
+        customer_id=event.customer_id,
+        order_id=int(p["order_id"]),
+        amount=int(p.get("amount", 0)),
+        refund_ref=f"event:{event.event_id}",
+    )
+
+
+def on_engagement_event(event: bus.DomainEvent) -> None:
+    """Points for engagement events named in the programme (check-in, review, survey...)."""
+    if event.customer_id is None or event.type.startswith(OWN_EVENT_PREFIXES):
+        return
+    programme = programme_active()
+    points = programme.event_points.get(event.type) if programme is not None else None
+    if not points or event.event_id is None:
+        return
+    points_award(
+        customer=Customer.objects.get(pk=event.customer_id),
+        points=int(points),
+        idempotency_key=f"event:{event.event_id}",
+        reason=event.type,
+        source=EntrySource.EVENT,
+        source_ref=f"event:{event.event_id}",
+        occurred_at=event.occurred_at,
+    )
