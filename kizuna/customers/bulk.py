@@ -502,3 +502,165 @@ def consents_bulk_record(
             batch_size=batch_size,
         )
     return written
+
+
+# --- upsert by external id (imports) ------------------------------------------------------
+
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)  # row number -> field
+
+
+def customers_bulk_upsert(
+    *,
+    rows: Sequence[tuple[int, str, dict[str, Any]]],
+    source: str = "import",
+    skip_bad_rows: bool = False,
+    dry_run: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> UpsertResult:
+    """Create or update customers from `(row number, external id, profile fields)`.
+
+    A row whose external id is already linked updates that customer (re-importing a file
+    changes nothing the second time); a new one creates a customer with the external id,
+    email and phone as identities. Bad rows (a bad value, an email or phone that belongs to
+    another customer, an external id given twice) are reported by row number and field:
+    with `skip_bad_rows` the others are still written, otherwise nothing is. `dry_run`
+    checks everything and writes nothing.
+    """
+    definitions: dict[str, dict[str, Any]] = {
+        d["key"]: dict(d) for d in TraitDefinition.objects.values("key", "type", "choices")
+    }
+    today = local_date(now())
+    result = UpsertResult()
+    cleaned: list[tuple[int, str, dict[str, Any]]] = []
+    seen_ext: set[str] = set()
+    for number, external_id, data in rows:
+        clean, row_errors = clean_profile(data, definitions=definitions, today=today)
+        if not external_id:
+            row_errors.add("external_id", _("An external id is required to import a customer."))
+        elif len(external_id) > 255:
+            row_errors.add("external_id", _("At most 255 characters."))
+        elif external_id in seen_ext:
+            row_errors.add("external_id", _("This external id appears twice in the file."))
+        seen_ext.add(external_id)
+        if row_errors:
+            result.errors[number] = dict(row_errors)
+        else:
+            cleaned.append((number, external_id, clean))
+    existing: dict[str, int] = {}
+    for chunk in batched([ext for _n, ext, _c in cleaned], 900):
+        existing.update(
+            Identity.objects.filter(kind=IdentityKind.EXTERNAL, value__in=chunk).values_list(
+                "value", "customer_id"
+            )
+        )
+    owners: dict[tuple[str, str], int] = {}
+    for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
+        values = sorted({c[kind] for _n, _e, c in cleaned if c.get(kind)})
+        for chunk in batched(values, 900):
+            for value, cid in Identity.objects.filter(kind=kind, value__in=chunk).values_list(
+                "value", "customer_id"
+            ):
+                owners[(kind, value)] = cid
+    good: list[tuple[int, str, dict[str, Any]]] = []
+    claimed: dict[tuple[str, str], str] = {}
+    for number, ext, clean in cleaned:
+        mine = existing.get(ext)
+        row_errors = FieldErrors()
+        for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
+            value = clean.get(kind)
+            if not value:
+                continue
+            owner = owners.get((kind, value))
+            if (owner is not None and owner != mine) or claimed.get((kind, value), ext) != ext:
+                row_errors.add(kind, _("Already linked to another customer."))
+            claimed[(kind, value)] = ext
+        if row_errors:
+            result.errors[number] = dict(row_errors)
+        else:
+            good.append((number, ext, clean))
+    if result.errors and not skip_bad_rows:
+        return result
+    if dry_run:
+        result.created = sum(1 for _n, ext, _c in good if ext not in existing)
+        result.updated = len(good) - result.created
+        return result
+    created_at = now()
+    with transaction.atomic():
+        new = [(ext, clean) for _n, ext, clean in good if ext not in existing]
+        ids_new = allocate_ids(Customer, len(new))
+        for chunk in batched(range(len(new)), batch_size):
+            part = [(ids_new[i], *new[i]) for i in chunk]
+            table_insert(
+                Customer,
+                CUSTOMER_FIELDS,
+                [
+                    (
+                        cid,
+                        *(clean.get(name, _PROFILE_DEFAULTS[name]) for name in _PROFILE_DEFAULTS),
+                        created_at,
+                        created_at,
+                        created_at,
+                        created_at,
+                    )
+                    for cid, _ext, clean in part
+                ],
+                batch_size=batch_size,
+            )
+            table_insert(
+                Identity,
+                ["customer", "kind", "value", "source", "created_at"],
+                [
+                    (cid, kind, value, source, created_at)
+                    for cid, ext, clean in part
+                    for kind, value in (
+                        (IdentityKind.EXTERNAL, ext),
+                        (IdentityKind.EMAIL, clean.get("email")),
+                        (IdentityKind.PHONE, clean.get("phone")),
+                    )
+                    if value
+                ],
+                batch_size=batch_size,
+            )
+            events_insert(
+                [
+                    EventRow(
+                        type="customer.created",
+                        customer_id=cid,
+                        occurred_at=created_at,
+                        source=source,
+                    )
+                    for cid, _ext, _clean in part
+                ],
+                batch_size=batch_size,
+            )
+            if progress is not None:
+                progress(len(chunk))
+        result.created = len(new)
+        for _n, ext, clean in good:
+            cid = existing.get(ext)
+            if cid is None:
+                continue
+            current = Customer.objects.filter(pk=cid).values(*clean).first() or {}
+            changed = {k: v for k, v in clean.items() if current.get(k) != v}
+            if not changed:
+                result.unchanged += 1
+            else:
+                Customer.objects.filter(pk=cid).update(**changed, updated_at=created_at)
+                for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
+                    if changed.get(kind):
+                        Identity.objects.get_or_create(
+                            kind=kind,
+                            value=changed[kind],
+                            defaults={"customer_id": cid, "source": source},
+                        )
+                result.updated += 1
+            if progress is not None:
+                progress(1)
+    return result

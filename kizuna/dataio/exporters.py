@@ -1,0 +1,145 @@
+"""Exports: customer lists to CSV, and everything kizuna holds about one customer as JSON
+(for privacy requests: access and portability)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from kizuna.commerce.models import Order
+from kizuna.core.timeutil import now
+from kizuna.customers.models import ConsentEntry, Customer, CustomerMerge, Event, Identity
+
+CSV_COLUMNS = [
+    "id",
+    "external_id",
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "postal_code",
+    "prefecture",
+    "city",
+    "address_line",
+    "locale",
+    "first_seen_at",
+    "last_seen_at",
+    "created_at",
+]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def customer_csv_lines(customers: QuerySet[Customer], *, bom: bool = True) -> Iterator[str]:
+    """CSV text, line by line (for a streaming response or a file); UTF-8 with a BOM so Excel
+    opens Japanese names correctly. Re-importable: the columns are kizuna's field names."""
+    writer = csv.writer(_Echo())
+    if bom:
+        yield "\ufeff"
+    yield writer.writerow(CSV_COLUMNS)
+    qs = customers.filter(merged_into__isnull=True).order_by("pk")
+    last = 0
+    while True:
+        page = list(qs.filter(pk__gt=last)[:2000])
+        if not page:
+            return
+        external = dict(
+            Identity.objects.filter(customer__in=page, kind="external").values_list(
+                "customer_id", "value"
+            )
+        )
+        for customer in page:
+            values = {**{c: getattr(customer, c, None) for c in CSV_COLUMNS}}
+            values["external_id"] = external.get(customer.pk, "")
+            yield writer.writerow([_text(values[c]) for c in CSV_COLUMNS])
+        last = page[-1].pk
+
+
+def _rows(qs: Iterable[Any], fields: list[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            f: _text(getattr(obj, f))
+            if not isinstance(getattr(obj, f), dict | list)
+            else getattr(obj, f)
+            for f in fields
+        }
+        for obj in qs
+    ]
+
+
+def customer_data_export(customer: Customer) -> dict[str, Any]:
+    """Everything stored about one customer (and the profiles merged into it)."""
+    merged_ids = list(Customer.objects.filter(merged_into=customer).values_list("pk", flat=True))
+    orders = Order.objects.filter(customer=customer).prefetch_related("lines", "refunds")
+    return {
+        "exported_at": now().isoformat(),
+        "customer": {
+            f.name: _text(getattr(customer, f.attname))
+            if not isinstance(getattr(customer, f.attname), dict)
+            else getattr(customer, f.attname)
+            for f in Customer._meta.concrete_fields
+        },
+        "identities": _rows(
+            Identity.objects.filter(customer=customer).order_by("pk"),
+            ["kind", "value", "source", "created_at"],
+        ),
+        "consents": _rows(
+            ConsentEntry.objects.filter(customer=customer).order_by("recorded_at", "pk"),
+            [
+                "purpose",
+                "channel",
+                "status",
+                "legal_basis",
+                "source",
+                "notice_version",
+                "recorded_at",
+            ],
+        ),
+        "events": _rows(
+            Event.objects.filter(customer=customer).order_by("occurred_at", "pk"),
+            ["message_id", "type", "occurred_at", "source", "properties", "context"],
+        ),
+        "orders": [
+            {
+                "number": o.number,
+                "placed_at": _text(o.placed_at),
+                "status": o.status,
+                "currency": o.currency,
+                "total_minor": o.total_minor,
+                "refunded_minor": o.refunded_minor,
+                "lines": [
+                    {
+                        "sku": li.sku,
+                        "name": li.name,
+                        "quantity": li.quantity,
+                        "total_minor": li.total_minor,
+                    }
+                    for li in o.lines.all()
+                ],
+            }
+            for o in orders
+        ],
+        "merged_profiles": merged_ids,
+        "merges": _rows(
+            CustomerMerge.objects.filter(survivor=customer), ["merged_id", "reason", "merged_at"]
+        ),
+    }

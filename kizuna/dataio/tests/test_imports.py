@@ -1,0 +1,178 @@
+"""Imports through the real readers and bulk services."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import translation
+
+from kizuna.catalog.models import Product
+from kizuna.commerce.models import Order
+from kizuna.customers.models import Customer, Identity
+from kizuna.dataio.importers import run_import
+from kizuna.dataio.mapping import auto_mapping
+from kizuna.dataio.readers import detect_encoding, open_table
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "external_id,family_name,given_name,email,phone,birthday\n"
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    with translation.override("en"):
+        yield
+
+
+def _csv(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_encodings_are_detected_and_read_right(tmp_path: Path) -> None:
+    text = HEADER + "c1,山田,花子,hanako@example.com,090-1111-2222,1990-04-01\n"
+    for encoding, expected in (("cp932", "cp932"), ("utf-8-sig", "utf-8-sig"), ("utf-8", "utf-8")):
+        path = _csv(tmp_path, text, encoding)
+        table = open_table(path)
+        assert table.encoding == expected
+        rows = list(table.rows)
+        assert rows == [
+            (
+                1,
+                {
+                    "external_id": "c1",
+                    "family_name": "山田",
+                    "given_name": "花子",
+                    "email": "hanako@example.com",
+                    "phone": "090-1111-2222",
+                    "birthday": "1990-04-01",
+                },
+            )
+        ]
+    assert table.columns[0] == "external_id"  # no BOM glued to the first column name
+    assert detect_encoding("ｱｲｳ髙橋①".encode("cp932")) == "cp932"  # CP932-only characters
+
+
+def test_hubspot_and_salesforce_columns_map_automatically() -> None:
+    hubspot = ["Record ID", "First Name", "Last Name", "Email", "Phone Number", "Postal Code"]
+    assert auto_mapping("customers", hubspot) == {
+        "Record ID": "external_id",
+        "First Name": "given_name",
+        "Last Name": "family_name",
+        "Email": "email",
+        "Phone Number": "phone",
+        "Postal Code": "postal_code",
+    }
+    salesforce = ["Id", "FirstName", "LastName", "Email", "Phone", "MobilePhone", "Birthdate"]
+    mapped = auto_mapping("customers", salesforce)
+    assert mapped["Id"] == "external_id" and mapped["Birthdate"] == "birthday"
+    assert mapped["Phone"] == "phone" and "MobilePhone" not in mapped
+
+
+def test_import_is_idempotent_and_updates_by_external_id(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "Record ID,First Name,Last Name,Email\n"
+        "h-1,Hanako,Yamada,hanako@example.com\n"
+        "h-2,Taro,Sato,taro@example.com\n",
+    )
+    first = run_import("customers", path)
+    assert (first.created, first.updated, first.errors) == (2, 0, [])
+    again = run_import("customers", path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert Customer.objects.count() == 2
+    changed = _csv(tmp_path, "Record ID,Last Name\nh-1,Suzuki\n", name="b.csv")
+    assert run_import("customers", changed).updated == 1
+    hanako = Customer.objects.get(identities__kind="external", identities__value="h-1")
+    assert (hanako.family_name, hanako.given_name) == ("Suzuki", "Hanako")
+
+
+def test_bad_rows_all_or_nothing_or_skipped(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        HEADER
+        + "c1,山田,花子,ok@example.com,,\n"
+        + "c2,佐藤,太郎,not-an-email,,\n"
+        + "c3,鈴木,一郎,,,2999-01-01\n"
+        + "c4,田中,次郎,ok@example.com,,\n",
+    )
+    report = run_import("customers", path)
+    assert [(e.row, e.field) for e in report.errors] == [
+        (2, "email"),
+        (3, "birthday"),
+        (4, "email"),
+    ]
+    assert not report.applied and Customer.objects.count() == 0 and Identity.objects.count() == 0
+    preview = run_import("customers", path, dry_run=True, skip_bad_rows=True)
+    assert preview.created == 1 and Customer.objects.count() == 0  # dry run writes nothing
+    skipped = run_import("customers", path, skip_bad_rows=True)
+    assert (skipped.created, skipped.skipped) == (1, 3)
+    assert list(Customer.objects.values_list("email", flat=True)) == ["ok@example.com"]
+
+
+def test_broken_quote_deep_in_the_file_names_the_row(tmp_path: Path) -> None:
+    lines = [HEADER] + [f"c{i},山田,花子{i},,,\n" for i in range(1, 50_000)]
+    lines.append('c50000,"山田,花子,,,\n')  # the quote is never closed
+    lines.append("c50001,山田,花子,,,\n")
+    path = _csv(tmp_path, "".join(lines))
+    report = run_import("customers", path)
+    assert len(report.errors) == 1
+    assert report.errors[0].row == 50_000 and "line 50001" in report.errors[0].message
+    assert Customer.objects.count() == 0  # the 49,999 good rows before it were rolled back
+
+
+def test_jsonl_products_and_orders(tmp_path: Path) -> None:
+    products = tmp_path / "p.jsonl"
+    products.write_text(
+        json.dumps({"sku": "TEA-1", "name": "緑茶", "price_minor": 1200})
+        + "\n"
+        + json.dumps({"sku": "CUP-1", "name": "湯呑", "price_minor": "3,000"})
+        + "\n",
+        encoding="utf-8",
+    )
+    assert run_import("products", products).created == 2
+    assert Product.objects.get(sku="CUP-1").price_minor == 3000
+    run_import("customers", _csv(tmp_path, "external_id,email\nc1,a@example.com\n", name="c.csv"))
+    orders = _csv(
+        tmp_path,
+        "number,customer_external_id,placed_at,sku,quantity\n"
+        "A-1,c1,2026-04-01 10:00,TEA-1,2\n"
+        "A-1,c1,2026-04-01 10:00,CUP-1,1\n"
+        "A-2,nobody,2026-04-02 10:00,TEA-1,1\n",
+        name="o.csv",
+    )
+    report = run_import("orders", orders, skip_bad_rows=True)
+    assert report.created == 1 and [(e.row, e.field) for e in report.errors] == [
+        (3, "customer_external_id")
+    ]
+    order = Order.objects.get(number="A-1")
+    assert order.total_minor == 2 * 1200 + 3000 and order.lines.count() == 2
+    assert run_import("orders", orders, skip_bad_rows=True).unchanged == 1  # re-import
+
+
+def test_cli_import_and_export(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "Id,FirstName,LastName,Email\nsf-1,Ken,Ito,ken@example.com\n", "cp932")
+    out = io.StringIO()
+    call_command("import", "customers", str(path), "--dry-run", stdout=out)
+    assert "Dry run" in out.getvalue() and Customer.objects.count() == 0
+    call_command("import", "customers", str(path), stdout=io.StringIO())
+    bad = _csv(tmp_path, "Id,Email\nsf-2,nope\n", name="bad.csv")
+    with pytest.raises(CommandError, match="Nothing was imported"):
+        call_command("import", "customers", str(bad), stdout=io.StringIO())
+    target = tmp_path / "out.csv"
+    call_command("export", "customers", "--out", str(target))
+    text = target.read_text(encoding="utf-8-sig")
+    assert text.splitlines()[1].startswith(f"{Customer.objects.get().pk},sf-1,Ito,Ken,")
+    # The export re-imports unchanged.
+    assert run_import("customers", target).unchanged == 1
+    dump = io.StringIO()
+    call_command("export", "customer", str(Customer.objects.get().pk), stdout=dump)
+    data = json.loads(dump.getvalue())
+    assert data["customer"]["email"] == "ken@example.com"
+    assert {i["kind"] for i in data["identities"]} == {"external", "email"}
