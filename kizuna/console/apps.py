@@ -5,3 +5,8 @@ class ConsoleConfig(AppConfig):
     name = "kizuna.console"
     label = "console"
     verbose_name = "Staff console"
+
+    def ready(self) -> None:
+        from kizuna.console import views_loyalty
+
+        views_loyalty.register_panels()

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from kizuna.console import views
+from kizuna.console import views, views_loyalty
 
 app_name = "console"
 urlpatterns = [
@@ -21,4 +21,16 @@ urlpatterns = [
     path("orders/", views.order_list, name="order_list"),
     path("orders/<int:order_id>/", views.order_detail, name="order_detail"),
     path("orders/<int:order_id>/refunds/", views.refund_add, name="refund_add"),
+    path("loyalty/", views_loyalty.overview, name="loyalty_overview"),
+    path("loyalty/liability/", views_loyalty.liability, name="loyalty_liability"),
+    path(
+        "customers/<int:customer_id>/loyalty/redeem/",
+        views_loyalty.redeem,
+        name="loyalty_redeem",
+    ),
+    path(
+        "customers/<int:customer_id>/loyalty/adjust/",
+        views_loyalty.adjust,
+        name="loyalty_adjust",
+    ),
 ]
