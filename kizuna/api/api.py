@@ -10,6 +10,7 @@ from kizuna.api.transport import JSONObjectParser, LocalTimeJSONRenderer, body_s
 from kizuna.catalog.api import router as catalog_router
 from kizuna.commerce.api import router as commerce_router
 from kizuna.customers.api import router as customers_router
+from kizuna.dataio.api import router as dataio_router
 from kizuna.loyalty.api import router as loyalty_router
 
 DESCRIPTION = """\
@@ -40,3 +41,4 @@ api.add_router("/customers", customers_router)
 api.add_router("/", catalog_router)
 api.add_router("/", commerce_router)
 api.add_router("/", loyalty_router)
+api.add_router("/", dataio_router)

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from kizuna.console import views, views_loyalty
+from kizuna.console import views, views_data, views_loyalty
 
 app_name = "console"
 urlpatterns = [
@@ -33,4 +33,10 @@ urlpatterns = [
         views_loyalty.adjust,
         name="loyalty_adjust",
     ),
+    path("data/", views_data.data_home, name="data_home"),
+    path("data/import/<slug:kind>/<str:token>/", views_data.data_preview, name="data_preview"),
+    path("data/duplicates/", views_data.duplicates, name="data_duplicates"),
+    path("data/merge/", views_data.merge, name="data_merge"),
+    path("data/customers.csv", views_data.customers_csv, name="data_customers_csv"),
+    path("data/sources/", views_data.sources, name="data_sources"),
 ]

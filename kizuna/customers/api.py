@@ -284,3 +284,54 @@ def event_list(
 ) -> Any:
     customer = selectors.customer_get(customer_id=customer_id)
     return selectors.event_list(customer=customer, types=types or None)
+
+
+# --- duplicates and merge -----------------------------------------------------------------
+
+
+class DuplicateGroupOut(Schema):
+    reason: str = Field(..., description="email, phone or name_birthday_postcode")
+    key: str
+    customer_ids: list[int]
+
+
+class MergeIn(InputSchema):
+    survivor_id: int
+    merged_id: int
+    reason: str = Field("", max_length=200)
+
+
+class MergeOut(Schema):
+    id: int
+    survivor_id: int
+    merged_id: int
+    reason: str
+    merged_at: datetime
+
+
+@router.get(
+    "/duplicates/suspected",
+    response=responses({200: list[DuplicateGroupOut]}),
+    auth=require_perm("customers.view_customermerge"),
+)
+def duplicate_list(request: HttpRequest) -> list[Any]:
+    from kizuna.customers.merge import suspected_duplicates
+
+    return suspected_duplicates()
+
+
+@router.post(
+    "/duplicates/merge",
+    response=responses({201: MergeOut}, body=True, lookup=True),
+    auth=require_perm("customers.add_customermerge"),
+)
+def customer_merge(request: HttpRequest, payload: MergeIn) -> Status[Any]:
+    from kizuna.customers.merge import customer_merge as merge
+
+    record = merge(
+        survivor=selectors.customer_get(customer_id=payload.survivor_id),
+        merged=selectors.customer_get(customer_id=payload.merged_id),
+        actor=request_actor(request),
+        reason=payload.reason,
+    )
+    return Status(201, record)

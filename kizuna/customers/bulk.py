@@ -574,7 +574,7 @@ def customers_bulk_upsert(
         mine = existing.get(ext)
         row_errors = FieldErrors()
         for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
-            value = clean.get(kind)
+            value = str(clean.get(kind) or "")
             if not value:
                 continue
             owner = owners.get((kind, value))
@@ -644,21 +644,21 @@ def customers_bulk_upsert(
                 progress(len(chunk))
         result.created = len(new)
         for _n, ext, clean in good:
-            cid = existing.get(ext)
-            if cid is None:
+            found = existing.get(ext)
+            if found is None:
                 continue
-            current = Customer.objects.filter(pk=cid).values(*clean).first() or {}
+            current = Customer.objects.filter(pk=found).values(*clean).first() or {}
             changed = {k: v for k, v in clean.items() if current.get(k) != v}
             if not changed:
                 result.unchanged += 1
             else:
-                Customer.objects.filter(pk=cid).update(**changed, updated_at=created_at)
+                Customer.objects.filter(pk=found).update(**changed, updated_at=created_at)
                 for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
                     if changed.get(kind):
                         Identity.objects.get_or_create(
                             kind=kind,
                             value=changed[kind],
-                            defaults={"customer_id": cid, "source": source},
+                            defaults={"customer_id": found, "source": source},
                         )
                 result.updated += 1
             if progress is not None:

@@ -155,9 +155,9 @@ def subjects_resolve(
     for subject, ids in zip(subjects, per_subject, strict=True):
         chosen: int | None = None
         for kind in (*MATCH_ORDER, IdentityKind.ANONYMOUS):
-            value = ids.get(kind)
-            if value and (kind, value) in known:
-                chosen = known[(kind, value)]
+            candidate = ids.get(kind)
+            if candidate and (kind, candidate) in known:
+                chosen = known[(kind, candidate)]
                 break
         profile = profile_from_traits(subject.traits) if subject.traits else {}
         if chosen is None and (
@@ -236,9 +236,11 @@ def subjects_resolve(
             for (kind, value), cid in new_links.items()
             if kind == IdentityKind.ANONYMOUS
         ]
-        for value, cid in anon_links:
-            if Event.objects.filter(anonymous_id=value, customer__isnull=True).update(customer=cid):
-                stitched.append(value)
+        for anonymous, owner in anon_links:
+            if Event.objects.filter(anonymous_id=anonymous, customer__isnull=True).update(
+                customer=owner
+            ):
+                stitched.append(anonymous)
     return Resolution(
         customer_ids=[real_id(c) for c in result],
         created=len(new_customers),

@@ -128,7 +128,7 @@ def customer_merge(
             merged=merged,
             reason=reason[:200],
             snapshot=snapshot,
-            merged_by=actor if getattr(actor, "is_authenticated", False) else None,
+            merged_by=actor if getattr(actor, "is_authenticated", False) else None,  # type: ignore[misc]
         )
     # Stored on the survivor's timeline and published on the bus now: in-transaction
     # subscribers (orders, points) move their rows inside this very transaction.

@@ -181,9 +181,7 @@ class Event(models.Model):
 class CustomerMerge(models.Model):
     """One merge of a duplicate profile into a survivor, with the snapshot that undoes it."""
 
-    survivor = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="merges_survived"
-    )
+    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_survived")
     merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_absorbed")
     reason = models.CharField(_("reason"), max_length=200, blank=True)
     snapshot = models.JSONField(_("snapshot"), default=dict)

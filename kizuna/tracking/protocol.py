@@ -192,13 +192,16 @@ def accept(
 ) -> Accepted:
     """Validate a request body for `kind` ("batch" or a message type). Invalid messages in a
     batch are dropped and reported; a single invalid message refuses the request (400)."""
-    key = write_key or (data.get("writeKey") if isinstance(data.get("writeKey"), str) else "")
+    body_key = data.get("writeKey")
+    key = write_key or (body_key if isinstance(body_key, str) else "")
     sent_at = parse_time(data.get("sentAt"))
     if kind == "batch":
         items = data.get("batch")
         if not isinstance(items, list):
             raise ProtocolError(400, "batch", _("batch must be a JSON array of messages."))
-        labelled = [(item, None, f"batch[{i}]") for i, item in enumerate(items)]
+        labelled: list[tuple[Any, str | None, str]] = [
+            (item, None, f"batch[{i}]") for i, item in enumerate(items)
+        ]
     else:
         labelled = [(data, kind, kind)]
     kept: list[dict[str, Any]] = []

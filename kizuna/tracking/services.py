@@ -67,7 +67,7 @@ def source_create(
             slug=slug,
             write_key_prefix=key[: len(WRITE_KEY_PREFIX) + 9],
             write_key_digest=ids.digest(key),
-            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,  # type: ignore[misc]
         )
     return IssuedSource(source=source, write_key=key)
 

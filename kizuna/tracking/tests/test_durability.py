@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -40,7 +41,7 @@ def _count(db: Path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
-def _wait(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
@@ -109,7 +110,8 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path) ->
     assert (
         _count(
             db,
-            "select count(distinct json_extract(properties, '$.n')) from customers_event where type = 'Viewed'",
+            "select count(distinct json_extract(properties, '$.n')) from customers_event "
+            "where type = 'Viewed'",
         )
         == total
     )

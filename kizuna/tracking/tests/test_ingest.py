@@ -25,7 +25,7 @@ def key(db: None) -> str:
 
 def post(path: str, body: Any, key: str = "", gzipped: bool = False, raw: bytes | None = None):
     data = raw if raw is not None else json.dumps(body).encode()
-    headers: dict[str, str] = {}
+    headers: dict[str, Any] = {}
     if key:
         headers["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
     if gzipped:

@@ -1,0 +1,41 @@
+"""REST API of data in and out: customer list CSV export and the per-customer data export."""
+
+from typing import Any
+
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from kizuna.core.api import responses
+from kizuna.customers import selectors
+from kizuna.dataio.exporters import customer_csv_lines, customer_data_export
+from kizuna.iam.authz import require_perm
+
+router = Router(tags=["data"])
+
+
+class ExportFilters(Schema):
+    search: str = Field("", max_length=200)
+    prefecture: str = Field("", max_length=5)
+
+
+@router.get(
+    "/exports/customers.csv",
+    response=responses({200: str}, query=True),
+    auth=require_perm("customers.view_customer"),
+)
+def customers_csv(request: HttpRequest, filters: ExportFilters = Query(...)) -> Any:
+    qs = selectors.customer_list(search=filters.search, prefecture=filters.prefecture)
+    response = StreamingHttpResponse(customer_csv_lines(qs), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="customers.csv"'
+    return response
+
+
+@router.get(
+    "/customers/{customer_id}/export",
+    response=responses({200: dict[str, Any]}, lookup=True),
+    auth=require_perm("customers.change_customer"),
+)
+def customer_export(request: HttpRequest, customer_id: int) -> dict[str, Any]:
+    """Everything stored about one customer, for a privacy (access/portability) request."""
+    return customer_data_export(selectors.customer_get(customer_id=customer_id))
