@@ -52,7 +52,17 @@ def start_postgres(workdir: Path):  # type: ignore[no-untyped-def]
     executor.start()
     executor.wait_for_postgres()
     subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "CREATE DATABASE kizuna"],
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-c",
+            "CREATE DATABASE kizuna",
+        ],
         check=True,
         capture_output=True,
     )
@@ -90,20 +100,42 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
-        key = subprocess.run(
-            [*KIZUNA, "source", "create", "Bench"], env=env, check=True, capture_output=True, text=True
-        ).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                [*KIZUNA, "source", "create", "Bench"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         port = free_port()
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "kizuna.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}",
-                 "--log-level", "warning"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "kizuna.wsgi",
+                    "-w",
+                    "2",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "--log-level",
+                    "warning",
+                ],
                 env=env,
             )
         )
         procs.append(
-            subprocess.Popen([*KIZUNA, "worker", "--workers", "1"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [*KIZUNA, "worker", "--workers", "1"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
         time.sleep(3)
         from segment.analytics import Client
@@ -183,8 +215,10 @@ print(json.dumps({{'seconds': time.perf_counter() - t}}))
         print(f"accepted (SDK flushed, all 200): {accepted:.1f} s = {n / accepted:,.0f} events/s")
         print(f"processed into timelines: {processed:.1f} s = {n / processed:,.0f} events/s")
         print(f"stored {done:,}, distinct message ids {distinct:,}, SDK errors {len(failures)}")
-        print(f"raw bulk insert of the same rows: {raw['seconds']:.1f} s = "
-              f"{n / raw['seconds']:,.0f} rows/s")
+        print(
+            f"raw bulk insert of the same rows: {raw['seconds']:.1f} s = "
+            f"{n / raw['seconds']:,.0f} rows/s"
+        )
         print(f"ratio processed / raw: {(n / processed) / (n / raw['seconds']):.2f}")
     finally:
         for proc in procs:
