@@ -1,4 +1,4 @@
-# ruff: noqa: S603, S607, S103 (a bench starting its own local processes)
+# ruff: noqa: S603, S607, S103, E501 (a bench starting local processes; embedded script text)
 """Sustained ingestion through /v1/batch with the official Segment Python SDK.
 
     .venv/bin/python bench/ingest_segment.py [--db sqlite|postgresql] [--events 200000]
