@@ -35,6 +35,7 @@ from kizuna.customers.bulk import (
 from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import trait_definition_create
 from kizuna.demo import business as biz
+from kizuna.demo import loyalty as demo_loyalty
 from kizuna.demo.generate import DemoData
 from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
 
@@ -207,6 +208,10 @@ def load(data: DemoData, *, advance: Advance | None = None) -> LoadTimings:
             progress=step("events"),
         )
         timed("events", started)
+
+        started = time.perf_counter()
+        demo_loyalty.load()
+        timed("loyalty", started)
     return timings
 
 

@@ -228,7 +228,7 @@ def points_earn_batch(
 ) -> tuple[int, int]:
     """Earn points for many orders in one transaction: (entries written, points).
     Orders that already earned are skipped, so a batch can be re-run."""
-    from kizuna.loyalty.services import earn_rules, payload_hash, programme_get, tier_rules
+    from kizuna.loyalty.services import earn_rules, order_digest, programme_get, tier_rules
 
     programme = programme_get()
     earn = earn_rules(programme)
@@ -306,7 +306,7 @@ def points_earn_batch(
                     after,
                     row.total,
                     key,
-                    payload_hash({"order": row.order_id, "total": row.total}),
+                    order_digest(row.order_id, row.total),
                     f"Order {row.number}"[:200],
                     EntrySource.ORDER.value,
                     f"order:{row.order_id}",
@@ -366,3 +366,101 @@ def insert_events_at(type: str, rows: Sequence[tuple[int, str, dict[str, Any], d
         EventRow(type=type, customer_id=c, occurred_at=at, properties=p, message_id=m)
         for c, m, p, at in rows
     )
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    order_id: int
+    amount: int
+    ref: str  # unique per refund: the reversal's idempotency key is "reversal:<ref>"
+    at: datetime
+
+
+def points_reverse_batch(rows: Sequence[RefundRow]) -> int:
+    """Reverse the refunded share of orders' points for many refunds at once, with the same
+    rules as `points_reverse_for_refund` (cumulative share, FIFO lots, capped at the balance
+    unless the programme allows negative balances). Returns the entries written."""
+    from kizuna.loyalty.services import payload_hash, programme_get
+
+    allow_negative = programme_get().allow_negative
+    with transaction.atomic():
+        earned = {
+            int(ref.split(":")[1]): (account_id, points, spend)
+            for ref, account_id, points, spend in LedgerEntry.objects.filter(
+                kind=EntryKind.EARN,
+                source=EntrySource.ORDER,
+                source_ref__in=[f"order:{r.order_id}" for r in rows],
+            ).values_list("source_ref", "account_id", "points", "spend_minor")
+        }
+        done = set(
+            LedgerEntry.objects.filter(
+                idempotency_key__in=[f"reversal:{r.ref}" for r in rows]
+            ).values_list("idempotency_key", flat=True)
+        )
+        accounts = sorted({earned[r.order_id][0] for r in rows if r.order_id in earned})
+        balances = dict(
+            Account.objects.select_for_update()
+            .filter(pk__in=accounts)
+            .order_by("pk")
+            .values_list("pk", "balance")
+        )
+        lots: dict[int, list[rules.OpenLot]] = {}
+        for lot_id, account_id, remaining, expires_on, earned_at in Lot.objects.filter(
+            account_id__in=accounts, remaining__gt=0
+        ).values_list("id", "account_id", "remaining", "expires_on", "earned_at"):
+            lots.setdefault(account_id, []).append(
+                rules.OpenLot(lot_id, remaining, expires_on, earned_at)
+            )
+        refunded: dict[int, int] = {}
+        entries: list[dict[str, Any]] = []
+        changed: dict[int, rules.OpenLot] = {}
+        deltas: dict[int, int] = {}
+        for row in sorted(rows, key=lambda r: r.at):
+            key = f"reversal:{row.ref}"
+            if row.order_id not in earned or key in done or row.amount <= 0:
+                continue
+            account_id, points_earned, total = earned[row.order_id]
+            before = refunded.get(row.order_id, 0)
+            amount = min(row.amount, max(0, total - before))
+            refunded[row.order_id] = before + amount
+            points = rules.refund_reversal(
+                earned=points_earned, total=total, refunded_before=before, amount=amount
+            )
+            balance = balances[account_id]
+            if not allow_negative:
+                points = min(points, max(0, balance))
+            if points <= 0:
+                continue
+            taken = rules.fifo_allocate(lots.get(account_id, []), min(points, max(0, balance)))
+            by_id = {lot.id: lot for lot in lots.get(account_id, [])}
+            for lot_id, take in taken:
+                by_id[lot_id].remaining -= take
+                changed[lot_id] = by_id[lot_id]
+            balances[account_id] = balance - points
+            deltas[account_id] = deltas.get(account_id, 0) - points
+            entries.append(
+                {
+                    "account_id": account_id,
+                    "kind": EntryKind.REVERSAL.value,
+                    "points": -points,
+                    "balance_after": balance - points,
+                    "spend_minor": -amount,
+                    "idempotency_key": key,
+                    "payload_hash": payload_hash({"order": row.order_id, "amount": row.amount}),
+                    "reason": f"Refund of order {row.order_id}",
+                    "source": EntrySource.ORDER.value,
+                    "source_ref": f"order:{row.order_id}",
+                    "allocations": [[lot_id, -take] for lot_id, take in taken],
+                    "occurred_at": row.at,
+                }
+            )
+        if entries:
+            insert_entries(entries)
+            connection = _connection()
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE loyalty_lot SET remaining = %s WHERE id = %s",
+                    [(lot.remaining, lot.id) for lot in changed.values()],
+                )
+            update_balances(sorted(deltas.items()))
+    return len(entries)

@@ -193,7 +193,10 @@ class LotKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One signed movement of points. Never updated or deleted."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # Indexed by (account, -occurred_at) below; no separate index on the key alone.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     kind = models.CharField(_("kind"), max_length=12, choices=EntryKind.choices)
     points = models.BigIntegerField(_("points"))
     balance_after = models.BigIntegerField(_("balance after"))
@@ -222,7 +225,6 @@ class LedgerEntry(models.Model):
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["account", "-occurred_at"]),
-            models.Index(fields=["kind", "occurred_at"]),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(points=0), name="entry_points_nonzero"),
@@ -235,8 +237,12 @@ class LedgerEntry(models.Model):
 class Lot(models.Model):
     """Points earned together, with their expiry and yen value (ASBJ No. 29)."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="lots", db_index=False
+    )
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     kind = models.CharField(_("kind"), max_length=4, choices=LotKind.choices, default=LotKind.FREE)
     points = models.BigIntegerField(_("points"))
     remaining = models.BigIntegerField(_("remaining"))

@@ -61,6 +61,11 @@ def payload_hash(payload: dict[str, Any]) -> str:
     ).hexdigest()
 
 
+def order_digest(order_id: int, total: int) -> str:
+    """The payload hash of an order's earn entry (cheap: batches compute it per order)."""
+    return hashlib.sha256(f"earn:{order_id}:{total}".encode()).hexdigest()
+
+
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -340,7 +345,7 @@ def points_earn_for_order(
     if currency != "JPY" or total <= 0:
         return None
     key = f"earn:order:{order_id}"
-    digest = payload_hash({"order": order_id, "total": total})
+    digest = order_digest(order_id, total)
     if (existing := _replayed(key, digest)) is not None:
         return existing
     programme = programme_get()
