@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI, Swagger
 
+from kizuna.analytics.api import router as analytics_router
 from kizuna.api import errors
 from kizuna.api.auth import AUTHENTICATED
 from kizuna.api.transport import JSONObjectParser, LocalTimeJSONRenderer, body_size_guard
@@ -40,5 +41,6 @@ api.add_decorator(body_size_guard(api), mode="view")
 api.add_router("/customers", customers_router)
 api.add_router("/", catalog_router)
 api.add_router("/", commerce_router)
+api.add_router("/", analytics_router)
 api.add_router("/", loyalty_router)
 api.add_router("/", dataio_router)

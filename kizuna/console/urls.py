@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from kizuna.console import views, views_data, views_loyalty
+from kizuna.console import plotly_assets, views, views_analytics, views_data, views_loyalty
 
 app_name = "console"
 urlpatterns = [
@@ -39,4 +39,18 @@ urlpatterns = [
     path("data/merge/", views_data.merge, name="data_merge"),
     path("data/customers.csv", views_data.customers_csv, name="data_customers_csv"),
     path("data/sources/", views_data.sources, name="data_sources"),
+    path("assets/plotly.css", plotly_assets.plotly_css_view, name="plotly_css"),
+    path("insight/", views_analytics.overview, name="analytics_overview"),
+    path("insight/scores/", views_analytics.score_list, name="analytics_scores"),
+    path("insight/cohorts/", views_analytics.cohorts, name="analytics_cohorts"),
+    path("insight/kpis/", views_analytics.kpis, name="analytics_kpis"),
+    path("insight/kpis/goals/", views_analytics.goal_set, name="analytics_goal_set"),
+    path(
+        "insight/kpis/goals/<int:goal_id>/delete/",
+        views_analytics.goal_delete,
+        name="analytics_goal_delete",
+    ),
+    path("insight/models/", views_analytics.models, name="analytics_models"),
+    path("insight/run/", views_analytics.run_now, name="analytics_run"),
+    path("insight/csv/<slug:table>.csv", views_analytics.download, name="analytics_csv"),
 ]

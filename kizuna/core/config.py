@@ -37,6 +37,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -58,6 +68,9 @@ class Config:
     cache_url: str
     api_max_body_bytes: int
     log_level: str
+    at_risk_threshold: float = 0.5
+    clv_horizon_months: int = 12
+    clv_discount_rate: float = 0.10
 
     @property
     def secret_key_file(self) -> Path:
@@ -88,6 +101,9 @@ def load() -> Config:
         cache_url=os.environ.get("KIZUNA_CACHE_URL") or "",
         api_max_body_bytes=_int("KIZUNA_API_MAX_BODY_BYTES", 1_048_576),
         log_level=os.environ.get("KIZUNA_LOG_LEVEL") or "INFO",
+        at_risk_threshold=_float("KIZUNA_AT_RISK_THRESHOLD", 0.5),
+        clv_horizon_months=_int("KIZUNA_CLV_HORIZON_MONTHS", 12),
+        clv_discount_rate=_float("KIZUNA_CLV_DISCOUNT_RATE", 0.10),
     )
 
 

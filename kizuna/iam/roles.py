@@ -32,7 +32,12 @@ _VIEW_ALL = [
     "loyalty.view_ledgerentry",
     "loyalty.view_reward",
     "loyalty.view_coupondefinition",
+    "analytics.view_customerscore",
+    "analytics.view_scoringrun",
+    "analytics.view_kpigoal",
 ]
+# Customer insight: run scoring on demand and plan KPI goals (admin, marketer, analyst).
+_INSIGHT_WRITE = ["analytics.add_scoringrun", "analytics.add_kpigoal", "analytics.delete_kpigoal"]
 _LOYALTY_SERVE = [  # serving members at the counter or on the phone
     "loyalty.add_redemption",
     "loyalty.add_couponuse",
@@ -48,6 +53,7 @@ _LOYALTY_MANAGE = [
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [
+        *_INSIGHT_WRITE,
         *_VIEW_ALL,
         "customers.add_customer",
         "customers.change_customer",
@@ -79,6 +85,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.add_ledgerentry",
     ],
     Role.MARKETER: [
+        *_INSIGHT_WRITE,
         *_VIEW_ALL,
         "customers.add_customer",
         "customers.change_customer",
@@ -91,7 +98,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "catalog.change_product",
         *_LOYALTY_MANAGE,
     ],
-    Role.ANALYST: [*_VIEW_ALL],
+    Role.ANALYST: [*_VIEW_ALL, *_INSIGHT_WRITE],
     Role.SUPPORT: [
         *_VIEW_ALL,
         "customers.change_customer",

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "kizuna.commerce",
     "kizuna.loyalty",
     "kizuna.tracking",
+    "kizuna.analytics",
     "kizuna.console",
     "kizuna.portal",
     "kizuna.api",
@@ -169,12 +170,22 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.min.js from the installed plotly package (console charts): no copy, no CDN
+    "kizuna.console.plotly_assets.PlotlyFinder",
+]
 # Serve straight from the app folders so `kizuna demo` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.api_max_body_bytes
 KIZUNA_API_MAX_BODY_BYTES = CONFIG.api_max_body_bytes
+# Customer insight (kizuna.analytics): scoring-run defaults
+KIZUNA_AT_RISK_THRESHOLD = CONFIG.at_risk_threshold
+KIZUNA_CLV_HORIZON_MONTHS = CONFIG.clv_horizon_months
+KIZUNA_CLV_DISCOUNT_RATE = CONFIG.clv_discount_rate
 
 # Segment-compatible ingestion (/v1/): per-source request rate, batch size (the spec's
 # 500 KB), messages per worker transaction.
