@@ -3,6 +3,7 @@ KPIs over time and KPI goals with their trend."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -174,7 +175,8 @@ def insight(*, months: int = 24, until: datetime | None = None) -> Insight:
     zone = business_zone()
     local = until.astimezone(zone)
     last_month = local.year * 12 + local.month - 1
-    key = f"analytics:insight:{months}:{last_month}:{local.date()}:{_data_version()}"
+    version = f"{months}:{last_month}:{local.date()}:{_data_version()}"
+    key = "analytics:insight:" + hashlib.sha256(version.encode()).hexdigest()
     cached = cache.get(key)
     if cached is not None:
         return cached
