@@ -35,6 +35,7 @@ from kizuna.customers.bulk import (
 from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import trait_definition_create
 from kizuna.demo import business as biz
+from kizuna.demo import analytics as demo_analytics
 from kizuna.demo import loyalty as demo_loyalty
 from kizuna.demo.generate import DemoData
 from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
@@ -212,6 +213,12 @@ def load(data: DemoData, *, advance: Advance | None = None) -> LoadTimings:
         started = time.perf_counter()
         demo_loyalty.load()
         timed("loyalty", started)
+
+    # Scores, KPI history and goals once the business is committed (each run is its own
+    # transaction, as the nightly one is).
+    started = time.perf_counter()
+    demo_analytics.load()
+    timed("analytics", started)
     return timings
 
 
