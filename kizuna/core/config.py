@@ -71,6 +71,11 @@ class Config:
     at_risk_threshold: float = 0.5
     clv_horizon_months: int = 12
     clv_discount_rate: float = 0.10
+    # messaging: credentials key, public base URL of links in messages, guardrails
+    encryption_key: str = ""
+    public_url: str = "http://localhost:8000"
+    quiet_hours: str = "21-8"
+    daily_cap: int = 3
 
     @property
     def secret_key_file(self) -> Path:
@@ -104,6 +109,10 @@ def load() -> Config:
         at_risk_threshold=_float("KIZUNA_AT_RISK_THRESHOLD", 0.5),
         clv_horizon_months=_int("KIZUNA_CLV_HORIZON_MONTHS", 12),
         clv_discount_rate=_float("KIZUNA_CLV_DISCOUNT_RATE", 0.10),
+        encryption_key=os.environ.get("KIZUNA_ENCRYPTION_KEY") or "",
+        public_url=(os.environ.get("KIZUNA_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
+        quiet_hours=os.environ.get("KIZUNA_QUIET_HOURS") or "21-8",
+        daily_cap=_int("KIZUNA_MESSAGE_DAILY_CAP", 3),
     )
 
 

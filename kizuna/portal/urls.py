@@ -1,9 +1,12 @@
 from django.urls import path
 
-from kizuna.portal import views
+from kizuna.portal import views, views_preferences
 
 app_name = "portal"
 urlpatterns = [
+    path("p/<str:token>/", views_preferences.preferences, name="preferences"),
+    path("p/<str:token>/line/", views_preferences.line_link, name="line_link"),
+    path("u/<str:token>/", views_preferences.unsubscribe_confirm, name="unsubscribe"),
     path("<str:token>/", views.member_card, name="member_card"),
     path("<str:token>/history/", views.member_history, name="member_history"),
     path("<str:token>/qr.svg", views.member_qr, name="member_qr"),

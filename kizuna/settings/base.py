@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "kizuna.loyalty",
     "kizuna.tracking",
     "kizuna.analytics",
+    "kizuna.messaging",
     "kizuna.console",
     "kizuna.portal",
     "kizuna.api",
@@ -192,6 +193,14 @@ KIZUNA_CLV_DISCOUNT_RATE = CONFIG.clv_discount_rate
 TRACKING_RATE = os.environ.get("KIZUNA_TRACKING_RATE", "20000/m")
 TRACKING_MAX_BATCH_BYTES = int(os.environ.get("KIZUNA_TRACKING_MAX_BATCH_BYTES", 500 * 1024))
 TRACKING_PROCESS_CHUNK = int(os.environ.get("KIZUNA_TRACKING_PROCESS_CHUNK", 5000))
+
+# Messaging (kizuna.messaging): the key that encrypts channel credentials (derived from
+# SECRET_KEY when unset), the public base URL of links in messages, guardrails.
+KIZUNA_ENCRYPTION_KEY = CONFIG.encryption_key
+KIZUNA_PUBLIC_URL = CONFIG.public_url
+KIZUNA_QUIET_HOURS = CONFIG.quiet_hours
+KIZUNA_MESSAGE_DAILY_CAP = CONFIG.daily_cap
+MESSAGING_PUBLIC_RATE = "600/m"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

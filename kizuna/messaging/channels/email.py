@@ -1,0 +1,187 @@
+"""Email over SMTP: MIME built for Japanese (UTF-8 by default, ISO-2022-JP when configured),
+List-Unsubscribe one-click headers, VERP envelope sender, DKIM signature (dkimpy), one SMTP
+session per batch (STARTTLS or implicit TLS when configured)."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from email import charset as email_charset
+from email import policy
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate
+from typing import Any
+
+import dkim
+
+from kizuna.messaging import crypto, links
+from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome
+from kizuna.messaging.models import Channel
+
+# compat32 serialisation (it keeps our RFC 2047 ISO-2022-JP headers as encoded) with CRLF,
+# as SMTP wants: aiosmtpd and real MTAs reject bare LF and over-long lines.
+SMTP_POLICY = policy.compat32.clone(linesep="\r\n")
+DKIM_HEADERS = [
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"mime-version",
+    b"content-type",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+]
+
+# ISO-2022-JP: 7bit body and B-encoded headers, as Japanese mail clients expect.
+email_charset.add_charset("iso-2022-jp", email_charset.BASE64, None, "iso-2022-jp")
+
+
+def _charset_of(channel_settings: dict[str, Any]) -> str:
+    value = str(channel_settings.get("charset") or "utf-8").lower()
+    return "iso-2022-jp" if value in ("iso-2022-jp", "jis") else "utf-8"
+
+
+def build_message(
+    *,
+    channel_settings: dict[str, Any],
+    message: OutboundMessage,
+    unsubscribe_url: str = "",
+) -> MIMEMultipart:
+    """The MIME message (multipart/alternative: text then HTML) for one delivery."""
+    charset = _charset_of(channel_settings)
+    rendered = message.rendered
+    text = rendered.get("text", "")
+    html = rendered.get("html", "")
+    root = MIMEMultipart("alternative")
+    root.attach(MIMEText(text, "plain", charset))
+    if html:
+        root.attach(MIMEText(html, "html", charset))
+    from_address = str(channel_settings.get("from_address", ""))
+    root["From"] = formataddr((str(channel_settings.get("from_name", "")), from_address), charset)
+    root["To"] = (
+        formataddr((message.customer_name, message.to), charset)
+        if message.customer_name
+        else message.to
+    )
+    root["Subject"] = Header(rendered.get("subject", ""), charset)
+    root["Date"] = formatdate(localtime=False)
+    domain = from_address.rsplit("@", 1)[-1] or "localhost"
+    root["Message-ID"] = f"<{message.idempotency_key}.{message.delivery_id}@{domain}>"
+    if channel_settings.get("reply_to"):
+        root["Reply-To"] = str(channel_settings["reply_to"])
+    if unsubscribe_url:
+        root["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        root["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    root["X-Kizuna-Delivery"] = str(message.delivery_id)
+    return root
+
+
+def serialise(root: MIMEMultipart) -> bytes:
+    return root.as_bytes(policy=SMTP_POLICY)
+
+
+def dkim_sign(raw: bytes, *, selector: str, domain: str, private_key: str) -> bytes:
+    headers = [h for h in DKIM_HEADERS if h in raw.split(b"\r\n\r\n", 1)[0].lower()]
+    signature = dkim.sign(
+        raw,
+        selector.encode(),
+        domain.encode(),
+        private_key.encode(),
+        include_headers=headers,
+    )
+    return bytes(signature) + raw
+
+
+def envelope_sender(channel_settings: dict[str, Any], delivery_id: int) -> str:
+    bounce_domain = str(channel_settings.get("bounce_domain") or "")
+    if bounce_domain:
+        return links.verp_address(delivery_id, bounce_domain)
+    return str(channel_settings.get("from_address", ""))
+
+
+class EmailSession:
+    def __init__(self, channel: Channel) -> None:
+        self.settings = dict(channel.settings)
+        self.secrets = crypto.decrypt(channel.credentials_encrypted)
+        for key in ("host", "from_address"):
+            if not self.settings.get(key):
+                raise ChannelConfigError(f"the email channel has no {key}")
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        host = str(self.settings["host"])
+        port = int(self.settings.get("port") or 25)
+        security = str(self.settings.get("security") or "none")  # none | starttls | tls
+        timeout = float(self.settings.get("timeout") or 30)
+        context = ssl.create_default_context()
+        # The EHLO name: set, so smtplib does not resolve the machine's FQDN on each connect.
+        helo = str(self.settings.get("helo") or self.settings["from_address"].split("@")[-1])
+        if security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port, timeout=timeout, context=context, local_hostname=helo
+            )
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout, local_hostname=helo)
+            if security == "starttls":
+                smtp.starttls(context=context)
+        if self.secrets.get("username"):
+            smtp.login(str(self.secrets["username"]), str(self.secrets.get("password", "")))
+        return smtp
+
+    def prepare(self, message: OutboundMessage) -> tuple[str, bytes]:
+        unsub = links.unsubscribe_url(message.delivery_id) if message.marketing else ""
+        raw = serialise(
+            build_message(channel_settings=self.settings, message=message, unsubscribe_url=unsub)
+        )
+        key = self.secrets.get("dkim_private_key")
+        if key and self.settings.get("dkim_selector"):
+            domain = str(
+                self.settings.get("dkim_domain")
+                or str(self.settings["from_address"]).split("@")[-1]
+            )
+            raw = dkim_sign(
+                raw, selector=str(self.settings["dkim_selector"]), domain=domain, private_key=key
+            )
+        return envelope_sender(self.settings, message.delivery_id), raw
+
+    def send(self, message: OutboundMessage) -> Outcome:
+        sender, raw = self.prepare(message)
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            refused = self._smtp.sendmail(sender, [message.to], raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            self._reset()
+            return Outcome(ok=False, temporary=400 <= code < 500, reason=f"{code} {text!r}"[:300])
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            return Outcome(
+                ok=False,
+                temporary=400 <= exc.smtp_code < 500,
+                reason=f"{exc.smtp_code} {exc.smtp_error!r}"[:300],
+            )
+        except (OSError, smtplib.SMTPException) as exc:
+            self._reset()
+            return Outcome(ok=False, temporary=True, reason=f"{type(exc).__name__}: {exc}"[:300])
+        if refused:
+            return Outcome(ok=False, temporary=False, reason=str(refused)[:300])
+        message_id = raw.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()
+        return Outcome(ok=True, provider_id=message_id)
+
+    def _reset(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._smtp.quit()
+            self._smtp = None

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from django.db.models import TextChoices
+from django.utils.translation import gettext_lazy as _
+
+
+class ChannelKind(TextChoices):
+    EMAIL = "email", _("Email")
+    LINE = "line", _("LINE")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+class Purpose(TextChoices):
+    MARKETING = "marketing", _("Marketing")
+    TRANSACTIONAL = "transactional", _("Transactional")
+
+
+class BodyFormat(TextChoices):
+    MJML = "mjml", _("MJML (responsive email)")
+    HTML = "html", _("HTML")
+    TEXT = "text", _("Plain text")
+    FLEX = "flex", _("LINE Flex message (JSON)")
+    IMAGE = "image", _("LINE image (URL)")
+    JSON = "json", _("JSON payload")
+
+
+class Status(TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DEFERRED = "deferred", _("Deferred")
+    REFUSED = "refused", _("Refused")
+    BOUNCED = "bounced", _("Bounced")
+    FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Outcome unknown")
+    DELIVERED = "delivered", _("Delivered")
+    OPENED = "opened", _("Opened")
+    CLICKED = "clicked", _("Clicked")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    COMPLAINED = "complained", _("Complained")
+
+
+class SuppressionReason(TextChoices):
+    HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    COMPLAINT = "complaint", _("Complaint")
+    UNSUBSCRIBE = "unsubscribe", _("Unsubscribed")
+    MANUAL = "manual", _("Added by staff")
+
+
+class Frequency(TextChoices):
+    NORMAL = "normal", _("As they come")
+    WEEKLY = "weekly", _("At most once a week")
+    MONTHLY = "monthly", _("At most once a month")

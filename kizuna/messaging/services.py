@@ -1,0 +1,1190 @@
+"""Writes of the messaging layer: channels, templates, deliveries and their sending, the
+suppression list, tracking (opens, clicks, unsubscribes, bounces), LINE contacts and the
+preference centre.
+
+Sending is exactly-once where the provider allows it and at-most-once where it cannot:
+a delivery is claimed (committed as `sending`) before the provider is called and marked
+`sent` right after. A worker that dies in between leaves the claim behind; on restart, LINE
+and webhook deliveries are sent again with the same retry/idempotency key (LINE answers 409
+for a duplicate), and email deliveries become `unknown` — SMTP has no way to ask whether a
+message was accepted, and sending it again could deliver it twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils.translation import gettext as _
+from jinja2 import meta
+
+from kizuna.core.audit import acting_as
+from kizuna.core.timeutil import now
+from kizuna.customers import selectors as customer_selectors
+from kizuna.customers import services as customer_services
+from kizuna.customers.choices import ConsentStatus, IdentityKind
+from kizuna.customers.models import Customer, Identity
+from kizuna.messaging import context as message_context
+from kizuna.messaging import crypto, guardrails, links, rendering
+from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome, open_session
+from kizuna.messaging.choices import (
+    BodyFormat,
+    ChannelKind,
+    Frequency,
+    Purpose,
+    Status,
+    SuppressionReason,
+)
+from kizuna.messaging.models import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    LineContact,
+    LineLinkCode,
+    Preference,
+    Suppression,
+    Template,
+    TemplateVariant,
+)
+
+LINE_EVENT_NAMES = {"follow": "followed", "unfollow": "unfollowed", "accountLink": "account_link"}
+MAX_ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 30
+STALE_CLAIM = timedelta(minutes=15)
+LINK_CODE_TTL = timedelta(minutes=30)
+INTERESTS_TRAIT = "interests"
+# Providers whose retries are deduplicated on their side (retry key / idempotency key).
+IDEMPOTENT_KINDS = {ChannelKind.LINE, ChannelKind.WEBHOOK}
+EVENT_PREFIX = {
+    ChannelKind.EMAIL: "email",
+    ChannelKind.LINE: "line",
+    ChannelKind.WEBHOOK: "webhook",
+}
+
+_FORMATS_BY_KIND = {
+    ChannelKind.EMAIL: {BodyFormat.MJML, BodyFormat.HTML},
+    ChannelKind.LINE: {BodyFormat.TEXT, BodyFormat.FLEX, BodyFormat.IMAGE},
+    ChannelKind.WEBHOOK: {BodyFormat.JSON},
+}
+_REQUIRED_SETTINGS = {
+    ChannelKind.EMAIL: ("host", "from_address"),
+    ChannelKind.LINE: (),
+    ChannelKind.WEBHOOK: ("url",),
+}
+_ALLOWED_SETTINGS = {
+    ChannelKind.EMAIL: {
+        "host",
+        "port",
+        "security",
+        "timeout",
+        "from_address",
+        "from_name",
+        "reply_to",
+        "physical_address",
+        "contact",
+        "charset",
+        "dkim_selector",
+        "dkim_domain",
+        "bounce_domain",
+        "helo",
+    },
+    ChannelKind.LINE: {"host", "provider_id"},
+    ChannelKind.WEBHOOK: {"url"},
+}
+_ALLOWED_SECRETS = {
+    ChannelKind.EMAIL: {"username", "password", "dkim_private_key", "inbound_token"},
+    ChannelKind.LINE: {"access_token", "channel_secret"},
+    ChannelKind.WEBHOOK: {"secret"},
+}
+
+
+def _raise(errors: dict[str, list[str]]) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+def _history(delivery: Delivery, status: str, reason: str = "", **detail: Any) -> None:
+    DeliveryStatus.objects.create(
+        delivery=delivery, status=status, reason=reason[:300], detail=detail, at=now()
+    )
+
+
+# --- channels -----------------------------------------------------------------------------
+
+
+def _clean_channel(
+    kind: str, settings_in: dict[str, Any], credentials: dict[str, Any]
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if kind not in ChannelKind.values:
+        errors["kind"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(ChannelKind.values)}]
+        return errors
+    unknown = set(settings_in) - _ALLOWED_SETTINGS[ChannelKind(kind)]
+    for key in sorted(unknown):
+        errors[f"settings.{key}"] = [_("Unknown setting.")]
+    for key in sorted(set(credentials) - _ALLOWED_SECRETS[ChannelKind(kind)]):
+        errors[f"credentials.{key}"] = [_("Unknown credential.")]
+    for key in _REQUIRED_SETTINGS[ChannelKind(kind)]:
+        if not settings_in.get(key):
+            errors[f"settings.{key}"] = [_("This setting is required.")]
+    if kind == ChannelKind.EMAIL:
+        charset = str(settings_in.get("charset") or "utf-8").lower()
+        if charset not in ("utf-8", "iso-2022-jp"):
+            errors["settings.charset"] = [_("Choose utf-8 or iso-2022-jp.")]
+        if settings_in.get("security", "none") not in ("none", "starttls", "tls"):
+            errors["settings.security"] = [_("Choose none, starttls or tls.")]
+        if "@" not in str(settings_in.get("from_address", "@")):
+            errors["settings.from_address"] = [_("Enter an email address.")]
+    if kind == ChannelKind.LINE:
+        host = str(settings_in.get("host") or "")
+        if host and not host.startswith(("https://", "http://127.", "http://localhost")):
+            errors["settings.host"] = [_("The API host must be an https:// URL.")]
+    return errors
+
+
+@transaction.atomic
+def channel_save(
+    *,
+    kind: str,
+    name: str,
+    settings: dict[str, Any],
+    credentials: dict[str, Any] | None = None,
+    active: bool = True,
+    channel: Channel | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Channel:
+    """Create or update a channel. Credentials given replace the stored ones key by key;
+    a key given as an empty string is removed; the others are kept (never shown again)."""
+    credentials = {k: v for k, v in (credentials or {}).items() if v is not None}
+    existing = crypto.decrypt(channel.credentials_encrypted) if channel else {}
+    merged = {**existing, **credentials}
+    merged = {k: v for k, v in merged.items() if v != ""}
+    settings = {k: v for k, v in settings.items() if v not in (None, "")}
+    errors = _clean_channel(kind, settings, credentials)
+    if not name or len(name) > 100:
+        errors["name"] = [_("A name of 1 to 100 characters is required.")]
+    elif Channel.objects.filter(name=name).exclude(pk=channel.pk if channel else None).exists():
+        errors["name"] = [_("Another channel has this name.")]
+    if kind == ChannelKind.LINE and not merged.get("access_token"):
+        errors["credentials.access_token"] = [_("The channel access token is required.")]
+    if kind == ChannelKind.WEBHOOK and not merged.get("secret"):
+        errors["credentials.secret"] = [_("A signing secret is required.")]
+    _raise(errors)
+    with acting_as(actor):
+        if channel is None:
+            channel = Channel(kind=kind)
+        channel.name = name
+        channel.settings = settings
+        channel.active = active
+        channel.credentials_encrypted = crypto.encrypt(merged)
+        channel.save()
+    return channel
+
+
+def channel_secret_keys(channel: Channel) -> list[str]:
+    """Which credentials are stored (names only, for the console)."""
+    return sorted(crypto.decrypt(channel.credentials_encrypted))
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def _check_variant(body_format: str, subject: str, body: str) -> dict[str, str]:
+    """Compile a variant; {part: 'line N: message'} for each part that does not."""
+    problems: dict[str, str] = {}
+    try:
+        rendering.compile_template(subject, "subject", False)
+    except rendering.RenderError as exc:
+        problems["subject"] = str(exc)
+    try:
+        if body_format in (BodyFormat.MJML, BodyFormat.HTML):
+            rendering.compile_template(rendering.email_body_source(body, body_format), "body", True)
+        else:
+            rendering.compile_template(body, "body", False)
+    except rendering.RenderError as exc:
+        problems["body"] = str(exc)
+    return problems
+
+
+@transaction.atomic
+def template_save(
+    *,
+    slug: str,
+    name: str,
+    channel_kind: str,
+    body_format: str,
+    variants: dict[str, dict[str, str]],
+    purpose: str = Purpose.MARKETING,
+    topic: str = "",
+    template: Template | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Template:
+    """Create or update a template and its per-locale variants ({"ja": {"subject", "body"}}).
+
+    A variant that does not compile is an error keyed `variants.<locale>.<part>` naming the
+    line; nothing is saved then."""
+    errors: dict[str, list[str]] = {}
+    if channel_kind not in ChannelKind.values:
+        errors["channel_kind"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(ChannelKind.values)}]
+    elif body_format not in _FORMATS_BY_KIND[ChannelKind(channel_kind)]:
+        allowed = ", ".join(sorted(_FORMATS_BY_KIND[ChannelKind(channel_kind)]))
+        errors["body_format"] = [_("Choose one of: %(c)s.") % {"c": allowed}]
+    if purpose not in Purpose.values:
+        errors["purpose"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(Purpose.values)}]
+    if (
+        not slug
+        or Template.objects.filter(slug=slug).exclude(pk=template.pk if template else None).exists()
+    ):
+        errors["slug"] = [_("A unique key is required.")]
+    if not name:
+        errors["name"] = [_("A name is required.")]
+    if not variants:
+        errors["variants"] = [_("At least one language variant is required.")]
+    for locale, parts in variants.items():
+        if locale not in ("ja", "en"):
+            errors[f"variants.{locale}"] = [_("Choose ja or en.")]
+            continue
+        if not (parts.get("body") or "").strip():
+            errors[f"variants.{locale}.body"] = [_("The body is required.")]
+            continue
+        if "errors" not in errors and body_format in BodyFormat.values:
+            for part, problem in _check_variant(
+                body_format, parts.get("subject", ""), parts["body"]
+            ).items():
+                errors[f"variants.{locale}.{part}"] = [problem]
+    _raise(errors)
+    with acting_as(actor):
+        if template is None:
+            template = Template()
+        template.slug, template.name = slug, name
+        template.channel_kind, template.body_format = channel_kind, body_format
+        template.purpose, template.topic = purpose, topic
+        template.save()
+        for locale, parts in variants.items():
+            TemplateVariant.objects.update_or_create(
+                template=template,
+                locale=locale,
+                defaults={"subject": parts.get("subject", ""), "body": parts["body"]},
+            )
+    return template
+
+
+def _variant_for(template: Template, locale: str) -> TemplateVariant:
+    variants = {v.locale: v for v in template.variants.all()}
+    for candidate in (locale, "ja", "en"):
+        if candidate in variants:
+            return variants[candidate]
+    raise rendering.RenderError("the template has no variant", part="body")
+
+
+def _needed_keys(variant: TemplateVariant, body_format: str) -> set[str]:
+    env = rendering.environment(False)
+    keys: set[str] = set()
+    for source in (variant.subject, variant.body):
+        try:
+            keys |= meta.find_undeclared_variables(env.parse(source))
+        except Exception:  # noqa: S112  (a syntax error is reported by the render itself)
+            continue
+    return keys
+
+
+def render_for(
+    *,
+    template: Template,
+    customer: Customer,
+    extra: dict[str, Any] | None = None,
+    locale: str | None = None,
+    delivery_id: int | None = None,
+    channel: Channel | None = None,
+) -> rendering.Rendered:
+    """Render a template for one customer (preview, test send, delivery). RenderError names
+    the part and line."""
+    variant = _variant_for(template, locale or customer.locale)
+    keys = _needed_keys(variant, template.body_format)
+    context = message_context.build(customer, extra, keys=keys)
+    context["links"] = {
+        "preferences": links.preferences_url(customer.pk),
+        "unsubscribe": links.unsubscribe_url(delivery_id) if delivery_id else "#",
+    }
+    result = rendering.render(
+        body_format=template.body_format,
+        subject=variant.subject,
+        body=variant.body,
+        context=context,
+    )
+    if template.channel_kind == ChannelKind.EMAIL and result.html:
+        marketing = template.purpose == Purpose.MARKETING
+        result = _finish_email(result, channel, customer, delivery_id, marketing=marketing)
+    return result
+
+
+def _footer(
+    channel: Channel | None, customer: Customer, delivery_id: int | None
+) -> tuple[str, str]:
+    """The sender identity, physical address and opt-out method every marketing email shows
+    (特定電子メール法)."""
+    s = channel.settings if channel else {}
+    unsub = links.unsubscribe_url(delivery_id) if delivery_id else "#"
+    prefs = links.preferences_url(customer.pk)
+    lines = [
+        str(s.get("from_name", "")),
+        str(s.get("physical_address", "")),
+        str(s.get("contact") or s.get("from_address", "")),
+    ]
+    label_unsub = _("Unsubscribe") if customer.locale == "en" else "配信停止"
+    label_prefs = _("Email preferences") if customer.locale == "en" else "配信設定"
+    from markupsafe import escape
+
+    html = (
+        '<div class="kizuna-footer" style="font-size:12px;color:#666;padding:16px">'
+        + "<br>".join(str(escape(x)) for x in lines if x)
+        + f'<br><a href="{escape(unsub)}">{escape(label_unsub)}</a> | '
+        f'<a href="{escape(prefs)}">{escape(label_prefs)}</a></div>'
+    )
+    text = "\n".join(x for x in lines if x) + f"\n{label_unsub}: {unsub}\n{label_prefs}: {prefs}\n"
+    return html, text
+
+
+def _finish_email(
+    result: rendering.Rendered,
+    channel: Channel | None,
+    customer: Customer,
+    delivery_id: int | None,
+    *,
+    marketing: bool,
+) -> rendering.Rendered:
+    html, text = result.html, result.text
+    if marketing:
+        footer_html, footer_text = _footer(channel, customer, delivery_id)
+        html = (
+            html.replace("</body>", footer_html + "</body>")
+            if "</body>" in html
+            else html + footer_html
+        )
+        text = text + "\n--\n" + footer_text
+    if delivery_id is not None:
+        html = rendering.rewrite_links(html, lambda url: links.click_url(delivery_id, url))
+        pixel = f'<img src="{links.open_url(delivery_id)}" width="1" height="1" alt="">'
+        html = html.replace("</body>", pixel + "</body>") if "</body>" in html else html + pixel
+    return rendering.Rendered(subject=result.subject, html=html, text=text)
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+def _idempotency_key(
+    source: str, customer_id: int, channel_id: int, template_id: int, variant: str
+) -> str:
+    raw = f"{source}|{customer_id}|{channel_id}|{template_id}|{variant}"
+    return "d_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+def _enqueue_on_commit(ids: list[int]) -> None:
+    from kizuna.messaging import tasks
+
+    for start in range(0, len(ids), tasks.BATCH):
+        chunk = ids[start : start + tasks.BATCH]
+        transaction.on_commit(lambda chunk=chunk: tasks.send_deliveries(chunk))
+
+
+@transaction.atomic
+def delivery_enqueue(
+    *,
+    source: str,
+    customer: Customer,
+    channel: Channel,
+    template: Template,
+    extra_context: dict[str, Any] | None = None,
+    variant: str = "",
+    idempotency_key: str | None = None,
+    to_address: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> tuple[Delivery, bool]:
+    """Queue one message; returns (delivery, created). The same idempotency key (given, or
+    derived from source + customer + channel + template + variant) returns the first row."""
+    errors: dict[str, list[str]] = {}
+    if not source or len(source) > 120:
+        errors["source"] = [_("A source of 1 to 120 characters is required.")]
+    if template.channel_kind != channel.kind:
+        errors["channel"] = [_("This template is for another kind of channel.")]
+    if extra_context is not None and not isinstance(extra_context, dict):
+        errors["extra_context"] = [_("Must be an object.")]
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 120):
+        errors["idempotency_key"] = [_("1 to 120 characters.")]
+    _raise(errors)
+    key = idempotency_key or _idempotency_key(source, customer.pk, channel.pk, template.pk, variant)
+    existing = Delivery.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic(), acting_as(actor):
+            delivery = Delivery.objects.create(
+                idempotency_key=key,
+                source=source,
+                customer=customer,
+                channel=channel,
+                template=template,
+                locale=customer.locale,
+                variant=variant,
+                purpose=template.purpose,
+                topic=template.topic,
+                extra_context=extra_context or {},
+                to_address=to_address,
+            )
+            _history(delivery, Status.QUEUED)
+    except IntegrityError:
+        return Delivery.objects.get(idempotency_key=key), False
+    _enqueue_on_commit([delivery.pk])
+    return delivery, True
+
+
+@transaction.atomic
+def delivery_enqueue_many(
+    *, source: str, customer_ids: Iterable[int], channel: Channel, template: Template
+) -> int:
+    """Queue one message per customer in bulk (campaigns, benchmarks); existing keys are
+    skipped. Returns how many were queued."""
+    if template.channel_kind != channel.kind:
+        raise ValidationError({"channel": [_("This template is for another kind of channel.")]})
+    locales = dict(Customer.objects.filter(pk__in=list(customer_ids)).values_list("pk", "locale"))
+    keys = {cid: _idempotency_key(source, cid, channel.pk, template.pk, "") for cid in locales}
+    taken = set(
+        Delivery.objects.filter(idempotency_key__in=list(keys.values())).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    rows = [
+        Delivery(
+            idempotency_key=key,
+            source=source,
+            customer_id=cid,
+            channel=channel,
+            template=template,
+            locale=locales[cid],
+            purpose=template.purpose,
+            topic=template.topic,
+        )
+        for cid, key in keys.items()
+        if key not in taken
+    ]
+    Delivery.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    created = list(
+        Delivery.objects.filter(
+            idempotency_key__in=[r.idempotency_key for r in rows], status=Status.QUEUED
+        ).values_list("pk", flat=True)
+    )
+    at = now()
+    DeliveryStatus.objects.bulk_create(
+        [DeliveryStatus(delivery_id=pk, status=Status.QUEUED, at=at) for pk in created],
+        batch_size=500,
+    )
+    _enqueue_on_commit(sorted(created))
+    return len(created)
+
+
+def _address_for(delivery: Delivery) -> str:
+    if delivery.to_address:
+        return delivery.to_address
+    customer = delivery.customer
+    if delivery.channel.kind == ChannelKind.EMAIL:
+        return customer.email
+    if delivery.channel.kind == ChannelKind.LINE:
+        contact = (
+            LineContact.objects.filter(channel=delivery.channel, customer=customer)
+            .order_by("-following", "-updated_at")
+            .first()
+        )
+        return contact.line_user_id if contact else ""
+    return str(customer.pk)
+
+
+def is_suppressed(
+    *,
+    channel_kind: str,
+    address: str,
+    purpose: str = Purpose.MARKETING,
+    opted_in_at: datetime | None = None,
+) -> bool:
+    """Bounces, complaints and staff entries stop every message; an unsubscribe stops
+    marketing, unless the customer opted in again after it (`opted_in_at`)."""
+    digest = guardrails.address_hash(address)
+    entries = Suppression.objects.filter(channel_kind=channel_kind, address_hash=digest)
+    hard = [SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL]
+    if entries.filter(reason__in=hard).exists():
+        return True
+    if purpose != Purpose.MARKETING:
+        return False
+    unsubscribed = entries.filter(reason=SuppressionReason.UNSUBSCRIBE)
+    if opted_in_at is not None:
+        unsubscribed = unsubscribed.filter(created_at__gt=opted_in_at)
+    return unsubscribed.exists()
+
+
+def _opted_in_at(customer: Customer, channel: str) -> datetime | None:
+    latest = (
+        customer.consents.filter(purpose="marketing", channel__in=[channel, "any"])
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
+    return latest.recorded_at if latest and latest.status == ConsentStatus.GRANTED else None
+
+
+def _facts(delivery: Delivery, address: str, moment: datetime) -> guardrails.Facts:
+    customer, channel = delivery.customer, delivery.channel
+    kind = channel.kind
+    marketing = delivery.purpose == Purpose.MARKETING
+    preference = Preference.objects.filter(customer=customer).first() if marketing else None
+    frequency = preference.frequency if preference else Frequency.NORMAL
+    window, cap = guardrails.cap_window(frequency)
+    sent_recently = (
+        Delivery.objects.filter(
+            customer=customer,
+            channel__kind=kind,
+            purpose=Purpose.MARKETING,
+            sent_at__gte=moment - window,
+        ).count()
+        if marketing
+        else 0
+    )
+    s = channel.settings
+    consent_channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
+    if kind == ChannelKind.LINE:
+        # LINE's own follow is the consent; an explicit withdrawal in the ledger still counts.
+        latest = customer.consents.filter(purpose="marketing", channel__in=["line", "any"]).first()
+        consent = latest is None or latest.status == ConsentStatus.GRANTED
+    else:
+        consent = (
+            customer_selectors.has_consent(
+                customer=customer, purpose="marketing", channel=consent_channel
+            )
+            if marketing
+            else True
+        )
+    return guardrails.Facts(
+        channel_kind=kind,
+        channel_active=channel.active,
+        purpose=delivery.purpose,
+        address=address,
+        consent=consent,
+        suppressed=bool(address)
+        and is_suppressed(
+            channel_kind=kind,
+            address=address,
+            purpose=delivery.purpose,
+            opted_in_at=_opted_in_at(customer, consent_channel),
+        ),
+        line_following=kind != ChannelKind.LINE
+        or LineContact.objects.filter(
+            channel=channel, line_user_id=address, following=True
+        ).exists(),
+        sent_recently=sent_recently,
+        cap=cap if cap is not None else settings.KIZUNA_MESSAGE_DAILY_CAP,
+        timezone=customer.timezone,
+        sender_complete=all(s.get(k) for k in ("from_name", "from_address", "physical_address")),
+        topic=delivery.topic,
+        topics_opted_out=bool(
+            preference
+            and delivery.topic
+            and preference.topics
+            and delivery.topic not in preference.topics
+        ),
+    )
+
+
+@dataclass
+class BatchResult:
+    sent: list[int] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[tuple[int, float]] = field(default_factory=list)  # (delivery id, delay s)
+    skipped: list[int] = field(default_factory=list)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(delivery_id: int, worker: str, moment: datetime) -> bool:
+    return bool(
+        Delivery.objects.filter(pk=delivery_id, status__in=[Status.QUEUED, Status.DEFERRED])
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=moment))
+        .update(
+            status=Status.SENDING,
+            claimed_by=worker,
+            claimed_at=moment,
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+@transaction.atomic
+def _finish(
+    delivery: Delivery,
+    status: str,
+    reason: str = "",
+    *,
+    provider_id: str = "",
+    rendered: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+    to_address: str = "",
+    event: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    moment = now()
+    fields: dict[str, Any] = {"status": status, "reason": reason[:300], "not_before": not_before}
+    if provider_id:
+        fields["provider_id"] = provider_id
+    if rendered is not None:
+        fields["rendered"] = rendered
+    if to_address:
+        fields["to_address"] = to_address
+    if status == Status.SENT:
+        fields["sent_at"] = moment
+    Delivery.objects.filter(pk=delivery.pk).update(**fields, updated_at=moment)
+    _history(delivery, status, reason, **(detail or {}))
+    if event:
+        customer_services.event_record(
+            type=event,
+            customer=delivery.customer,
+            source="messaging",
+            occurred_at=moment,
+            properties={
+                "delivery_id": delivery.pk,
+                "channel": delivery.channel.kind,
+                "template": delivery.template.slug if delivery.template else "",
+                "source": delivery.source,
+                **({"reason": reason[:200]} if reason else {}),
+            },
+            message_id=f"msg-{delivery.pk}-{event}",
+        )
+
+
+def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -> BatchResult:
+    """Send queued deliveries (one channel session per channel). Called by the worker task
+    only; each delivery is claimed, checked, rendered, sent and recorded on its own."""
+    worker = worker or worker_name()
+    result = BatchResult()
+    deliveries = {
+        d.pk: d
+        for d in Delivery.objects.select_related("customer", "channel", "template").filter(
+            pk__in=delivery_ids
+        )
+    }
+    templates: dict[int, Template] = {}
+    sessions: dict[int, Any] = {}
+    try:
+        for delivery_id in delivery_ids:
+            delivery = deliveries.get(delivery_id)
+            moment = now()
+            if delivery is None or not _claim(delivery_id, worker, moment):
+                result.skipped.append(delivery_id)
+                continue
+            delivery.attempts += 1
+            _send_one(delivery, moment, templates, sessions, result)
+    finally:
+        for session in sessions.values():
+            with contextlib.suppress(Exception):  # closing a dead connection
+                session.close()
+    return result
+
+
+def _send_one(
+    delivery: Delivery,
+    moment: datetime,
+    templates: dict[int, Template],
+    sessions: dict[int, Any],
+    result: BatchResult,
+) -> None:
+    kind = delivery.channel.kind
+    prefix = EVENT_PREFIX[ChannelKind(kind)]
+    address = _address_for(delivery)
+    test_send = delivery.source.startswith("test:")
+    decision = None if test_send else guardrails.check(_facts(delivery, address, moment), moment)
+    if isinstance(decision, guardrails.Refusal):
+        _finish(delivery, Status.REFUSED, decision.reason, event=f"{prefix}.refused")
+        result.refused.append(delivery.pk)
+        return
+    if isinstance(decision, guardrails.Deferral):
+        _finish(delivery, Status.DEFERRED, decision.reason, not_before=decision.until)
+        result.retry.append((delivery.pk, (decision.until - moment).total_seconds()))
+        return
+    if delivery.template_id is None:
+        _finish(delivery, Status.FAILED, "the template was deleted")
+        result.failed.append(delivery.pk)
+        return
+    template = templates.get(delivery.template_id)
+    if template is None:
+        template = Template.objects.prefetch_related("variants").get(pk=delivery.template_id)
+        templates[template.pk] = template
+    try:
+        rendered = render_for(
+            template=template,
+            customer=delivery.customer,
+            extra=delivery.extra_context,
+            locale=delivery.locale,
+            delivery_id=delivery.pk,
+            channel=delivery.channel,
+        )
+        charset = str(delivery.channel.settings.get("charset") or "utf-8")
+        if kind == ChannelKind.EMAIL:
+            bad = rendering.unencodable(rendered.subject + rendered.html + rendered.text, charset)
+            if bad:
+                raise rendering.RenderError(
+                    f"characters not encodable in {charset}: {', '.join(bad)}", part="body"
+                )
+    except rendering.RenderError as exc:
+        _finish(delivery, Status.FAILED, f"render: {exc}", event=f"{prefix}.failed")
+        result.failed.append(delivery.pk)
+        return
+    snapshot = rendered.snapshot()
+    try:
+        session = sessions.get(delivery.channel_id)
+        if session is None:
+            session = sessions[delivery.channel_id] = open_session(delivery.channel)
+        outcome = session.send(
+            OutboundMessage(
+                delivery_id=delivery.pk,
+                idempotency_key=delivery.idempotency_key,
+                to=address,
+                rendered=snapshot,
+                marketing=delivery.purpose == Purpose.MARKETING,
+                customer_name=delivery.customer.display_name,
+            )
+        )
+    except (ChannelConfigError, crypto.CredentialsError) as exc:
+        outcome = Outcome(ok=False, reason=str(exc))
+    _record_outcome(delivery, outcome, snapshot, address, prefix, result)
+
+
+def _record_outcome(
+    delivery: Delivery,
+    outcome: Outcome,
+    snapshot: dict[str, Any],
+    address: str,
+    prefix: str,
+    result: BatchResult,
+) -> None:
+    if outcome.ok:
+        _finish(
+            delivery,
+            Status.SENT,
+            provider_id=outcome.provider_id,
+            rendered=snapshot,
+            to_address=address,
+            event=f"{prefix}.sent",
+            detail=outcome.detail,
+        )
+        result.sent.append(delivery.pk)
+    elif outcome.temporary and delivery.attempts < MAX_ATTEMPTS:
+        delay = BACKOFF_BASE_SECONDS * 2 ** (delivery.attempts - 1)
+        _finish(
+            delivery,
+            Status.DEFERRED,
+            outcome.reason,
+            rendered=snapshot,
+            to_address=address,
+            not_before=now() + timedelta(seconds=delay),
+        )
+        result.retry.append((delivery.pk, float(delay)))
+    else:
+        _finish(
+            delivery,
+            Status.FAILED,
+            outcome.reason,
+            rendered=snapshot,
+            to_address=address,
+            event=f"{prefix}.failed",
+        )
+        result.failed.append(delivery.pk)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def delivery_recover_interrupted(*, stale_after: timedelta = STALE_CLAIM) -> dict[str, int]:
+    """Claims left by a worker that died: on this host when its process is gone, anywhere
+    when older than `stale_after`. LINE/webhook deliveries go back to the queue (their retry
+    key makes a resend safe); email ones become `unknown` and are never sent again."""
+    host = socket.gethostname()
+    moment = now()
+    counts = {"requeued": 0, "unknown": 0}
+    for delivery in Delivery.objects.select_related("channel").filter(status=Status.SENDING):
+        owner_host, _sep, pid = delivery.claimed_by.rpartition(":")
+        dead = owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
+        stale = delivery.claimed_at is None or delivery.claimed_at < moment - stale_after
+        if not (dead or stale):
+            continue
+        if delivery.channel.kind in IDEMPOTENT_KINDS:
+            new, reason = Status.QUEUED, "worker interrupted: sent again with the same retry key"
+        else:
+            new = Status.UNKNOWN
+            reason = "worker interrupted mid-send: not sent again (it may have been delivered)"
+        with transaction.atomic():
+            changed = Delivery.objects.filter(pk=delivery.pk, status=Status.SENDING).update(
+                status=new, reason=reason, updated_at=moment
+            )
+            if changed:
+                _history(delivery, new, reason, worker=delivery.claimed_by)
+                counts["requeued" if new == Status.QUEUED else "unknown"] += 1
+    return counts
+
+
+def deliveries_due(*, limit: int = 5000, older_than: timedelta = timedelta(0)) -> list[int]:
+    """Queued or deferred deliveries that may be sent now (lost wake-ups, retries)."""
+    moment = now()
+    return list(
+        Delivery.objects.filter(status__in=[Status.QUEUED, Status.DEFERRED])
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=moment))
+        .filter(updated_at__lte=moment - older_than)
+        .order_by("id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# --- suppression and tracking ---------------------------------------------------------------
+
+
+def suppression_add(
+    *,
+    channel_kind: str,
+    address: str,
+    reason: str,
+    note: str = "",
+    delivery: Delivery | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Suppression:
+    errors: dict[str, list[str]] = {}
+    if channel_kind not in ChannelKind.values:
+        errors["channel_kind"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(ChannelKind.values)}]
+    if reason not in SuppressionReason.values:
+        errors["reason"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(SuppressionReason.values)}]
+    if not address.strip():
+        errors["address"] = [_("An address is required.")]
+    _raise(errors)
+    digest = guardrails.address_hash(address)
+    with acting_as(actor):
+        entry, _created = Suppression.objects.get_or_create(
+            channel_kind=channel_kind,
+            address_hash=digest,
+            reason=reason,
+            defaults={"note": note[:300], "delivery": delivery},
+        )
+    return entry
+
+
+def _mark(delivery: Delivery, status: str, event: str, **properties: Any) -> bool:
+    """Record an engagement fact once per delivery and kind (repeat opens are not news)."""
+    with transaction.atomic():
+        if DeliveryStatus.objects.filter(delivery=delivery, status=status).exists():
+            return False
+        _history(delivery, status, **properties)
+        if Status(delivery.status) in (Status.SENT, Status.DELIVERED, Status.OPENED):
+            Delivery.objects.filter(pk=delivery.pk).update(status=status, updated_at=now())
+        customer_services.event_record(
+            type=event,
+            customer=delivery.customer,
+            source="messaging",
+            properties={"delivery_id": delivery.pk, "channel": delivery.channel.kind, **properties},
+            message_id=f"msg-{delivery.pk}-{event}",
+        )
+    return True
+
+
+def delivery_track_open(*, delivery_id: int) -> bool:
+    delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+    if delivery is None:
+        return False
+    return _mark(delivery, Status.OPENED, "email.opened")
+
+
+def delivery_track_click(*, delivery_id: int, url: str) -> bool:
+    delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+    if delivery is None:
+        return False
+    return _mark(delivery, Status.CLICKED, "email.clicked", url=url[:500])
+
+
+@transaction.atomic
+def unsubscribe(*, delivery_id: int, source: str = "one_click") -> Delivery | None:
+    """Honour an unsubscribe at once: marketing consent withdrawn in the ledger for the
+    delivery's channel, the address on the suppression list, the fact on the timeline."""
+    delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    kind = delivery.channel.kind
+    channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
+    address = delivery.to_address or _address_for(delivery)
+    if address:
+        suppression_add(
+            channel_kind=kind,
+            address=address,
+            reason=SuppressionReason.UNSUBSCRIBE,
+            note=f"delivery {delivery.pk} ({source})",
+            delivery=delivery,
+        )
+    if customer_selectors.has_consent(
+        customer=delivery.customer, purpose="marketing", channel=channel
+    ):
+        customer_services.consent_record(
+            customer=delivery.customer,
+            purpose="marketing",
+            channel=channel,
+            status=ConsentStatus.WITHDRAWN,
+            source="unsubscribe",
+            evidence={"delivery_id": delivery.pk, "method": source},
+        )
+    _mark(delivery, Status.UNSUBSCRIBED, "message.unsubscribed", method=source)
+    return delivery
+
+
+# --- bounces (RFC 3464) -------------------------------------------------------------------
+
+
+@transaction.atomic
+def bounce_process(*, raw: bytes) -> list[Delivery]:
+    """Apply a delivery status notification. Permanent failures (5.x.x) bounce the delivery
+    and suppress the address; temporary ones (4.x.x) are recorded as deferred. A message that
+    is not a DSN, or names no delivery of ours, is a ValidationError."""
+    from kizuna.messaging import dsn
+
+    try:
+        report = dsn.parse(raw)
+    except dsn.DSNError as exc:
+        raise ValidationError({"body": [str(exc)]}) from exc
+    delivery_id = report.delivery_id
+    if delivery_id is None:
+        raise ValidationError({"body": [_("The report names no delivery of ours.")]})
+    delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+    if delivery is None:
+        raise ValidationError({"body": [_("The report names no delivery of ours.")]})
+    done = []
+    for recipient in report.recipients:
+        detail = {"recipient_status": recipient.status, "diagnostic": recipient.diagnostic[:200]}
+        if recipient.permanent:
+            if DeliveryStatus.objects.filter(delivery=delivery, status=Status.BOUNCED).exists():
+                continue
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=Status.BOUNCED, reason=f"{recipient.status} {recipient.diagnostic}"[:300]
+            )
+            _history(delivery, Status.BOUNCED, recipient.status, **detail)
+            suppression_add(
+                channel_kind=ChannelKind.EMAIL,
+                address=recipient.address or delivery.to_address,
+                reason=SuppressionReason.HARD_BOUNCE,
+                note=f"{recipient.status} delivery {delivery.pk}",
+                delivery=delivery,
+            )
+            customer_services.event_record(
+                type="email.bounced",
+                customer=delivery.customer,
+                source="messaging",
+                properties={"delivery_id": delivery.pk, "status": recipient.status},
+                message_id=f"msg-{delivery.pk}-email.bounced",
+            )
+        else:
+            _history(delivery, Status.DEFERRED, f"remote: {recipient.status}", **detail)
+        done.append(delivery)
+    return done
+
+
+@transaction.atomic
+def complaint_record(*, delivery_id: int) -> Delivery | None:
+    """A spam complaint (ARF feedback): suppress and stop marketing on the channel."""
+    delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    suppression_add(
+        channel_kind=delivery.channel.kind,
+        address=delivery.to_address or _address_for(delivery),
+        reason=SuppressionReason.COMPLAINT,
+        delivery=delivery,
+    )
+    _mark(delivery, Status.COMPLAINED, "email.complained")
+    return delivery
+
+
+# --- LINE ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def line_link_code_issue(*, customer: Customer) -> LineLinkCode:
+    """A one-time code the customer sends to the LINE account to link it (30 minutes)."""
+    code = "KZ-" + "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
+    return LineLinkCode.objects.create(
+        code=code, customer=customer, expires_at=now() + LINK_CODE_TTL
+    )
+
+
+def _line_link(channel: Channel, user_id: str, code: str) -> Customer | None:
+    entry = (
+        LineLinkCode.objects.select_for_update()
+        .filter(code=code.strip().upper(), used_at__isnull=True, expires_at__gt=now())
+        .select_related("customer")
+        .first()
+    )
+    if entry is None:
+        return None
+    entry.used_at = now()
+    entry.save(update_fields=["used_at"])
+    contact, _created = LineContact.objects.get_or_create(channel=channel, line_user_id=user_id)
+    contact.customer = entry.customer
+    contact.following = True
+    contact.save()
+    identity = Identity.objects.filter(kind=IdentityKind.LINE, value=user_id).first()
+    if identity is None:
+        # Not a standard 'U…' id, or linked elsewhere: the contact link still holds.
+        with contextlib.suppress(ValidationError):
+            customer_services.identity_add(
+                customer=entry.customer, kind=IdentityKind.LINE, value=user_id, source="line"
+            )
+    customer_services.event_record(
+        type="line.linked",
+        customer=entry.customer,
+        source="line",
+        properties={"channel_id": channel.pk},
+    )
+    return entry.customer
+
+
+def _contact_customer(channel: Channel, user_id: str) -> Customer | None:
+    contact = LineContact.objects.filter(channel=channel, line_user_id=user_id).first()
+    if contact and contact.customer_id:
+        return contact.customer
+    return customer_selectors.customer_find_by_identity(kind=IdentityKind.LINE, value=user_id)
+
+
+@transaction.atomic
+def line_event_apply(*, channel: Channel, event: dict[str, Any]) -> str:
+    """Apply one verified LINE webhook event (a dict as LINE sends it). Returns what was
+    done: 'duplicate' for a replayed webhookEventId."""
+    from kizuna.messaging.models import WebhookReceipt
+
+    event_id = str(event.get("webhookEventId") or "")
+    kind = str(event.get("type") or "")
+    if not event_id:
+        return "ignored"
+    try:
+        with transaction.atomic():
+            WebhookReceipt.objects.create(event_id=event_id, channel=channel, type=kind[:40])
+    except IntegrityError:
+        return "duplicate"
+    source = event.get("source") or {}
+    user_id = str(source.get("userId") or "")
+    if not user_id:
+        return "ignored"
+    customer = _contact_customer(channel, user_id)
+    properties: dict[str, Any] = {"channel_id": channel.pk, "line_event_id": event_id}
+    if kind in ("follow", "unfollow"):
+        contact, _c = LineContact.objects.get_or_create(
+            channel=channel, line_user_id=user_id, defaults={"customer": customer}
+        )
+        contact.following = kind == "follow"
+        if customer and not contact.customer_id:
+            contact.customer = customer
+        contact.save()
+    elif kind == "message":
+        message = event.get("message") or {}
+        text = str(message.get("text") or "")
+        properties["message_type"] = message.get("type", "")
+        if text:
+            properties["text"] = text[:1000]
+        if text.strip().upper().startswith("KZ-"):
+            linked = _line_link(channel, user_id, text)
+            if linked is not None:
+                customer = linked
+                properties["linked"] = True
+    elif kind == "postback":
+        properties["data"] = str((event.get("postback") or {}).get("data", ""))[:300]
+    elif kind == "accountLink":
+        link = event.get("link") or {}
+        if link.get("result") == "ok" and link.get("nonce"):
+            linked = _line_link(channel, user_id, str(link["nonce"]))
+            customer = linked or customer
+    customer_services.event_record(
+        type=f"line.{LINE_EVENT_NAMES.get(kind, kind)}",
+        customer=customer,
+        anonymous_id="" if customer else f"line:{user_id}",
+        source="line",
+        properties=properties,
+        message_id=f"line-{event_id}",
+    )
+    return kind
+
+
+# --- preference centre ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def preferences_save(
+    *,
+    customer: Customer,
+    channels: dict[str, bool],
+    topics: list[str],
+    frequency: str,
+    interests: list[str] | None = None,
+    source: str = "preference_centre",
+) -> Preference:
+    """Save the customer's choices: channel opt-ins/outs go to the consent ledger (only
+    changes are recorded), topics and frequency to their preference, interests to a trait."""
+    errors: dict[str, list[str]] = {}
+    if frequency not in Frequency.values:
+        errors["frequency"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(Frequency.values)}]
+    for channel in channels:
+        if channel not in ("email", "line"):
+            errors[f"channels.{channel}"] = [_("Unknown channel.")]
+    if not all(isinstance(t, str) and 0 < len(t) <= 50 for t in topics):
+        errors["topics"] = [_("Topics are short texts.")]
+    _raise(errors)
+    for channel, wanted in channels.items():
+        current = customer_selectors.has_consent(
+            customer=customer, purpose="marketing", channel=channel
+        )
+        if wanted != current:
+            customer_services.consent_record(
+                customer=customer,
+                purpose="marketing",
+                channel=channel,
+                status=ConsentStatus.GRANTED if wanted else ConsentStatus.WITHDRAWN,
+                source=source,
+                evidence={"page": "preferences"},
+            )
+    preference, _created = Preference.objects.update_or_create(
+        customer=customer, defaults={"topics": sorted(set(topics)), "frequency": frequency}
+    )
+    if interests is not None:
+        # Zero-party data: a declared text trait, written through the profile's own service.
+        if not customer_selectors.trait_definitions().filter(key=INTERESTS_TRAIT).exists():
+            customer_services.trait_definition_create(
+                key=INTERESTS_TRAIT, label="Interests", type="string"
+            )
+        value = ", ".join(sorted({i.strip() for i in interests if i.strip()})) or None
+        customer_services.customer_update(
+            customer=customer, data={"traits": {INTERESTS_TRAIT: value}}, source=source
+        )
+        customer.refresh_from_db(fields=["traits"])
+    customer_services.event_record(
+        type="preferences.updated",
+        customer=customer,
+        source=source,
+        properties={"frequency": frequency, "topics": sorted(set(topics))},
+    )
+    return preference
