@@ -41,8 +41,9 @@ class KizunaSandbox(SandboxedEnvironment):
         allowed = SAFE_ATTRIBUTES.get(type(obj))
         return bool(allowed and attr in allowed)
 
-    def is_safe_callable(self, obj: Any) -> bool:
-        return super().is_safe_callable(obj)
+    def wrap_str_format(self, value: Any) -> None:
+        # str.format / format_map are not on the allow-list at all (not even sandboxed).
+        return None
 
 
 def _yen(value: Any) -> str:

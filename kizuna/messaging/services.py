@@ -820,13 +820,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def delivery_recover_interrupted(*, stale_after: timedelta = STALE_CLAIM) -> dict[str, int]:
+def delivery_recover_interrupted(*, stale_after: timedelta = STALE_CLAIM) -> dict[str, list[int]]:
     """Claims left by a worker that died: on this host when its process is gone, anywhere
     when older than `stale_after`. LINE/webhook deliveries go back to the queue (their retry
     key makes a resend safe); email ones become `unknown` and are never sent again."""
     host = socket.gethostname()
     moment = now()
-    counts = {"requeued": 0, "unknown": 0}
+    counts: dict[str, list[int]] = {"requeued": [], "unknown": []}
     for delivery in Delivery.objects.select_related("channel").filter(status=Status.SENDING):
         owner_host, _sep, pid = delivery.claimed_by.rpartition(":")
         dead = owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
@@ -844,7 +844,7 @@ def delivery_recover_interrupted(*, stale_after: timedelta = STALE_CLAIM) -> dic
             )
             if changed:
                 _history(delivery, new, reason, worker=delivery.claimed_by)
-                counts["requeued" if new == Status.QUEUED else "unknown"] += 1
+                counts["requeued" if new == Status.QUEUED else "unknown"].append(delivery.pk)
     return counts
 
 

@@ -42,13 +42,15 @@ def _queue_due(older_than: timedelta = timedelta(0)) -> int:
 @db_periodic_task(crontab(minute="*"))
 def deliveries_sweep() -> int:
     """The safety net: claims of dead workers, wake-ups lost in a crash, due retries."""
-    services.delivery_recover_interrupted()
+    recovered = services.delivery_recover_interrupted()
+    if recovered["requeued"]:
+        send_deliveries(recovered["requeued"])
     return _queue_due(older_than=timedelta(minutes=1))
 
 
 @on_startup()
 def recover_on_start() -> None:
-    counts = services.delivery_recover_interrupted()
-    if any(counts.values()):
-        logger.warning("messaging: recovered interrupted deliveries %s", counts)
+    recovered = services.delivery_recover_interrupted()
+    if any(recovered.values()):
+        logger.warning("messaging: recovered interrupted deliveries %s", recovered)
     _queue_due()

@@ -54,9 +54,10 @@ class LineSession:
             request = PushMessageRequest(
                 to=message.to, messages=to_sdk(message.rendered.get("line_messages", []))
             )
-            response = self.api.push_message_with_http_info(request, x_line_retry_key=key)
-        except ValueError as exc:
+        except ValueError as exc:  # refused before anything was sent
             return Outcome(ok=False, reason=f"invalid message: {exc}"[:300])
+        try:
+            response = self.api.push_message_with_http_info(request, x_line_retry_key=key)
         except ApiException as exc:
             return _failure(exc, key)
         except OSError as exc:
@@ -72,6 +73,9 @@ class LineSession:
             return Outcome(ok=False, reason=f"multicast takes 1 to {MAX_MULTICAST} user ids")
         try:
             request = MulticastRequest(to=user_ids, messages=to_sdk(messages))
+        except ValueError as exc:
+            return Outcome(ok=False, reason=f"invalid message: {exc}"[:300])
+        try:
             response = self.api.multicast_with_http_info(request, x_line_retry_key=key)
         except ApiException as exc:
             return _failure(exc, key)

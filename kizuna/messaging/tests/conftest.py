@@ -27,6 +27,13 @@ from kizuna.messaging.models import Channel, Template
 ADDRESS = "〒150-0001 東京都渋谷区神宮前1-2-3 絆商店"
 
 
+@pytest.fixture(autouse=True)
+def _daytime(settings) -> None:
+    """Tests do not depend on the hour they run at: quiet hours are off unless a test
+    sets them."""
+    settings.KIZUNA_QUIET_HOURS = "off"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,13 +56,13 @@ class SinkHandler:
         self.messages: list[Received] = []
         self.reject: dict[str, str] = {}  # recipient → SMTP reply
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.reject:
             return self.reject[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         )
@@ -106,7 +113,7 @@ def _line_handler(api: LineApi) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             api.requests.append(
@@ -147,7 +154,12 @@ def _line_handler(api: LineApi) -> type[BaseHTTPRequestHandler]:
             request_id = uuid.uuid4().hex
             if key:
                 api.accepted_keys[key] = request_id
-            return self._reply(200, {"sentMessages": []}, {"x-line-request-id": request_id})
+            if self.path.endswith("multicast"):
+                return self._reply(200, {}, {"x-line-request-id": request_id})
+            sent = [
+                {"id": str(461230966842064897 + i), "quoteToken": "q"} for i in range(len(messages))
+            ]
+            return self._reply(200, {"sentMessages": sent}, {"x-line-request-id": request_id})
 
     return Handler
 

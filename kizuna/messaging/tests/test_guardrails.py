@@ -1,0 +1,207 @@
+"""Send-time guardrails: every refusal is recorded with its reason and nothing is sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.test import override_settings
+
+from kizuna.customers import services as customer_services
+from kizuna.customers.models import Event
+from kizuna.messaging import guardrails, services
+from kizuna.messaging.models import Delivery, Suppression
+from kizuna.messaging.tests.conftest import follow, make_customer, make_email_channel
+
+pytestmark = pytest.mark.django_db
+
+
+def _enqueue(commit, customer, channel, template, source="campaign:1") -> Delivery:
+    delivery, _ = commit(
+        services.delivery_enqueue,
+        source=source,
+        customer=customer,
+        channel=channel,
+        template=template,
+    )
+    delivery.refresh_from_db()
+    return delivery
+
+
+def test_marketing_email_without_opt_in_is_refused(commit, smtp_server, email_channel, newsletter):
+    customer = make_customer(opt_in=False)
+    delivery = _enqueue(commit, customer, email_channel, newsletter)
+    assert delivery.status == "refused" and delivery.reason.startswith("no_consent")
+    assert list(delivery.history.values_list("status", flat=True)) == ["queued", "refused"]
+    assert smtp_server[1].messages == []
+    assert Event.objects.filter(customer=customer, type="email.refused").count() == 1
+    # a withdrawal after an opt-in wins (the newest ledger entry)
+    customer_services.consent_record(
+        customer=customer, purpose="marketing", channel="email", status="granted", source="t"
+    )
+    customer_services.consent_record(
+        customer=customer, purpose="marketing", channel="email", status="withdrawn", source="t"
+    )
+    again = _enqueue(commit, customer, email_channel, newsletter, source="campaign:2")
+    assert again.status == "refused" and smtp_server[1].messages == []
+
+
+def test_suppressed_address_is_refused_even_for_transactional_bounces(
+    commit, smtp_server, email_channel, newsletter
+):
+    customer = make_customer()
+    services.suppression_add(
+        channel_kind="email", address="HANAKO@example.jp ", reason="hard_bounce"
+    )
+    assert Suppression.objects.get().address_hash == guardrails.address_hash("hanako@example.jp")
+    assert "hanako" not in Suppression.objects.get().address_hash
+    delivery = _enqueue(commit, customer, email_channel, newsletter)
+    assert delivery.status == "refused" and delivery.reason.startswith("suppressed")
+    assert smtp_server[1].messages == []
+
+
+def test_unsubscribe_suppression_is_lifted_only_by_a_later_opt_in(
+    commit, smtp_server, email_channel, newsletter
+):
+    customer = make_customer()
+    first = _enqueue(commit, customer, email_channel, newsletter)
+    assert first.status == "sent"
+    commit(services.unsubscribe, delivery_id=first.pk)
+    refused = _enqueue(commit, customer, email_channel, newsletter, source="campaign:2")
+    assert refused.status == "refused"
+    assert refused.reason.split(":")[0] in ("suppressed", "no_consent")
+    commit(
+        services.preferences_save,
+        customer=customer,
+        channels={"email": True},
+        topics=[],
+        frequency="normal",
+    )
+    again = _enqueue(commit, customer, email_channel, newsletter, source="campaign:3")
+    assert again.status == "sent", again.reason
+    assert len(smtp_server[1].messages) == 2
+    assert Suppression.objects.filter(reason="unsubscribe").count() == 1  # never deleted
+
+
+@override_settings(KIZUNA_MESSAGE_DAILY_CAP=2)
+def test_frequency_cap_per_customer_per_channel(commit, smtp_server, email_channel, newsletter):
+    customer = make_customer()
+    results = [
+        _enqueue(commit, customer, email_channel, newsletter, source=f"c:{i}").status
+        for i in range(3)
+    ]
+    assert results == ["sent", "sent", "refused"]
+    assert Delivery.objects.get(source="c:2").reason.startswith("frequency_cap")
+    assert len(smtp_server[1].messages) == 2
+
+
+def test_weekly_frequency_preference_caps_at_one(commit, smtp_server, email_channel, newsletter):
+    customer = make_customer()
+    commit(
+        services.preferences_save,
+        customer=customer,
+        channels={"email": True},
+        topics=[],
+        frequency="weekly",
+    )
+    assert _enqueue(commit, customer, email_channel, newsletter, source="a").status == "sent"
+    assert _enqueue(commit, customer, email_channel, newsletter, source="b").status == "refused"
+
+
+def test_topic_opt_out_refuses_other_topics(commit, smtp_server, email_channel, newsletter):
+    customer = make_customer()
+    commit(
+        services.preferences_save,
+        customer=customer,
+        channels={"email": True},
+        topics=["events"],
+        frequency="normal",
+    )
+    delivery = _enqueue(commit, customer, email_channel, newsletter)  # topic "sale"
+    assert delivery.status == "refused" and delivery.reason.startswith("topic_opt_out")
+
+
+def test_marketing_email_needs_sender_identity_and_address(commit, smtp_server, newsletter):
+    channel = make_email_channel(smtp_server[0].port, physical_address="")
+    delivery = _enqueue(commit, make_customer(), channel, newsletter)
+    assert delivery.status == "refused" and delivery.reason.startswith("sender_identity")
+    assert smtp_server[1].messages == []
+
+
+def test_quiet_hours_in_the_customer_time_zone() -> None:
+    hours = guardrails.parse_quiet_hours("21-8")
+    # 13:30 UTC = 22:30 in Tokyo (quiet) but 14:30 in London (not quiet)
+    moment = datetime(2026, 3, 2, 13, 30, tzinfo=UTC)
+    until = guardrails.quiet_until(moment, "Asia/Tokyo", hours)
+    assert until is not None and until.isoformat() == "2026-03-03T08:00:00+09:00"
+    assert guardrails.quiet_until(moment, "Europe/London", hours) is None
+    early = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)  # 05:00 in Tokyo: quiet until 08:00 today
+    assert guardrails.quiet_until(early, "Asia/Tokyo", hours).isoformat() == (
+        "2026-03-03T08:00:00+09:00"
+    )
+    assert guardrails.parse_quiet_hours("off") is None
+
+
+def test_line_push_deferred_at_night_and_not_sent(
+    commit, line_api, line_channel, line_template, monkeypatch, settings
+):
+    from kizuna.messaging import tasks
+
+    settings.KIZUNA_QUIET_HOURS = "21-8"
+    customer = make_customer(opt_in=False)
+    follow(line_channel, customer, "U" + "a" * 32)
+    night = datetime(2026, 3, 2, 13, 30, tzinfo=UTC)  # 22:30 in Tokyo
+    monkeypatch.setattr(services, "now", lambda: night)
+    scheduled = []
+    monkeypatch.setattr(
+        tasks.send_deliveries, "schedule", lambda args, delay: scheduled.append(delay)
+    )
+    delivery = _enqueue(commit, customer, line_channel, line_template)
+    assert delivery.status == "deferred" and delivery.reason.startswith("quiet_hours")
+    assert delivery.not_before.isoformat() == "2026-03-02T23:00:00+00:00"  # 08:00 JST
+    assert scheduled == [9.5 * 3600]
+    assert line_api.requests == []
+    morning = datetime(2026, 3, 2, 23, 0, 1, tzinfo=UTC)
+    monkeypatch.setattr(services, "now", lambda: morning)
+    services.delivery_send_batch(delivery_ids=[delivery.pk])
+    delivery.refresh_from_db()
+    assert delivery.status == "sent", delivery.reason
+    assert len(line_api.requests) == 1
+
+
+def test_line_refused_when_the_customer_blocked_the_account(
+    commit, line_api, line_channel, line_template
+):
+    customer = make_customer(opt_in=False)
+    follow(line_channel, customer, "U" + "b" * 32)
+    from kizuna.messaging.models import LineContact
+
+    LineContact.objects.update(following=False)
+    delivery = _enqueue(commit, customer, line_channel, line_template)
+    assert delivery.status == "refused" and delivery.reason.startswith("line_unreachable")
+    assert line_api.requests == []
+
+
+def test_guardrail_order_is_pure() -> None:
+    facts = guardrails.Facts(
+        channel_kind="email",
+        channel_active=True,
+        purpose="marketing",
+        address="a@b.jp",
+        consent=True,
+        suppressed=False,
+        line_following=True,
+        sent_recently=0,
+        cap=3,
+        timezone="Asia/Tokyo",
+        sender_complete=True,
+        topic="",
+        topics_opted_out=False,
+    )
+    moment = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
+    assert guardrails.check(facts, moment) is None
+    from dataclasses import replace
+
+    assert guardrails.check(replace(facts, address=""), moment).code == "no_address"
+    assert guardrails.check(replace(facts, channel_active=False), moment).code == "channel_inactive"
+    assert guardrails.check(replace(facts, purpose="transactional", consent=False), moment) is None

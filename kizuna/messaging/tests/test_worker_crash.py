@@ -1,0 +1,151 @@
+"""Crash safety with real processes: a `kizuna worker` sending a campaign to a real SMTP
+server is killed (SIGKILL) while the server holds one message, restarted, and every message
+has arrived exactly once — the one in flight at the crash is marked `unknown`, never resent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from kizuna.messaging.tests.conftest import free_port
+
+KIZUNA = [sys.executable, "-m", "kizuna"]
+TOTAL, HOLD_AT = 60, 20
+
+SETUP = """
+import sys
+import django
+django.setup()
+from kizuna.customers import services as cs
+from kizuna.messaging import services
+port, total = int(sys.argv[1]), int(sys.argv[2])
+channel = services.channel_save(kind="email", name="mail", settings={
+    "host": "127.0.0.1", "port": port, "from_address": "news@kizuna.example",
+    "from_name": "絆商店", "physical_address": "東京都渋谷区1-2-3"})
+template = services.template_save(slug="n", name="n", channel_kind="email", body_format="html",
+    variants={"ja": {"subject": "{{ customer.name }}様", "body": "<p>{{ customer.name }}様</p>"}})
+ids = []
+for i in range(total):
+    c = cs.customer_create(
+        data={"family_name": "山田", "given_name": f"{i}号", "email": f"c{i}@example.jp"})
+    cs.consent_record(
+        customer=c, purpose="marketing", channel="email", status="granted", source="t")
+    ids.append(c.pk)
+print(services.delivery_enqueue_many(source="campaign:crash", customer_ids=ids, channel=channel,
+                                     template=template))
+"""
+
+
+class Holding:
+    """Accepts every message; holds the HOLD_AT-th in DATA (already received) so the test can
+    kill the worker at the most ambiguous moment: the server has it, the client has no 250."""
+
+    def __init__(self) -> None:
+        self.arrived: list[str] = []
+        self.holding = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.arrived.extend(envelope.rcpt_tos)
+        if len(self.arrived) == HOLD_AT:
+            self.holding.set()
+            await asyncio.sleep(2)
+        return "250 OK"
+
+
+def _count(db: Path, sql: str) -> int:
+    with sqlite3.connect(db, timeout=20) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*KIZUNA, "worker", "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Path) -> None:
+    handler = Holding()
+    server = Controller(handler, hostname="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
+        env.update(
+            KIZUNA_DATA_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="kizuna.settings.base",
+            KIZUNA_QUIET_HOURS="off",
+        )
+        subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
+        queued = subprocess.run(
+            [sys.executable, "-c", SETUP, str(server.port), str(TOTAL)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert queued.stdout.strip().splitlines()[-1] == str(TOTAL)
+        db = tmp_path / "kizuna.sqlite3"
+        sent = "select count(*) from messaging_delivery where status = 'sent'"
+        assert _count(db, sent) == 0 and handler.arrived == []  # queued, not yet sent
+
+        worker = _worker(env)
+        try:
+            assert handler.holding.wait(60), "the worker never reached the held message"
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+        assert _count(db, sent) == HOLD_AT - 1  # killed part-way, one message in flight
+        assert _count(db, "select count(*) from messaging_delivery where status='sending'") == 1
+
+        worker = _worker(env)
+        try:
+            pending = (
+                "select count(*) from messaging_delivery "
+                "where status in ('queued', 'deferred', 'sending')"
+            )
+            assert _wait(lambda: _count(db, pending) == 0, 60)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
+    finally:
+        server.stop()
+
+    arrivals = Counter(handler.arrived)
+    assert len(arrivals) == TOTAL  # every message arrived ...
+    assert set(arrivals.values()) == {1}  # ... exactly once
+    assert _count(db, sent) == TOTAL - 1
+    unknown = "select count(*) from messaging_delivery where status = 'unknown'"
+    assert _count(db, unknown) == 1  # the one in flight: recorded as such, not sent again
+    assert (
+        _count(
+            db,
+            "select count(*) from messaging_deliverystatus s join messaging_delivery d "
+            "on d.id = s.delivery_id where d.status = 'unknown' and s.status = 'unknown' "
+            "and s.reason like 'worker interrupted%'",
+        )
+        == 1
+    )
+    assert _count(db, "select count(*) from customers_event where type = 'email.sent'") == TOTAL - 1
