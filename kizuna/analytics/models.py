@@ -106,18 +106,23 @@ class CustomerScore(models.Model):
     Only customers with at least one purchase have a row. Durations are whole days in the
     business's time zone; money is integer minor units of `currency`."""
 
+    # Derived data rewritten a million rows at a time: no database-level foreign keys (their
+    # per-row triggers would double the time of storing scores). Integrity is kept by the
+    # scoring run (it joins the customers it stores) and by Django's cascade on delete.
     customer = models.OneToOneField(
         Customer,
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="score",
+        db_constraint=False,
         verbose_name=_("customer"),
     )
     run = models.ForeignKey(
         ScoringRun,
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_index=False,
+        db_constraint=False,
         verbose_name=_("scoring run"),
     )
     model_version = models.CharField(_("model version"), max_length=40)

@@ -1,4 +1,4 @@
-"""Customer insight for the demo business: scoring runs at the last two month ends and now
+"""Customer insight for the demo business: scoring runs at the last month end and now
 (so the KPI page has a CLV trend and the timeline shows customers who became at risk), and a
 few KPI goals for the PDCA view."""
 
@@ -11,7 +11,7 @@ from kizuna.analytics.models import Kpi, RunTrigger, ScoringRun
 from kizuna.analytics.services import business_zone
 from kizuna.core.timeutil import now
 
-PAST_RUNS = 2
+PAST_RUNS = 1
 
 
 def _month_ends(count: int, until: datetime) -> list[datetime]:

@@ -54,11 +54,11 @@ class Params:
 
 def _check(x: FloatArray, t_x: FloatArray, T: FloatArray) -> None:
     if not (len(x) == len(t_x) == len(T)):
-        raise FitError("x, t_x and T must have the same length")
+        raise FitError("x, t_x and T must have the same length", kind="invalid")
     if len(x) and (
         np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T) or np.any((x == 0) & (t_x != 0))
     ):
-        raise FitError("need x >= 0, 0 <= t_x <= T, and t_x = 0 when x = 0")
+        raise FitError("need x >= 0, 0 <= t_x <= T, and t_x = 0 when x = 0", kind="invalid")
 
 
 def _terms(

@@ -51,7 +51,12 @@ class FitResult:
 
 
 class FitError(ValueError):
-    """The data cannot be fitted (too few customers, nothing to learn from)."""
+    """The data cannot be fitted: too few customers to learn from (`kind` "too_small") or
+    inconsistent summaries (`kind` "invalid")."""
+
+    def __init__(self, message: str, kind: str = "too_small") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 # exp() of arguments below this is taken as 0: its true value (< 1e-26) is lost against 1 in

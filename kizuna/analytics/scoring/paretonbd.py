@@ -105,7 +105,7 @@ def fit(
     if len(x) == 0 or not np.any(x > 0) or float(T.mean()) <= 0:
         raise FitError("need customers with repeat purchases and a positive age")
     if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T):
-        raise FitError("need x >= 0 and 0 <= t_x <= T")
+        raise FitError("need x >= 0 and 0 <= t_x <= T", kind="invalid")
     scale = float(T.mean())
     rows = compress(x, t_x / scale, T / scale)
     cx, ct, cT = rows.columns

@@ -116,7 +116,7 @@ class Outcome:
     """`scores` is None when the run must keep the previous scores; `reason` says why."""
 
     scores: Scores | None
-    reason: str  # "", "too_small", "not_converged"
+    reason: str  # "", "too_small", "invalid", "not_converged"
     message: str
     fits: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
@@ -159,7 +159,7 @@ def _score_population(data: Purchases, parameters: Parameters) -> Outcome:
         spend_fit: FitResult = gammagamma.fit(x, m)
         fits["spend"] = spend_fit.as_dict()
     except FitError as exc:
-        return Outcome(None, "too_small", str(exc), fits=fits, summary=base)
+        return Outcome(None, exc.kind, str(exc), fits=fits, summary=base)
     timings["fit"] = clock()
     for name, result in (("repeat", repeat_fit), ("spend", spend_fit)):
         if not result.converged:

@@ -102,7 +102,13 @@ def test_purchase_edge_cases_are_defined(history, small_parameters):
     Customer.objects.filter(pk=early.pk).update(first_seen_at=AS_OF - timedelta(days=3))
     future = customer_create(data={"family_name": "未来"})
     order_place(
-        customer=future, number="E-8", lines=[{"sku": "BEAN"}], placed_at=AS_OF + timedelta(days=1)
+        customer=future,
+        number="E-8",
+        lines=[{"sku": "BEAN"}],
+        placed_at=AS_OF + timedelta(minutes=5),
+    )
+    order_place(
+        customer=early, number="E-9", lines=[{"sku": "BEAN"}], placed_at=AS_OF + timedelta(hours=2)
     )
 
     result = run(small_parameters)
@@ -120,8 +126,10 @@ def test_purchase_edge_cases_are_defined(history, small_parameters):
     assert only_refunded.pk not in scores
     # an order before the customer's first-seen date counts from when it was placed
     assert scores[early.pk].age_days == 300
-    # an order after the as-of instant is not seen
+    # an order after the as-of instant is not seen (AS_OF is 23:00 JST: minutes later it is
+    # still the same UTC day, hours later the next local day)
     assert future.pk not in scores
+    assert scores[early.pk].orders == 1 and scores[early.pk].recency_days == 300
 
 
 def test_too_small_a_population_keeps_the_previous_scores_and_says_so(history, small_parameters):
