@@ -35,6 +35,10 @@ _VIEW_ALL = [
     "analytics.view_customerscore",
     "analytics.view_scoringrun",
     "analytics.view_kpigoal",
+    "messaging.view_channel",
+    "messaging.view_template",
+    "messaging.view_delivery",
+    "messaging.view_suppression",
 ]
 # Customer insight: run scoring on demand and plan KPI goals (admin, marketer, analyst).
 _INSIGHT_WRITE = ["analytics.add_scoringrun", "analytics.add_kpigoal", "analytics.delete_kpigoal"]
@@ -50,6 +54,16 @@ _LOYALTY_MANAGE = [
     "loyalty.change_coupondefinition",
     "loyalty.add_coupon",
 ]
+
+# Messaging: author templates and send (admin, marketer); channels and their credentials
+# (admin); the suppression list grows from staff too (admin, marketer, support).
+_MESSAGING_AUTHOR = [
+    "messaging.add_template",
+    "messaging.change_template",
+    "messaging.add_delivery",
+    "messaging.add_suppression",
+]
+_MESSAGING_ADMIN = [*_MESSAGING_AUTHOR, "messaging.add_channel", "messaging.change_channel"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [
@@ -83,6 +97,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_LOYALTY_MANAGE,
         "loyalty.change_programme",
         "loyalty.add_ledgerentry",
+        *_MESSAGING_ADMIN,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -97,6 +112,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "catalog.add_product",
         "catalog.change_product",
         *_LOYALTY_MANAGE,
+        *_MESSAGING_AUTHOR,
     ],
     Role.ANALYST: [*_VIEW_ALL, *_INSIGHT_WRITE],
     Role.SUPPORT: [
@@ -107,5 +123,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.add_event",
         "commerce.add_refund",
         *_LOYALTY_SERVE,
+        "messaging.add_suppression",
     ],
 }
