@@ -7,6 +7,7 @@ class ConsoleConfig(AppConfig):
     verbose_name = "Staff console"
 
     def ready(self) -> None:
-        from kizuna.console import views_loyalty
+        from kizuna.console import views_loyalty, views_messaging
 
         views_loyalty.register_panels()
+        views_messaging.register_panels()

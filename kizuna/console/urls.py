@@ -1,7 +1,14 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from kizuna.console import plotly_assets, views, views_analytics, views_data, views_loyalty
+from kizuna.console import (
+    plotly_assets,
+    views,
+    views_analytics,
+    views_data,
+    views_loyalty,
+    views_messaging,
+)
 
 app_name = "console"
 urlpatterns = [
@@ -53,4 +60,44 @@ urlpatterns = [
     path("insight/models/", views_analytics.models, name="analytics_models"),
     path("insight/run/", views_analytics.run_now, name="analytics_run"),
     path("insight/csv/<slug:table>.csv", views_analytics.download, name="analytics_csv"),
+    path("messaging/", views_messaging.deliveries, name="messaging_deliveries"),
+    path(
+        "messaging/deliveries/<int:delivery_id>/",
+        views_messaging.delivery_detail,
+        name="messaging_delivery",
+    ),
+    path("messaging/channels/", views_messaging.channels, name="messaging_channels"),
+    path(
+        "messaging/channels/new/<slug:kind>/",
+        views_messaging.channel_edit,
+        name="messaging_channel_new",
+    ),
+    path(
+        "messaging/channels/<int:channel_id>/",
+        views_messaging.channel_edit,
+        name="messaging_channel",
+    ),
+    path("messaging/templates/", views_messaging.templates, name="messaging_templates"),
+    path("messaging/templates/new/", views_messaging.template_edit, name="messaging_template_new"),
+    path(
+        "messaging/templates/<int:template_id>/",
+        views_messaging.template_edit,
+        name="messaging_template",
+    ),
+    path(
+        "messaging/templates/<int:template_id>/test/",
+        views_messaging.template_test_send,
+        name="messaging_template_test",
+    ),
+    path(
+        "messaging/preview/",
+        views_messaging.template_preview,
+        name="messaging_template_preview",
+    ),
+    path(
+        "messaging/preview/<str:key>/",
+        views_messaging.template_preview_frame,
+        name="messaging_template_frame",
+    ),
+    path("messaging/suppressions/", views_messaging.suppressions, name="messaging_suppressions"),
 ]

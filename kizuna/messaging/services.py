@@ -289,10 +289,10 @@ def _variant_for(template: Template, locale: str) -> TemplateVariant:
     raise rendering.RenderError("the template has no variant", part="body")
 
 
-def _needed_keys(variant: TemplateVariant, body_format: str) -> set[str]:
+def _needed_keys(*sources: str) -> set[str]:
     env = rendering.environment(False)
     keys: set[str] = set()
-    for source in (variant.subject, variant.body):
+    for source in sources:
         try:
             keys |= meta.find_undeclared_variables(env.parse(source))
         except Exception:  # noqa: S112  (a syntax error is reported by the render itself)
@@ -312,22 +312,66 @@ def render_for(
     """Render a template for one customer (preview, test send, delivery). RenderError names
     the part and line."""
     variant = _variant_for(template, locale or customer.locale)
-    keys = _needed_keys(variant, template.body_format)
+    return render_draft(
+        template=template,
+        subject=variant.subject,
+        body=variant.body,
+        customer=customer,
+        extra=extra,
+        delivery_id=delivery_id,
+        channel=channel,
+    )
+
+
+def render_draft(
+    *,
+    template: Template,
+    subject: str,
+    body: str,
+    customer: Customer,
+    extra: dict[str, Any] | None = None,
+    delivery_id: int | None = None,
+    channel: Channel | None = None,
+) -> rendering.Rendered:
+    """Render a subject and body (saved or still in the editor) for one customer."""
+    keys = _needed_keys(subject, body)
     context = message_context.build(customer, extra, keys=keys)
     context["links"] = {
         "preferences": links.preferences_url(customer.pk),
         "unsubscribe": links.unsubscribe_url(delivery_id) if delivery_id else "#",
     }
     result = rendering.render(
-        body_format=template.body_format,
-        subject=variant.subject,
-        body=variant.body,
-        context=context,
+        body_format=template.body_format, subject=subject, body=body, context=context
     )
     if template.channel_kind == ChannelKind.EMAIL and result.html:
         marketing = template.purpose == Purpose.MARKETING
         result = _finish_email(result, channel, customer, delivery_id, marketing=marketing)
     return result
+
+
+@transaction.atomic
+def test_send(
+    *,
+    template: Template,
+    channel: Channel,
+    customer: Customer,
+    to_address: str,
+    actor: AbstractBaseUser | None = None,
+) -> Delivery:
+    """Send the template, rendered for `customer`, to a staff address (not the customer's).
+    Guardrails do not apply: the recipient is the member of staff who asked."""
+    to_address = to_address.strip()
+    if not to_address or (channel.kind == ChannelKind.EMAIL and "@" not in to_address):
+        raise ValidationError({"to": [_("Enter the address to send the test to.")]})
+    delivery, _created = delivery_enqueue(
+        source=f"test:{secrets.token_hex(6)}",
+        customer=customer,
+        channel=channel,
+        template=template,
+        to_address=to_address,
+        actor=actor,
+    )
+    return delivery
 
 
 def _footer(
