@@ -5,7 +5,8 @@ the suppression list."""
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from csp.decorators import csp
 from django import forms
@@ -343,7 +344,9 @@ def template_preview(request: HttpRequest) -> HttpResponse:
     form = TemplateForm(request.POST)
     context: dict[str, Any] = {}
     if not form.is_valid():
-        context["error"] = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        context["error"] = "; ".join(
+            f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()
+        )
         return render(request, "console/messaging/_preview.html", context)
     data = form.cleaned_data
     customer = Customer.objects.filter(pk=data.get("preview_customer") or 0).first()
@@ -381,9 +384,7 @@ def template_preview(request: HttpRequest) -> HttpResponse:
     return render(request, "console/messaging/_preview.html", context)
 
 
-@staff_required("messaging.view_template")
-@xframe_options_sameorigin
-@csp(
+_PREVIEW_CSP = csp(
     {
         "default-src": ["'none'"],
         "style-src": ["'unsafe-inline'"],
@@ -392,13 +393,24 @@ def template_preview(request: HttpRequest) -> HttpResponse:
         "sandbox": True,
     }
 )
-def template_preview_frame(request: HttpRequest, key: str) -> HttpResponse:
+
+
+def _preview_frame(request: HttpRequest, key: str) -> HttpResponse:
     """The rendered email HTML for the preview iframe: inline styles allowed, no scripts,
     sandboxed, only framed by the console itself."""
     html = cache.get(f"kizuna:preview:{key}")
     if html is None:
         raise Http404
     return HttpResponse(html)
+
+
+# staff only; the frame may be shown by the console alone, with its own CSP.
+template_preview_frame = staff_required("messaging.view_template")(
+    cast(
+        Callable[..., HttpResponse],
+        xframe_options_sameorigin(_PREVIEW_CSP(cast(Any, _preview_frame))),
+    )
+)
 
 
 @staff_required("messaging.add_delivery")
@@ -413,8 +425,8 @@ def template_test_send(request: HttpRequest, template_id: int) -> HttpResponse:
         kind=template.channel_kind
     )
     if not form.is_valid():
-        for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+        for field, field_errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(str(e) for e in field_errors)}")
         return redirect("console:messaging_template", template_id=template.pk)
     customer = Customer.objects.filter(pk=form.cleaned_data["customer"]).first()
     if customer is None:
@@ -429,8 +441,8 @@ def template_test_send(request: HttpRequest, template_id: int) -> HttpResponse:
             actor=_staff(request),
         )
     except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+        for field, problems in exc.message_dict.items():
+            messages.error(request, f"{field}: {' '.join(problems)}")
         return redirect("console:messaging_template", template_id=template.pk)
     messages.success(request, _("Test message queued."))
     return redirect("console:messaging_delivery", delivery_id=delivery.pk)

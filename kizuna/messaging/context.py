@@ -70,7 +70,7 @@ def _loyalty(customer: Customer) -> dict[str, Any] | None:
         return {"balance": 0, "tier": "", "to_next": 0}
     return {
         "balance": int(card.balance or 0),
-        "tier": str(card.tier.name) if getattr(card, "tier", None) else "",
+        "tier": str(card.tier.name) if card.tier is not None else "",
         "to_next": int(getattr(card, "to_next", 0) or 0),
     }
 

@@ -64,7 +64,9 @@ def _status_part(message: Message) -> str:
             payload = part.get_payload()
             if isinstance(payload, list):  # parsed into header blocks by the email package
                 return "\n\n".join(
-                    "\n".join(f"{k}: {v}" for k, v in block.items()) for block in payload
+                    "\n".join(f"{k}: {v}" for k, v in block.items())
+                    for block in payload
+                    if isinstance(block, Message)
                 )
             if isinstance(payload, str):
                 return payload
@@ -82,10 +84,11 @@ def _delivery_id(message: Message) -> int | None:
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
-            value = inner.get("X-Kizuna-Delivery") if isinstance(inner, Message) else None
-            if value is None and isinstance(payload, str):
+            found_header = inner.get("X-Kizuna-Delivery") if isinstance(inner, Message) else None
+            value = str(found_header) if found_header is not None else ""
+            if not value and isinstance(payload, str):
                 match = re.search(r"^X-Kizuna-Delivery:\s*(\d+)", payload, re.MULTILINE)
-                value = match.group(1) if match else None
+                value = match.group(1) if match else ""
             if value and str(value).strip().isdigit():
                 return int(str(value).strip())
     return None

@@ -175,7 +175,7 @@ def channel_save(
     errors = _clean_channel(kind, settings, credentials)
     if not name or len(name) > 100:
         errors["name"] = [_("A name of 1 to 100 characters is required.")]
-    elif Channel.objects.filter(name=name).exclude(pk=channel.pk if channel else None).exists():
+    elif Channel.objects.filter(name=name).exclude(pk=channel.pk if channel else 0).exists():
         errors["name"] = [_("Another channel has this name.")]
     if kind == ChannelKind.LINE and not merged.get("access_token"):
         errors["credentials.access_token"] = [_("The channel access token is required.")]
@@ -245,7 +245,7 @@ def template_save(
         errors["purpose"] = [_("Choose one of: %(c)s.") % {"c": ", ".join(Purpose.values)}]
     if (
         not slug
-        or Template.objects.filter(slug=slug).exclude(pk=template.pk if template else None).exists()
+        or Template.objects.filter(slug=slug).exclude(pk=template.pk if template else 0).exists()
     ):
         errors["slug"] = [_("A unique key is required.")]
     if not name:
@@ -438,9 +438,11 @@ def _idempotency_key(
 def _enqueue_on_commit(ids: list[int]) -> None:
     from kizuna.messaging import tasks
 
+    def wake(chunk: list[int]) -> None:
+        transaction.on_commit(lambda: tasks.send_deliveries(chunk))
+
     for start in range(0, len(ids), tasks.BATCH):
-        chunk = ids[start : start + tasks.BATCH]
-        transaction.on_commit(lambda chunk=chunk: tasks.send_deliveries(chunk))
+        wake(ids[start : start + tasks.BATCH])
 
 
 @transaction.atomic

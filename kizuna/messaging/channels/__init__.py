@@ -54,4 +54,4 @@ def open_session(channel: Channel) -> Session:
         "line": line.LineSession,
         "webhook": webhook.WebhookSession,
     }
-    return kinds[channel.kind](channel)  # type: ignore[no-any-return]
+    return kinds[channel.kind](channel)

@@ -67,7 +67,7 @@ def build_message(
         if message.customer_name
         else message.to
     )
-    root["Subject"] = Header(rendered.get("subject", ""), charset)
+    root["Subject"] = Header(rendered.get("subject", ""), charset)  # type: ignore[assignment]
     root["Date"] = formatdate(localtime=False)
     domain = from_address.rsplit("@", 1)[-1] or "localhost"
     root["Message-ID"] = f"<{message.idempotency_key}.{message.delivery_id}@{domain}>"

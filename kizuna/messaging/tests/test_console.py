@@ -109,7 +109,9 @@ def test_live_preview_renders_for_a_chosen_customer(login) -> None:
     }
     partial = client.post("/messaging/preview/", data).content.decode()
     assert "山田 花子様" in partial
-    frame = re.search(r'src="(/messaging/preview/[^"]+/)"', partial).group(1)
+    match = re.search(r'src="(/messaging/preview/[^"]+/)"', partial)
+    assert match is not None
+    frame = match.group(1)
     response = client.get(frame)
     assert "山田 花子様へ" in response.content.decode()
     assert "sandbox" in response["Content-Security-Policy"]

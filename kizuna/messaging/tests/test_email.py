@@ -4,6 +4,7 @@ offline, one-click unsubscribe headers, VERP, the plain-text part, ISO-2022-JP."
 from __future__ import annotations
 
 from email.header import decode_header, make_header
+from typing import Any
 
 import dkim
 import pytest
@@ -21,8 +22,11 @@ def _dns(txt: bytes):
     return lookup
 
 
+_run: Any = None
+
+
 @pytest.fixture(autouse=True)
-def _commit(commit):
+def _commit(commit: Any) -> None:
     global _run
     _run = commit
 

@@ -136,9 +136,9 @@ def test_quiet_hours_in_the_customer_time_zone() -> None:
     assert until is not None and until.isoformat() == "2026-03-03T08:00:00+09:00"
     assert guardrails.quiet_until(moment, "Europe/London", hours) is None
     early = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)  # 05:00 in Tokyo: quiet until 08:00 today
-    assert guardrails.quiet_until(early, "Asia/Tokyo", hours).isoformat() == (
-        "2026-03-03T08:00:00+09:00"
-    )
+    early_until = guardrails.quiet_until(early, "Asia/Tokyo", hours)
+    assert early_until is not None
+    assert early_until.isoformat() == "2026-03-03T08:00:00+09:00"
     assert guardrails.parse_quiet_hours("off") is None
 
 
@@ -158,6 +158,7 @@ def test_line_push_deferred_at_night_and_not_sent(
     )
     delivery = _enqueue(commit, customer, line_channel, line_template)
     assert delivery.status == "deferred" and delivery.reason.startswith("quiet_hours")
+    assert delivery.not_before is not None
     assert delivery.not_before.isoformat() == "2026-03-02T23:00:00+00:00"  # 08:00 JST
     assert scheduled == [9.5 * 3600]
     assert line_api.requests == []
@@ -202,6 +203,8 @@ def test_guardrail_order_is_pure() -> None:
     assert guardrails.check(facts, moment) is None
     from dataclasses import replace
 
-    assert guardrails.check(replace(facts, address=""), moment).code == "no_address"
-    assert guardrails.check(replace(facts, channel_active=False), moment).code == "channel_inactive"
+    no_address = guardrails.check(replace(facts, address=""), moment)
+    assert isinstance(no_address, guardrails.Refusal) and no_address.code == "no_address"
+    inactive = guardrails.check(replace(facts, channel_active=False), moment)
+    assert isinstance(inactive, guardrails.Refusal) and inactive.code == "channel_inactive"
     assert guardrails.check(replace(facts, purpose="transactional", consent=False), moment) is None

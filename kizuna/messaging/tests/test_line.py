@@ -14,8 +14,8 @@ from django.test import Client
 
 from kizuna.customers.models import Event, Identity
 from kizuna.messaging import crypto, services
-from kizuna.messaging.channels import OutboundMessage, open_session
-from kizuna.messaging.channels.line import retry_key
+from kizuna.messaging.channels import OutboundMessage
+from kizuna.messaging.channels.line import LineSession, retry_key
 from kizuna.messaging.models import Delivery, LineContact, WebhookReceipt
 from kizuna.messaging.tests.conftest import follow, make_customer
 
@@ -73,7 +73,8 @@ def test_a_retry_after_a_crash_is_answered_409_and_counts_as_sent(
         retry_key(delivery.idempotency_key)
     ] * 2
     assert len(line_api.accepted_keys) == 1  # delivered once
-    assert delivery.history.filter(status="sent").last().detail == {"duplicate": True}
+    last_sent = delivery.history.filter(status="sent").last()
+    assert last_sent is not None and last_sent.detail == {"duplicate": True}
 
 
 def test_server_error_defers_with_backoff_then_sends(commit, line_api, line_channel, line_template):
@@ -96,7 +97,7 @@ def test_server_error_defers_with_backoff_then_sends(commit, line_api, line_chan
 
 
 def test_flex_and_image_messages_and_multicast(line_api, line_channel) -> None:
-    session = open_session(line_channel)
+    session = LineSession(line_channel)
     flex = {
         "type": "flex",
         "altText": "新商品",

@@ -31,12 +31,18 @@ def sent(commit, smtp_server, email_channel, newsletter) -> Delivery:
     return delivery
 
 
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, pattern
+    return match.group(1)
+
+
 def _path(url: str) -> str:
     return url.removeprefix("http://localhost:8000")
 
 
 def test_open_pixel_records_once_and_always_answers_a_gif(commit, sent) -> None:
-    pixel = re.search(r'src="([^"]*/t/o/[^"]+)"', sent.rendered["html"]).group(1)
+    pixel = _find(r'src="([^"]*/t/o/[^"]+)"', sent.rendered["html"])
     client = Client()
     for _ in range(2):
         response = commit(client.get, _path(pixel))
@@ -51,7 +57,7 @@ def test_open_pixel_records_once_and_always_answers_a_gif(commit, sent) -> None:
 
 
 def test_click_redirects_only_to_the_signed_target(commit, sent) -> None:
-    link = re.search(r'href="([^"]*/t/c/[^"]+)"', sent.rendered["html"]).group(1)
+    link = _find(r'href="([^"]*/t/c/[^"]+)"', sent.rendered["html"])
     client = Client()
     response = commit(client.get, _path(link))
     assert response.status_code == 302

@@ -82,6 +82,7 @@ def test_unsubscribe_confirmation_get_asks_post_unsubscribes(
     import re
 
     form_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert form_token is not None
     done = client.post(
         f"/m/u/{token}/",
         {"csrfmiddlewaretoken": form_token.group(1)},
