@@ -2,12 +2,19 @@
 """Sustained ingestion through /v1/batch with the official Segment Python SDK.
 
     .venv/bin/python bench/ingest_segment.py [--db sqlite|postgresql] [--events 200000]
+        [--subscribers all|own] [--gunicorn "-k gthread -w 1 --threads 4"]
+        [--upload-size 1000] [--sdk-threads 2] [--clients 1]
 
 Starts, in a fresh data directory: the database (PostgreSQL through pytest-postgresql's
-executor when asked), gunicorn (2 workers) and one `kizuna worker`; sends the events with
-`segment.analytics.Client`; prints events/s accepted (SDK flushed, every request 200) and
-processed (all in the timeline), checks zero loss and zero duplicates, and measures the raw
-bulk-insert rate of the same event rows into the same database for the ratio.
+executor when asked), gunicorn (`kizuna.wsgi`, which sends /v1/ through the lean ingest
+handler) and one `kizuna worker`; sends the events with `segment.analytics.Client`; prints
+events/s accepted (SDK flushed, every request 200) and processed (every inbox batch
+processed: all events in the timeline), checks zero loss and zero duplicates, and measures
+the raw bulk-insert rate of the same event rows into the same database for the ratio.
+
+`--subscribers own` runs the worker with the bus's after-commit subscribers of other apps
+removed (the tracking code path alone); `all` (the default) is the installation as shipped.
+Progress is polled with one plain database connection (no Django process per poll).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -78,11 +86,73 @@ def sql(env: dict[str, str], code: str) -> str:
     return out.stdout.strip()
 
 
+OWN_WORKER = """
+import sys, django
+django.setup()
+from django.core.management import call_command
+from kizuna.core import events
+events._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
+call_command("run_huey", workers=1)
+"""
+
+
+def pending_counter(args: argparse.Namespace, env: dict[str, str], work: Path):  # type: ignore[no-untyped-def]
+    """A function returning the number of unprocessed inbox messages (one plain connection)."""
+    query = (
+        "SELECT COALESCE(SUM(message_count), 0) FROM tracking_inboxbatch WHERE processed_at IS NULL"
+    )
+    if args.db == "postgresql":
+        import psycopg
+
+        conn = psycopg.connect(env["KIZUNA_DATABASE_URL"], autocommit=True)
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(str(work / "kizuna.sqlite3"), timeout=30)
+
+    def pending() -> int:
+        return int(conn.execute(query).fetchone()[0])
+
+    return pending, conn
+
+
+def send_events(args: argparse.Namespace, key: str, host: str, part: int, results) -> None:  # type: ignore[no-untyped-def]
+    """One SDK client process sending its share of the events (every `clients`-th one)."""
+    from segment.analytics import Client
+
+    failures: list[str] = []
+    client = Client(
+        key,
+        host=host,
+        upload_size=args.upload_size,
+        max_queue_size=args.events + 10,
+        thread=args.sdk_threads,
+        on_error=lambda e, batch: failures.append(repr(e)),
+    )
+    started = time.perf_counter()
+    for i in range(part, args.events, args.clients):
+        client.track(
+            f"user-{i % args.users}",
+            "Product Viewed",
+            {"sku": f"SKU-{i % 500}", "price": 1200, "n": i},
+            message_id=f"bench-{i}",
+        )
+    enqueued = time.perf_counter() - started
+    client.flush()
+    client.shutdown()
+    results.put({"enqueued": enqueued, "failures": failures})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--subscribers", choices=["all", "own"], default="all")
+    parser.add_argument("--gunicorn", default="-w 2", help="gunicorn worker options")
+    parser.add_argument("--upload-size", type=int, default=1000)
+    parser.add_argument("--sdk-threads", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=1, help="SDK client processes")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kz-bench-ingest-"))
     os.chmod(work, 0o755)
@@ -120,8 +190,7 @@ def main() -> None:
                     "-m",
                     "gunicorn",
                     "kizuna.wsgi",
-                    "-w",
-                    "2",
+                    *shlex.split(args.gunicorn),
                     "-b",
                     f"127.0.0.1:{port}",
                     "--log-level",
@@ -130,58 +199,55 @@ def main() -> None:
                 env=env,
             )
         )
+        worker = (
+            [sys.executable, "-c", OWN_WORKER]
+            if args.subscribers == "own"
+            else [*KIZUNA, "worker", "--workers", "1"]
+        )
         procs.append(
             subprocess.Popen(
-                [*KIZUNA, "worker", "--workers", "1"],
+                worker,
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
         )
         time.sleep(3)
-        from segment.analytics import Client
+        import multiprocessing
 
-        failures: list[object] = []
-        client = Client(
-            key,
-            host=f"http://127.0.0.1:{port}",
-            upload_size=1000,
-            max_queue_size=args.events + 10,
-            thread=2,
-            on_error=lambda e, batch: failures.append(e),
-        )
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
         started = time.perf_counter()
-        for i in range(args.events):
-            client.track(
-                f"user-{i % args.users}",
-                "Product Viewed",
-                {"sku": f"SKU-{i % 500}", "price": 1200, "n": i},
-                message_id=f"bench-{i}",
+        senders = [
+            context.Process(
+                target=send_events,
+                args=(args, key, f"http://127.0.0.1:{port}", part, results),
             )
-        enqueued = time.perf_counter() - started
-        client.flush()
+            for part in range(args.clients)
+        ]
+        for sender in senders:
+            sender.start()
+        reports = [results.get(timeout=900) for _ in senders]
+        for sender in senders:
+            sender.join()
         accepted = time.perf_counter() - started
-        client.shutdown()
-        count_sql = (
-            "from kizuna.customers.models import Event\n"
-            "print(Event.objects.filter(type='Product Viewed').count())"
-        )
+        enqueued = max(r["enqueued"] for r in reports)
+        failures = [f for r in reports for f in r["failures"]]
+        pending, conn = pending_counter(args, env, work)
         deadline = time.monotonic() + 600
-        done = 0
-        while time.monotonic() < deadline:
-            done = int(sql(env, count_sql))
-            if done >= args.events:
-                break
-            time.sleep(0.5)
+        while time.monotonic() < deadline and pending() > 0:
+            time.sleep(0.2)
         processed = time.perf_counter() - started
-        distinct = int(
+        conn.close()
+        counts = json.loads(
             sql(
                 env,
-                "from kizuna.customers.models import Event\n"
-                "print(Event.objects.filter(type='Product Viewed').values('message_id')"
-                ".distinct().count())",
+                "import json\nfrom kizuna.customers.models import Event\n"
+                "qs = Event.objects.filter(type='Product Viewed')\n"
+                "print(json.dumps([qs.count(), qs.values('message_id').distinct().count()]))",
             )
         )
+        done, distinct = counts
         for proc in procs:
             proc.terminate()
         for proc in procs:
@@ -211,7 +277,12 @@ print(json.dumps({{'seconds': time.perf_counter() - t}}))
             )
         )
         n = args.events
-        print(f"database: {args.db}, events: {n:,}, users: {args.users:,}")
+        print(
+            f"database: {args.db}, events: {n:,}, users: {args.users:,}, "
+            f"subscribers: {args.subscribers}, gunicorn: {args.gunicorn}, "
+            f"upload_size: {args.upload_size}, SDK threads: {args.sdk_threads}, "
+            f"SDK processes: {args.clients}"
+        )
         print(f"SDK enqueue: {enqueued:.1f} s")
         print(f"accepted (SDK flushed, all 200): {accepted:.1f} s = {n / accepted:,.0f} events/s")
         print(f"processed into timelines: {processed:.1f} s = {n / processed:,.0f} events/s")

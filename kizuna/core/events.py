@@ -66,6 +66,22 @@ def publish(event: DomainEvent) -> None:
     transaction.on_commit(lambda: dispatch(event))
 
 
+def publish_many(events: list[DomainEvent]) -> None:
+    """`publish` for many events at once (a processed chunk of ingested events): the same
+    in-transaction calls, and one after-commit callback that dispatches them in order
+    (instead of one callback per event)."""
+    for event in events:
+        for handler in list(_in_transaction.get(event.type, [])):
+            handler(event)
+    if events:
+        transaction.on_commit(lambda: dispatch_many(events))
+
+
+def dispatch_many(events: list[DomainEvent]) -> None:
+    for event in events:
+        dispatch(event)
+
+
 def dispatch(event: DomainEvent) -> None:
     for handler in [*_subscribers.get(event.type, []), *_subscribers.get(WILDCARD, [])]:
         try:

@@ -11,10 +11,12 @@ import binascii
 import gzip
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.utils.translation import gettext as _
 
 from kizuna.core import ids
@@ -68,9 +70,29 @@ def decode_body(raw: bytes, content_encoding: str, *, limit: int = MAX_BATCH_BYT
     return body
 
 
+def _loads(body: bytes) -> Any:
+    """orjson (several times faster), falling back to the standard library for what orjson
+    refuses but JSON allows (integers past 64 bits) and for its precise error positions."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON (orjson; the standard library for integers past 64 bits)."""
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+loads: Callable[[bytes | str], Any] = _loads
+
+
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        data = _loads(body)
     except json.JSONDecodeError as exc:
         raise ProtocolError(
             400,
@@ -130,7 +152,13 @@ def corrected_timestamp(
 
 
 def check_message(
-    message: Any, *, kind: str | None, sent_at: datetime | None, received_at: datetime, at: str
+    message: Any,
+    *,
+    kind: str | None,
+    sent_at: datetime | None,
+    received_at: datetime,
+    at: str,
+    received_text: str = "",
 ) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """Validate and normalise one message; returns (message, None) or (None, (field, error))."""
     if not isinstance(message, dict):
@@ -183,7 +211,7 @@ def check_message(
         return None, (f"{at}.timestamp", _("timestamp is before the year 2000."))
     out["originalTimestamp"] = raw_time
     out["timestamp"] = moment.isoformat()
-    out["receivedAt"] = received_at.isoformat()
+    out["receivedAt"] = received_text or received_at.isoformat()
     return out, None
 
 
@@ -205,16 +233,22 @@ def accept(
     else:
         labelled = [(data, kind, kind)]
     kept: list[dict[str, Any]] = []
-    parts: list[str] = []
+    parts: list[bytes] = []
     errors: list[tuple[str, str]] = []
+    received_text = received_at.isoformat()
     for item, item_kind, at in labelled:
         message, error = check_message(
-            item, kind=item_kind, sent_at=sent_at, received_at=received_at, at=at
+            item,
+            kind=item_kind,
+            sent_at=sent_at,
+            received_at=received_at,
+            at=at,
+            received_text=received_text,
         )
         oversize = False
         if message is not None:
-            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
-            if len(text.encode()) > MAX_MESSAGE_BYTES:
+            text = dumps(message)
+            if len(text) > MAX_MESSAGE_BYTES:
                 oversize = True
                 error = (at, _("A message is larger than 32 KB."))
             else:
@@ -226,7 +260,10 @@ def accept(
                 raise ProtocolError(status, error[0], error[1])
             errors.append(error)
     return Accepted(
-        messages=kept, payload="[" + ",".join(parts) + "]", errors=errors, write_key=key
+        messages=kept,
+        payload=(b"[" + b",".join(parts) + b"]").decode(),
+        errors=errors,
+        write_key=key,
     )
 
 
