@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from kizuna.console.views import _staff, staff_required
 from kizuna.core.errors import NotFound
 from kizuna.customers import selectors as customer_selectors
-from kizuna.customers.merge import customer_merge, suspected_duplicates
+from kizuna.customers.merge import customer_merge, customer_unmerge, suspected_duplicates
 from kizuna.dataio.exporters import customer_csv_lines
 from kizuna.dataio.importers import run_import
 from kizuna.dataio.mapping import FIELDS
@@ -134,12 +134,36 @@ def duplicates(request: HttpRequest) -> HttpResponse:
     ids = {cid for g in groups for cid in g.customer_ids}
     customers = {c.pk: c for c in customer_selectors.customer_list().filter(pk__in=ids)}
     rows = [(g, [customers[c] for c in g.customer_ids if c in customers]) for g in groups]
-    return render(request, "console/data/duplicates.html", {"rows": rows})
+    return render(
+        request,
+        "console/data/duplicates.html",
+        {"rows": rows, "merges": customer_selectors.merge_list()},
+    )
+
+
+def _unmerge(request: HttpRequest) -> HttpResponse:
+    try:
+        record = customer_selectors.merge_get(merge_id=int(request.POST["undo"]))
+        customer_unmerge(merge=record, actor=_staff(request), reason="console")
+    except (KeyError, ValueError, NotFound) as exc:
+        raise Http404 from exc
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("console:data_duplicates")
+    messages.success(
+        request,
+        _("Merge undone: #%(m)d is separate from #%(s)d again.")
+        % {"m": record.merged_id, "s": record.survivor_id},
+    )
+    return redirect("console:data_duplicates")
 
 
 @require_POST
 @staff_required("customers.add_customermerge")
 def merge(request: HttpRequest) -> HttpResponse:
+    """Merge two customers, or (with `undo`) reverse a recorded merge."""
+    if "undo" in request.POST:
+        return _unmerge(request)
     try:
         survivor = customer_selectors.customer_get(customer_id=int(request.POST["survivor"]))
         merged = customer_selectors.customer_get(customer_id=int(request.POST["merged"]))

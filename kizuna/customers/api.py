@@ -307,6 +307,11 @@ class MergeOut(Schema):
     merged_id: int
     reason: str
     merged_at: datetime
+    undone_at: datetime | None = None
+
+
+class UnmergeIn(InputSchema):
+    reason: str = Field("", max_length=200)
 
 
 @router.get(
@@ -335,3 +340,19 @@ def customer_merge(request: HttpRequest, payload: MergeIn) -> Status[Any]:
         reason=payload.reason,
     )
     return Status(201, record)
+
+
+@router.post(
+    "/merges/{merge_id}/undo",
+    response=responses({200: MergeOut}, body=True, lookup=True),
+    auth=require_perm("customers.add_customermerge"),  # who may merge may undo a merge
+)
+def customer_unmerge(request: HttpRequest, merge_id: int, payload: UnmergeIn) -> Any:
+    """Reverse a recorded merge (identities, events, consents and orders go back)."""
+    from kizuna.customers.merge import customer_unmerge as unmerge
+
+    return unmerge(
+        merge=selectors.merge_get(merge_id=merge_id),
+        actor=request_actor(request),
+        reason=payload.reason,
+    )

@@ -4,7 +4,13 @@ A merge moves the merged customer's identities, events and consents to the survi
 the survivor's empty profile fields from the merged one, marks the merged profile
 (`merged_into`), records a `CustomerMerge` with a snapshot of everything it changed, and
 publishes `customer.merged` inside the same transaction, so that higher apps (orders,
-loyalty points, survey answers) move their own rows as part of the very same write.
+loyalty points, survey answers) move their own rows as part of the very same write (and
+note what they moved in the snapshot with `merge_note_moved`).
+
+`customer_unmerge` reverses a merge from that snapshot: the identities, events and consents
+that moved go back, the survivor's filled-in fields are restored where nobody changed them
+since, the merged profile is live again, and `customer.unmerged` (in the same transaction)
+lets the higher apps move their rows back.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Min, Q
 from django.utils.translation import gettext as _
 
 from kizuna.core.audit import acting_as
+from kizuna.core.timeutil import now
 from kizuna.customers.models import ConsentEntry, Customer, CustomerMerge, Event, Identity
 from kizuna.customers.services import event_record
 
@@ -40,6 +47,7 @@ FILLABLE_FIELDS = [
     "address_line",
 ]
 MERGED_EVENT = "customer.merged"
+UNMERGED_EVENT = "customer.unmerged"
 
 
 def _empty(value: Any) -> bool:
@@ -136,7 +144,97 @@ def customer_merge(
         type=MERGED_EVENT,
         customer=survivor,
         source="kizuna",
-        properties={"survivor_id": survivor.pk, "merged_id": merged.pk},
+        properties={"survivor_id": survivor.pk, "merged_id": merged.pk, "merge_id": record.pk},
+    )
+    return record
+
+
+def merge_note_moved(*, merge_id: int, key: str, row_ids: list[int]) -> None:
+    """For an in-transaction subscriber of `customer.merged`: record in the merge's snapshot
+    which of its own rows (`key`, e.g. "orders") it moved, so an unmerge can move them back."""
+    record = CustomerMerge.objects.select_for_update().get(pk=merge_id)
+    moved = record.snapshot.setdefault("moved", {})
+    moved[key] = sorted({*moved.get(key, []), *row_ids})
+    CustomerMerge.objects.filter(pk=merge_id).update(snapshot=record.snapshot)
+
+
+def _from_json(field: str, value: Any) -> Any:
+    if field == "birthday" and isinstance(value, str):
+        return date.fromisoformat(value)
+    return value
+
+
+def _seen_bounds(customer_id: int) -> dict[str, Any]:
+    bounds = Event.objects.filter(customer_id=customer_id).aggregate(
+        first=Min("occurred_at"), last=Max("occurred_at")
+    )
+    return {"first_seen_at": bounds["first"], "last_seen_at": bounds["last"]}
+
+
+@transaction.atomic
+def customer_unmerge(
+    *, merge: CustomerMerge, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> CustomerMerge:
+    """Reverse `merge` from its snapshot (see the module docstring); audited, and
+    `customer.unmerged` published in this transaction. Raises ValidationError (keyed
+    `merge`) when it was already undone, or when the merged customer was merged again
+    or the survivor merged away since (undo those first)."""
+    record = CustomerMerge.objects.select_for_update().filter(pk=merge.pk).first()
+    if record is None:
+        raise ValidationError({"merge": [_("This merge does not exist.")]})
+    if record.undone_at is not None:
+        raise ValidationError({"merge": [_("This merge was already undone.")]})
+    locked = {
+        c.pk: c
+        for c in Customer.objects.select_for_update()
+        .filter(pk__in=[record.survivor_id, record.merged_id])
+        .order_by("pk")
+    }
+    survivor, merged = locked[record.survivor_id], locked[record.merged_id]
+    if merged.merged_into_id != survivor.pk or survivor.merged_into_id is not None:
+        raise ValidationError(
+            {"merge": [_("A later merge involves these customers; undo it first.")]}
+        )
+    snapshot = record.snapshot or {}
+    moved = snapshot.get("moved", {})
+    with acting_as(actor):
+        Identity.objects.filter(pk__in=moved.get("identities", []), customer=survivor).update(
+            customer=merged
+        )
+        Event.objects.filter(pk__in=moved.get("events", []), customer=survivor).update(
+            customer=merged
+        )
+        ConsentEntry.objects.filter(pk__in=moved.get("consents", []), customer=survivor).update(
+            customer=merged
+        )
+        # Fields the merge filled in go back to what they were, unless changed since.
+        before = snapshot.get("survivor_before", {})
+        restored: list[str] = []
+        for field, filled in snapshot.get("survivor_changes", {}).items():
+            if field not in before:
+                continue
+            if _json_value(getattr(survivor, field)) == filled:
+                setattr(survivor, field, _from_json(field, before[field]))
+                restored.append(field)
+        for customer in (survivor, merged):
+            for bound, value in _seen_bounds(customer.pk).items():
+                setattr(customer, bound, value)
+        survivor.save(update_fields=[*restored, "first_seen_at", "last_seen_at", "updated_at"])
+        merged.merged_into = None
+        merged.save(update_fields=["merged_into", "first_seen_at", "last_seen_at", "updated_at"])
+        record.undone_at = now()
+        record.save(update_fields=["undone_at"])
+    event_record(
+        type=UNMERGED_EVENT,
+        customer=merged,
+        source="kizuna",
+        properties={
+            "survivor_id": survivor.pk,
+            "merged_id": merged.pk,
+            "merge_id": record.pk,
+            "moved": moved,
+            "reason": reason[:200],
+        },
     )
     return record
 

@@ -8,7 +8,14 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from kizuna.core.errors import NotFound
-from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
+from kizuna.customers.models import (
+    ConsentEntry,
+    Customer,
+    CustomerMerge,
+    Event,
+    Identity,
+    TraitDefinition,
+)
 from kizuna.customers.validation import katakana
 from kizuna.iam.selectors import Principal, principal_has_perm
 
@@ -75,6 +82,18 @@ def customer_get(*, customer_id: int) -> Customer:
         return Customer.objects.get(pk=customer_id)
     except Customer.DoesNotExist as exc:
         raise NotFound("customer", customer_id) from exc
+
+
+def merge_get(*, merge_id: int) -> CustomerMerge:
+    try:
+        return CustomerMerge.objects.get(pk=merge_id)
+    except CustomerMerge.DoesNotExist as exc:
+        raise NotFound("merge", merge_id) from exc
+
+
+def merge_list(*, limit: int = 50) -> QuerySet[CustomerMerge]:
+    """The most recent merges, newest first (with both customers)."""
+    return CustomerMerge.objects.select_related("survivor", "merged", "merged_by")[:limit]
 
 
 def access_customer(*, principal: Principal, customer_id: int) -> Customer:

@@ -13,6 +13,7 @@ from kizuna.core import events as bus
 from kizuna.customers import services
 from kizuna.customers.merge import (
     customer_merge,
+    customer_unmerge,
     duplicate_groups,
     merge_plan,
     suspected_duplicates,
@@ -95,7 +96,11 @@ def test_merge_moves_everything_records_and_publishes_inside_the_transaction(adm
     record = customer_merge(
         survivor=survivor, merged=merged, actor=admin_user, reason="same person"
     )
-    assert seen[0].properties == {"survivor_id": survivor.pk, "merged_id": merged.pk}
+    assert seen[0].properties == {
+        "survivor_id": survivor.pk,
+        "merged_id": merged.pk,
+        "merge_id": record.pk,
+    }
     survivor.refresh_from_db()
     merged.refresh_from_db()
     assert merged.merged_into_id == survivor.pk
@@ -114,6 +119,65 @@ def test_merge_moves_everything_records_and_publishes_inside_the_transaction(adm
     with pytest.raises(ValidationError) as exc:
         customer_merge(survivor=survivor, merged=merged)
     assert "merged" in exc.value.message_dict
+
+
+@pytest.mark.django_db
+def test_unmerge_restores_both_customers_from_the_snapshot(admin_user) -> None:
+    survivor = services.customer_create(data={"family_name": "山田", "email": "s@example.com"})
+    merged = services.customer_create(
+        data={"family_name": "山田", "phone": "090-1111-2222", "birthday": "1990-01-01"}
+    )
+    services.consent_record(
+        customer=merged, purpose="marketing", channel="email", status="granted", source="test"
+    )
+    own_events = set(Event.objects.filter(customer=merged).values_list("pk", flat=True))
+    record = customer_merge(survivor=survivor, merged=merged, reason="same person")
+    # After the merge the survivor gets a new event; it is the survivor's and stays.
+    later, _created = services.event_record(type="Page Viewed", customer=survivor)
+    seen: list[bus.DomainEvent] = []
+    bus.subscribe("customer.unmerged", seen.append, in_transaction=True)
+
+    customer_unmerge(merge=record, actor=admin_user, reason="different people")
+
+    survivor.refresh_from_db()
+    merged.refresh_from_db()
+    record.refresh_from_db()
+    assert merged.merged_into_id is None and record.undone_at is not None
+    assert (survivor.phone, survivor.birthday) == ("", None)  # the filled fields went back
+    assert (merged.phone, merged.birthday) == ("+819011112222", date(1990, 1, 1))
+    assert set(Identity.objects.filter(customer=survivor).values_list("kind", flat=True)) == {
+        "email"
+    }
+    assert set(Identity.objects.filter(customer=merged).values_list("kind", flat=True)) == {"phone"}
+    assert ConsentEntry.objects.get().customer_id == merged.pk
+    assert own_events <= set(Event.objects.filter(customer=merged).values_list("pk", flat=True))
+    assert Event.objects.get(pk=later.pk).customer_id == survivor.pk
+    assert merged.last_seen_at is not None and merged.first_seen_at <= merged.last_seen_at
+    assert [e.properties["merge_id"] for e in seen] == [record.pk]
+    assert Event.objects.filter(customer=merged, type="customer.unmerged").count() == 1
+    entries = LogEntry.objects.get_for_object(record)
+    assert any(e.actor == admin_user and "undone_at" in e.changes_dict for e in entries)
+    with pytest.raises(ValidationError) as exc:
+        customer_unmerge(merge=record)
+    assert "merge" in exc.value.message_dict
+
+
+@pytest.mark.django_db
+def test_unmerge_keeps_a_field_changed_since_and_refuses_out_of_order() -> None:
+    a = services.customer_create(data={"email": "a@example.com"})
+    b = services.customer_create(data={"email": "b@example.com", "family_name": "佐藤"})
+    c = services.customer_create(data={"email": "c@example.com"})
+    first = customer_merge(survivor=a, merged=b)
+    Customer.objects.filter(pk=a.pk).update(family_name="鈴木")  # edited after the merge
+    second = customer_merge(survivor=c, merged=a)
+    with pytest.raises(ValidationError) as exc:
+        customer_unmerge(merge=first)  # `a` was merged away since: undo the later one first
+    assert "merge" in exc.value.message_dict
+    assert Customer.objects.get(pk=b.pk).merged_into_id == a.pk  # nothing was written
+    customer_unmerge(merge=second)
+    customer_unmerge(merge=first)
+    assert Customer.objects.get(pk=a.pk).family_name == "鈴木"
+    assert Identity.objects.get(value="b@example.com").customer_id == b.pk
 
 
 @pytest.mark.django_db
@@ -183,3 +247,31 @@ def test_duplicates_review_and_merge_through_the_api(make_staff) -> None:
         headers={"Authorization": f"Bearer {key}"},
     )
     assert again.status_code == 422
+    merge_id = response.json()["id"]
+    undo = Client().post(
+        f"/api/v1/customers/merges/{merge_id}/undo",
+        {"reason": "not the same"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert undo.status_code == 200 and undo.json()["undone_at"] is not None
+    assert Customer.objects.get(pk=b.pk).merged_into_id is None
+    assert (
+        Client()
+        .post(
+            f"/api/v1/customers/merges/{merge_id}/undo",
+            {},
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        .status_code
+        == 422
+    )
+    analyst = api_key_create(name="ro", role="analyst", created_by=make_staff("admin")).secret
+    missing = Client().post(
+        "/api/v1/customers/merges/999999/undo",
+        {},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {analyst}"},
+    )
+    assert missing.status_code == 403

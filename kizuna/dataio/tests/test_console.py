@@ -78,7 +78,16 @@ def test_duplicates_page_and_merge(make_staff) -> None:
     assert f"Merge into #{a.pk}" in page.content.decode()
     client.post("/data/merge/", {"survivor": a.pk, "merged": b.pk})
     assert CustomerMerge.objects.get().merged_id == b.pk
-    assert "No suspected duplicates" in client.get("/data/duplicates/").content.decode()
+    page = client.get("/data/duplicates/").content.decode()
+    assert "No suspected duplicates" in page and "Undo merge" in page
+    record = CustomerMerge.objects.get()
+    client.post("/data/merge/", {"undo": record.pk})
+    record.refresh_from_db()
+    assert record.undone_at is not None
+    assert Customer.objects.get(pk=b.pk).merged_into_id is None
+    assert f"Merge into #{a.pk}" in client.get("/data/duplicates/").content.decode()
+    client.force_login(make_staff("analyst"))
+    assert client.post("/data/merge/", {"undo": record.pk}).status_code == 403
 
 
 def test_sources_page_shows_the_key_once(make_staff) -> None:
