@@ -14,6 +14,7 @@ class CommerceConfig(AppConfig):
         auditlog.register(models.Order)
         auditlog.register(models.Refund)
 
-        from kizuna.commerce import subscribers
+        from kizuna.commerce import export, subscribers
 
         subscribers.register()
+        export.register()

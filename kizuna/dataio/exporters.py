@@ -10,8 +10,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from kizuna.commerce.models import Order
 from kizuna.core.timeutil import now
+from kizuna.customers.export_providers import export_sections
 from kizuna.customers.models import ConsentEntry, Customer, CustomerMerge, Event, Identity
 
 CSV_COLUMNS = [
@@ -87,9 +87,9 @@ def _rows(qs: Iterable[Any], fields: list[str]) -> list[dict[str, Any]]:
 
 
 def customer_data_export(customer: Customer) -> dict[str, Any]:
-    """Everything stored about one customer (and the profiles merged into it)."""
+    """Everything stored about one customer (and the profiles merged into it): the profile's
+    own data, then every app's registered export provider (orders, loyalty, ...)."""
     merged_ids = list(Customer.objects.filter(merged_into=customer).values_list("pk", flat=True))
-    orders = Order.objects.filter(customer=customer).prefetch_related("lines", "refunds")
     return {
         "exported_at": now().isoformat(),
         "customer": {
@@ -118,28 +118,10 @@ def customer_data_export(customer: Customer) -> dict[str, Any]:
             Event.objects.filter(customer=customer).order_by("occurred_at", "pk"),
             ["message_id", "type", "occurred_at", "source", "properties", "context"],
         ),
-        "orders": [
-            {
-                "number": o.number,
-                "placed_at": _text(o.placed_at),
-                "status": o.status,
-                "currency": o.currency,
-                "total_minor": o.total_minor,
-                "refunded_minor": o.refunded_minor,
-                "lines": [
-                    {
-                        "sku": li.sku,
-                        "name": li.name,
-                        "quantity": li.quantity,
-                        "total_minor": li.total_minor,
-                    }
-                    for li in o.lines.all()
-                ],
-            }
-            for o in orders
-        ],
         "merged_profiles": merged_ids,
         "merges": _rows(
-            CustomerMerge.objects.filter(survivor=customer), ["merged_id", "reason", "merged_at"]
+            CustomerMerge.objects.filter(survivor=customer),
+            ["merged_id", "reason", "merged_at", "undone_at"],
         ),
+        **export_sections(customer),
     }

@@ -10,7 +10,7 @@ class LoyaltyConfig(AppConfig):
         from auditlog.registry import auditlog
 
         from kizuna.core import events as bus
-        from kizuna.loyalty import models, services
+        from kizuna.loyalty import export, models, services
 
         auditlog.register(models.Programme)
         auditlog.register(models.Tier)
@@ -20,3 +20,4 @@ class LoyaltyConfig(AppConfig):
         bus.subscribe("order.refunded", services.on_order_refunded)
         bus.subscribe(bus.WILDCARD, services.on_engagement_event)
         bus.subscribe("customer.merged", services.customer_merged, in_transaction=True)
+        export.register()  # the loyalty part of the per-customer privacy export
