@@ -42,6 +42,13 @@ urlpatterns = [
     ),
     path("data/", views_data.data_home, name="data_home"),
     path("data/import/<slug:kind>/<str:token>/", views_data.data_preview, name="data_preview"),
+    path("data/jobs/<int:job_id>/", views_data.import_job, name="data_job"),
+    path(
+        "data/jobs/<int:job_id>/progress/",
+        views_data.import_job_progress,
+        name="data_job_progress",
+    ),
+    path("data/jobs/<int:job_id>/errors.csv", views_data.import_job_errors, name="data_job_errors"),
     path("data/duplicates/", views_data.duplicates, name="data_duplicates"),
     path("data/merge/", views_data.merge, name="data_merge"),
     path("data/customers.csv", views_data.customers_csv, name="data_customers_csv"),

@@ -23,7 +23,14 @@ from kizuna.customers import selectors as customer_selectors
 from kizuna.customers.merge import customer_merge, customer_unmerge, suspected_duplicates
 from kizuna.dataio.exporters import customer_csv_lines
 from kizuna.dataio.importers import run_import
+from kizuna.dataio.jobs import (
+    import_job_errors_csv,
+    import_job_percent,
+    import_job_rows_done,
+    import_job_start,
+)
 from kizuna.dataio.mapping import FIELDS
+from kizuna.dataio.models import ImportJob
 from kizuna.tracking import selectors as tracking_selectors
 from kizuna.tracking import services as tracking_services
 
@@ -101,16 +108,18 @@ def data_preview(request: HttpRequest, kind: str, token: str) -> HttpResponse:
     path = _upload_path(token)
     mapping = _mapping_from(request, kind) if request.method == "POST" else None
     skip = request.POST.get("skip_bad_rows") == "on"
-    run = request.method == "POST" and request.POST.get("action") == "run"
-    report = run_import(kind, path, mapping=mapping, dry_run=not run, skip_bad_rows=skip)
-    if run and (report.applied or (report.ok and report.rows)):
-        path.unlink(missing_ok=True)
-        messages.success(
-            request,
-            _("Imported: %(c)d created, %(u)d updated, %(s)d skipped.")
-            % {"c": report.created, "u": report.updated, "s": report.skipped},
+    if request.method == "POST" and request.POST.get("action") == "run":
+        # The real run happens in the worker; its page shows the progress live.
+        job = import_job_start(
+            kind=kind,
+            path=path,
+            file_name=request.POST.get("file_name", "")[:255] or path.name,
+            mapping=mapping,
+            skip_bad_rows=skip,
+            actor=_staff(request),
         )
-        return redirect("console:data_home")
+        return redirect("console:data_job", job_id=job.pk)
+    report = run_import(kind, path, mapping=mapping, dry_run=True, skip_bad_rows=skip)
     columns = list(report.mapping) + report.unmapped
     return render(
         request,
@@ -126,6 +135,44 @@ def data_preview(request: HttpRequest, kind: str, token: str) -> HttpResponse:
             "errors": report.errors[:200],
         },
     )
+
+
+def _job(request: HttpRequest, job_id: int) -> ImportJob:
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None or not request.user.has_perm(IMPORT_PERMS.get(job.kind, "-")):
+        raise Http404
+    return job
+
+
+def _job_context(job: ImportJob) -> dict[str, Any]:
+    return {
+        "job": job,
+        "rows_done": import_job_rows_done(job),
+        "percent": import_job_percent(job),
+        "finished": job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED),
+        "errors": job.errors[:200],
+    }
+
+
+@staff_required("customers.view_customer")
+def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    return render(request, "console/data/job.html", _job_context(_job(request, job_id)))
+
+
+@staff_required("customers.view_customer")
+def import_job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The progress panel alone, polled by HTMX every second until the job finishes."""
+    return render(request, "console/data/_job_progress.html", _job_context(_job(request, job_id)))
+
+
+@staff_required("customers.view_customer")
+def import_job_errors(request: HttpRequest, job_id: int) -> Any:  # a StreamingHttpResponse
+    job = _job(request, job_id)
+    response = StreamingHttpResponse(
+        import_job_errors_csv(job), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+    return response
 
 
 @staff_required("customers.view_customermerge")

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "kizuna.analytics",
     "kizuna.messaging",
     "kizuna.console",
+    "kizuna.dataio",
     "kizuna.portal",
     "kizuna.api",
     "kizuna.cli",

@@ -9,6 +9,7 @@ from django.utils import translation
 
 from kizuna.customers import services
 from kizuna.customers.models import Customer, CustomerMerge
+from kizuna.dataio.models import ImportJob
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,9 @@ def test_pages_need_login_and_permissions(make_staff) -> None:
     assert client.get("/data/sources/").status_code == 403
 
 
-def test_upload_preview_then_run(make_staff, settings, tmp_path) -> None:
+def test_upload_preview_then_run_as_a_job(
+    make_staff, settings, tmp_path, django_capture_on_commit_callbacks
+) -> None:
     settings.DATA_DIR = tmp_path
     client = Client()
     client.force_login(make_staff("admin"))
@@ -41,18 +44,61 @@ def test_upload_preview_then_run(make_staff, settings, tmp_path) -> None:
     preview = client.get(response["Location"])
     body = preview.content.decode()
     assert "1 error" in body and "Hanako" in body and Customer.objects.count() == 0
-    run = client.post(
-        response["Location"],
-        {
-            "action": "run",
-            "skip_bad_rows": "on",
-            "map:Record ID": "external_id",
-            "map:First Name": "given_name",
-            "map:Email": "email",
-        },
-    )
-    assert run.status_code == 302
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        run = client.post(
+            response["Location"],
+            {
+                "action": "run",
+                "skip_bad_rows": "on",
+                "map:Record ID": "external_id",
+                "map:First Name": "given_name",
+                "map:Email": "email",
+            },
+        )
+    assert run.status_code == 302 and Customer.objects.count() == 0  # not run in the request
+    job = ImportJob.objects.get()
+    assert (job.status, job.rows_total, job.skip_bad_rows) == ("queued", 2, True)
+    waiting = client.get(f"/data/jobs/{job.pk}/progress/").content.decode()
+    assert "hx-get" in waiting and "0 of about 2 rows" in waiting
+    for callback in queued:  # the worker (Huey immediate in tests)
+        callback()
     assert list(Customer.objects.values_list("given_name", flat=True)) == ["Hanako"]
+    page = client.get(run["Location"]).content.decode()
+    assert "Imported: 1 created, 0 updated, 1 skipped." in page and "hx-get" not in page
+    errors = client.get(f"/data/jobs/{job.pk}/errors.csv")
+    lines = b"".join(errors.streaming_content).decode().lstrip("\ufeff").splitlines()
+    assert lines[0] == "row,field,message" and lines[1].startswith("2,email,")
+    assert len(lines) == 2
+    client.force_login(make_staff("analyst"))  # may not import customers
+    assert client.get(f"/data/jobs/{job.pk}/").status_code == 404
+
+
+def test_a_running_job_shows_live_progress_from_the_cache(make_staff, tmp_path) -> None:
+    from django.core.cache import cache
+
+    job = ImportJob.objects.create(
+        kind="customers", file_name="x.csv", path=str(tmp_path / "x"), rows_total=1000
+    )
+    ImportJob.objects.filter(pk=job.pk).update(status="running")
+    cache.set(f"dataio:import-job:{job.pk}:rows", 250)
+    client = Client()
+    client.force_login(make_staff("admin"))
+    body = client.get(f"/data/jobs/{job.pk}/progress/").content.decode()
+    assert 'value="25"' in body and "250 of about 1000 rows" in body and "hx-get" in body
+    cache.delete(f"dataio:import-job:{job.pk}:rows")
+
+
+def test_a_job_of_an_all_or_nothing_file_with_a_bad_row_writes_nothing(tmp_path) -> None:
+    from kizuna.dataio.jobs import import_job_run, import_job_start
+
+    path = tmp_path / "c.upload"
+    path.write_text("external_id,email\ne1,a@example.com\ne2,not-an-email\n")
+    job = import_job_start(kind="customers", path=path, file_name="c.csv")
+    job = import_job_run(job_id=job.pk)
+    assert (job.status, job.applied, job.errors_total) == ("done", False, 1)
+    assert job.errors[0]["row"] == 2 and job.errors[0]["field"] == "email"
+    assert Customer.objects.count() == 0 and not path.exists()
+    assert import_job_run(job_id=job.pk).finished_at == job.finished_at  # not run twice
 
 
 def test_duplicates_page_and_merge(make_staff) -> None:
