@@ -9,7 +9,7 @@ nothing but what a provider chose to expose. Apps register providers at start-up
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any
 
 from kizuna.customers.models import Customer
@@ -29,7 +29,7 @@ def providers() -> dict[str, Provider]:
 
 
 def build(
-    customer: Customer, extra: dict[str, Any] | None = None, keys: set[str] | None = None
+    customer: Customer, extra: dict[str, Any] | None = None, keys: Set[str] | None = None
 ) -> dict[str, Any]:
     """The context for `customer`; with `keys`, only the providers a template refers to run."""
     context: dict[str, Any] = {}

@@ -135,6 +135,29 @@ def html_to_text(html: str) -> str:
     return str(_text_maker.handle(html)).strip() + "\n"
 
 
+@functools.lru_cache(maxsize=256)
+def email_text_source(source: str, body_format: str) -> str | None:
+    """The plain-text part as a template: html2text run once over the HTML source (the Jinja
+    tags are plain text to it), so each message renders text without parsing HTML again.
+    None when the conversion would not survive as a template (then each message converts)."""
+    text = html_to_text(email_body_source(source, body_format))
+    try:
+        compile_template(text, "text", False)
+    except RenderError:
+        return None
+    return text
+
+
+def _text_part(source: str, body_format: str, html: str, context: dict[str, Any]) -> str:
+    text_source = email_text_source(source, body_format)
+    if text_source is not None:
+        try:
+            return render_string(text_source, context, part="text", autoescape=False)
+        except RenderError:
+            pass
+    return html_to_text(html)
+
+
 _HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]+)(")', re.IGNORECASE)
 
 
@@ -171,10 +194,18 @@ def render(*, body_format: str, subject: str, body: str, context: dict[str, Any]
     """Render one variant for one context. Raises RenderError naming the part and line."""
     subject_out = render_string(subject, context, part="subject", autoescape=False).strip()
     if body_format in (BodyFormat.MJML, BodyFormat.HTML):
-        html = render_string(
-            email_body_source(body, body_format), context, part="body", autoescape=True
+        try:
+            html = render_string(
+                email_body_source(body, body_format), context, part="body", autoescape=True
+            )
+        except RenderError as exc:
+            if body_format == BodyFormat.MJML:
+                # Name the line of the MJML the author wrote, not of the compiled HTML.
+                render_string(body, context, part="body", autoescape=True)
+            raise exc
+        return Rendered(
+            subject=subject_out, html=html, text=_text_part(body, body_format, html, context)
         )
-        return Rendered(subject=subject_out, html=html, text=html_to_text(html))
     if body_format == BodyFormat.TEXT:
         text = render_string(body, context, part="body", autoescape=False)
         return Rendered(

@@ -13,6 +13,7 @@ message was accepted, and sending it again could deliver it twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import secrets
@@ -289,7 +290,8 @@ def _variant_for(template: Template, locale: str) -> TemplateVariant:
     raise rendering.RenderError("the template has no variant", part="body")
 
 
-def _needed_keys(*sources: str) -> set[str]:
+@functools.lru_cache(maxsize=512)
+def _needed_keys(*sources: str) -> frozenset[str]:
     env = rendering.environment(False)
     keys: set[str] = set()
     for source in sources:
@@ -297,7 +299,7 @@ def _needed_keys(*sources: str) -> set[str]:
             keys |= meta.find_undeclared_variables(env.parse(source))
         except Exception:  # noqa: S112  (a syntax error is reported by the render itself)
             continue
-    return keys
+    return frozenset(keys)
 
 
 def render_for(
@@ -587,66 +589,107 @@ def _opted_in_at(customer: Customer, channel: str) -> datetime | None:
     return latest.recorded_at if latest and latest.status == ConsentStatus.GRANTED else None
 
 
-def _facts(delivery: Delivery, address: str, moment: datetime) -> guardrails.Facts:
-    customer, channel = delivery.customer, delivery.channel
-    kind = channel.kind
-    marketing = delivery.purpose == Purpose.MARKETING
-    preference = Preference.objects.filter(customer=customer).first() if marketing else None
-    frequency = preference.frequency if preference else Frequency.NORMAL
-    window, cap = guardrails.cap_window(frequency)
-    sent_recently = (
-        Delivery.objects.filter(
-            customer=customer,
-            channel__kind=kind,
+class _BatchFacts:
+    """What the guardrails need for a whole batch, read in a few queries instead of several
+    per message: preferences, recent marketing sends, suppression entries, LINE followers.
+    Consent is asked per message through `customers.selectors.has_consent`."""
+
+    def __init__(self, deliveries: list[Delivery], moment: datetime) -> None:
+        customer_ids = {d.customer_id for d in deliveries}
+        self.preferences = {
+            p.customer_id: p for p in Preference.objects.filter(customer_id__in=customer_ids)
+        }
+        self.recent: dict[tuple[int, str], list[datetime]] = {}
+        for customer_id, kind, sent_at in Delivery.objects.filter(
+            customer_id__in=customer_ids,
             purpose=Purpose.MARKETING,
-            sent_at__gte=moment - window,
-        ).count()
-        if marketing
-        else 0
-    )
-    s = channel.settings
-    consent_channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
-    if kind == ChannelKind.LINE:
-        # LINE's own follow is the consent; an explicit withdrawal in the ledger still counts.
-        latest = customer.consents.filter(purpose="marketing", channel__in=["line", "any"]).first()
-        consent = latest is None or latest.status == ConsentStatus.GRANTED
-    else:
-        consent = (
-            customer_selectors.has_consent(
-                customer=customer, purpose="marketing", channel=consent_channel
+            sent_at__gte=moment - timedelta(days=30),
+        ).values_list("customer_id", "channel__kind", "sent_at"):
+            if sent_at is not None:
+                self.recent.setdefault((customer_id, kind), []).append(sent_at)
+        self.suppressions: dict[tuple[str, str], list[Suppression]] = {}
+        self.line_following: set[tuple[int, str]] = set()
+
+    def load_addresses(self, pairs: list[tuple[str, str]]) -> None:
+        hashes = {guardrails.address_hash(address) for _kind, address in pairs if address}
+        for entry in Suppression.objects.filter(address_hash__in=hashes):
+            self.suppressions.setdefault((entry.channel_kind, entry.address_hash), []).append(entry)
+        line_ids = [address for kind, address in pairs if kind == ChannelKind.LINE and address]
+        if line_ids:
+            self.line_following = set(
+                LineContact.objects.filter(line_user_id__in=line_ids, following=True).values_list(
+                    "channel_id", "line_user_id"
+                )
             )
+
+    def sent(self, delivery: Delivery, at: datetime) -> None:
+        if delivery.purpose == Purpose.MARKETING:
+            key = (delivery.customer_id, delivery.channel.kind)
+            self.recent.setdefault(key, []).append(at)
+
+    def suppressed(self, kind: str, address: str, purpose: str, customer: Customer) -> bool:
+        entries = self.suppressions.get((kind, guardrails.address_hash(address)), [])
+        if any(e.reason != SuppressionReason.UNSUBSCRIBE for e in entries):
+            return True
+        unsubscribes = [e for e in entries if e.reason == SuppressionReason.UNSUBSCRIBE]
+        if purpose != Purpose.MARKETING or not unsubscribes:
+            return False
+        consent_channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
+        opted_in_at = _opted_in_at(customer, consent_channel)
+        return any(opted_in_at is None or e.created_at > opted_in_at for e in unsubscribes)
+
+    def facts(self, delivery: Delivery, address: str, moment: datetime) -> guardrails.Facts:
+        customer, channel = delivery.customer, delivery.channel
+        kind = channel.kind
+        marketing = delivery.purpose == Purpose.MARKETING
+        preference = self.preferences.get(customer.pk) if marketing else None
+        frequency = preference.frequency if preference else Frequency.NORMAL
+        window, cap = guardrails.cap_window(frequency)
+        sent_recently = (
+            sum(1 for at in self.recent.get((customer.pk, kind), []) if at >= moment - window)
             if marketing
-            else True
+            else 0
         )
-    return guardrails.Facts(
-        channel_kind=kind,
-        channel_active=channel.active,
-        purpose=delivery.purpose,
-        address=address,
-        consent=consent,
-        suppressed=bool(address)
-        and is_suppressed(
+        s = channel.settings
+        consent_channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
+        if kind == ChannelKind.LINE:
+            # LINE's own follow is the consent; an explicit withdrawal in the ledger counts.
+            latest = (
+                customer.consents.filter(purpose="marketing", channel__in=["line", "any"])
+                .order_by("-recorded_at", "-id")
+                .first()
+            )
+            consent = latest is None or latest.status == ConsentStatus.GRANTED
+        else:
+            consent = (
+                customer_selectors.has_consent(
+                    customer=customer, purpose="marketing", channel=consent_channel
+                )
+                if marketing
+                else True
+            )
+        return guardrails.Facts(
             channel_kind=kind,
-            address=address,
+            channel_active=channel.active,
             purpose=delivery.purpose,
-            opted_in_at=_opted_in_at(customer, consent_channel),
-        ),
-        line_following=kind != ChannelKind.LINE
-        or LineContact.objects.filter(
-            channel=channel, line_user_id=address, following=True
-        ).exists(),
-        sent_recently=sent_recently,
-        cap=cap if cap is not None else settings.KIZUNA_MESSAGE_DAILY_CAP,
-        timezone=customer.timezone,
-        sender_complete=all(s.get(k) for k in ("from_name", "from_address", "physical_address")),
-        topic=delivery.topic,
-        topics_opted_out=bool(
-            preference
-            and delivery.topic
-            and preference.topics
-            and delivery.topic not in preference.topics
-        ),
-    )
+            address=address,
+            consent=consent,
+            suppressed=bool(address) and self.suppressed(kind, address, delivery.purpose, customer),
+            line_following=kind != ChannelKind.LINE or (channel.pk, address) in self.line_following,
+            sent_recently=sent_recently,
+            cap=cap if cap is not None else settings.KIZUNA_MESSAGE_DAILY_CAP,
+            timezone=customer.timezone,
+            sender_complete=all(
+                s.get(k) for k in ("from_name", "from_address", "physical_address")
+            ),
+            topic=delivery.topic,
+            topics_opted_out=bool(
+                preference
+                and delivery.topic
+                and preference.topics
+                and delivery.topic not in preference.topics
+            ),
+        )
 
 
 @dataclass
@@ -730,6 +773,9 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
     }
     templates: dict[int, Template] = {}
     sessions: dict[int, Any] = {}
+    batch = _BatchFacts(list(deliveries.values()), now())
+    addresses = {d.pk: _address_for(d) for d in deliveries.values()}
+    batch.load_addresses([(d.channel.kind, addresses[d.pk]) for d in deliveries.values()])
     try:
         for delivery_id in delivery_ids:
             delivery = deliveries.get(delivery_id)
@@ -738,7 +784,7 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
                 result.skipped.append(delivery_id)
                 continue
             delivery.attempts += 1
-            _send_one(delivery, moment, templates, sessions, result)
+            _send_one(delivery, addresses[delivery_id], moment, batch, templates, sessions, result)
     finally:
         for session in sessions.values():
             with contextlib.suppress(Exception):  # closing a dead connection
@@ -748,16 +794,18 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
 
 def _send_one(
     delivery: Delivery,
+    address: str,
     moment: datetime,
+    batch: _BatchFacts,
     templates: dict[int, Template],
     sessions: dict[int, Any],
     result: BatchResult,
 ) -> None:
     kind = delivery.channel.kind
     prefix = EVENT_PREFIX[ChannelKind(kind)]
-    address = _address_for(delivery)
     test_send = delivery.source.startswith("test:")
-    decision = None if test_send else guardrails.check(_facts(delivery, address, moment), moment)
+    facts = None if test_send else batch.facts(delivery, address, moment)
+    decision = guardrails.check(facts, moment) if facts is not None else None
     if isinstance(decision, guardrails.Refusal):
         _finish(delivery, Status.REFUSED, decision.reason, event=f"{prefix}.refused")
         result.refused.append(delivery.pk)
@@ -812,6 +860,8 @@ def _send_one(
     except (ChannelConfigError, crypto.CredentialsError) as exc:
         outcome = Outcome(ok=False, reason=str(exc))
     _record_outcome(delivery, outcome, snapshot, address, prefix, result)
+    if outcome.ok:
+        batch.sent(delivery, moment)
 
 
 def _record_outcome(

@@ -23,6 +23,13 @@ def test_unknown_variable_is_an_error_naming_the_line() -> None:
     assert "nmae" in str(err.value) and "line 2" in str(err.value)
 
 
+def test_mjml_errors_name_the_line_of_the_mjml_source() -> None:
+    source = NEWSLETTER_MJML.replace("{{ customer.name }}", "{{ customer.nmae }}")
+    with pytest.raises(rendering.RenderError) as err:
+        _render(source, {"customer": {"name": "x"}}, fmt="mjml")
+    assert err.value.line == 5  # the mj-text line, not a line of the compiled HTML
+
+
 def test_syntax_error_names_the_line() -> None:
     with pytest.raises(rendering.RenderError) as err:
         _render("line one\nline two\n{% if x %}never closed", {"x": 1}, fmt="text")
