@@ -1,4 +1,4 @@
-# ruff: noqa: S603, S607, E501 (a bench starting local processes; embedded script text)
+# ruff: noqa: S603, E501 (a bench starting local processes; embedded script text)
 """Render + send personalised emails through `kizuna worker` to a real SMTP server on loopback.
 
     .venv/bin/python bench/messaging_send.py [--messages 3000] [--workers 2]
@@ -100,7 +100,7 @@ class Counter:
         self.count = 0
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.count += 1
         return "250 OK"
