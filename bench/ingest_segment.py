@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/ingest_segment.py [--db sqlite|postgresql] [--events 200000]
         [--subscribers all|own] [--gunicorn "-k gthread -w 1 --threads 4"]
-        [--upload-size 1000] [--sdk-threads 2] [--clients 1]
+        [--upload-size 1000] [--sdk-threads 2] [--clients 1] [--chunk 10000]
 
 Starts, in a fresh data directory: the database (PostgreSQL through pytest-postgresql's
 executor when asked), gunicorn (`kizuna.wsgi`, which sends /v1/ through the lean ingest
@@ -41,7 +41,10 @@ def free_port() -> int:
 
 
 def start_postgres(workdir: Path):  # type: ignore[no-untyped-def]
-    from pytest_postgresql.executor import PostgreSQLExecutor
+    try:
+        from pytest_postgresql.executors.proc import PostgreSQLExecutor
+    except ImportError:  # pytest-postgresql before 7
+        from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
 
     port = free_port()
     executor = PostgreSQLExecutor(
@@ -116,6 +119,23 @@ def pending_counter(args: argparse.Namespace, env: dict[str, str], work: Path): 
     return pending, conn
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending.extend(int(c) for c in children)
+    return total
+
+
 def send_events(args: argparse.Namespace, key: str, host: str, part: int, results) -> None:  # type: ignore[no-untyped-def]
     """One SDK client process sending its share of the events (every `clients`-th one)."""
     from segment.analytics import Client
@@ -140,7 +160,7 @@ def send_events(args: argparse.Namespace, key: str, host: str, part: int, result
     enqueued = time.perf_counter() - started
     client.flush()
     client.shutdown()
-    results.put({"enqueued": enqueued, "failures": failures})
+    results.put({"enqueued": enqueued, "failures": failures, "cpu": time.process_time()})
 
 
 def main() -> None:
@@ -153,6 +173,9 @@ def main() -> None:
     parser.add_argument("--upload-size", type=int, default=1000)
     parser.add_argument("--sdk-threads", type=int, default=2)
     parser.add_argument("--clients", type=int, default=1, help="SDK client processes")
+    parser.add_argument(
+        "--chunk", type=int, default=10_000, help="messages per processing transaction"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kz-bench-ingest-"))
     os.chmod(work, 0o755)
@@ -160,7 +183,7 @@ def main() -> None:
     env.update(
         KIZUNA_DATA_DIR=str(work),
         DJANGO_SETTINGS_MODULE="kizuna.settings.base",
-        KIZUNA_TRACKING_PROCESS_CHUNK="10000",
+        KIZUNA_TRACKING_PROCESS_CHUNK=str(args.chunk),
         KIZUNA_TRACKING_RATE="100000/m",
         KIZUNA_LOG_LEVEL="WARNING",
     )
@@ -248,6 +271,8 @@ def main() -> None:
             )
         )
         done, distinct = counts
+        web_cpu, worker_cpu = cpu_seconds(procs[0].pid), cpu_seconds(procs[1].pid)
+        sdk_cpu = sum(r["cpu"] for r in reports)
         for proc in procs:
             proc.terminate()
         for proc in procs:
@@ -281,7 +306,7 @@ print(json.dumps({{'seconds': time.perf_counter() - t}}))
             f"database: {args.db}, events: {n:,}, users: {args.users:,}, "
             f"subscribers: {args.subscribers}, gunicorn: {args.gunicorn}, "
             f"upload_size: {args.upload_size}, SDK threads: {args.sdk_threads}, "
-            f"SDK processes: {args.clients}"
+            f"SDK processes: {args.clients}, chunk: {args.chunk}"
         )
         print(f"SDK enqueue: {enqueued:.1f} s")
         print(f"accepted (SDK flushed, all 200): {accepted:.1f} s = {n / accepted:,.0f} events/s")
@@ -292,6 +317,11 @@ print(json.dumps({{'seconds': time.perf_counter() - t}}))
             f"{n / raw['seconds']:,.0f} rows/s"
         )
         print(f"ratio processed / raw: {(n / processed) / (n / raw['seconds']):.2f}")
+        print(
+            f"CPU seconds: SDK clients {sdk_cpu:.1f}, gunicorn {web_cpu:.1f}, "
+            f"worker {worker_cpu:.1f} (per 1,000 events: {1000 * sdk_cpu / n:.2f}, "
+            f"{1000 * web_cpu / n:.2f}, {1000 * worker_cpu / n:.2f})"
+        )
     finally:
         for proc in procs:
             proc.kill()

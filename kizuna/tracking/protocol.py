@@ -70,7 +70,7 @@ def decode_body(raw: bytes, content_encoding: str, *, limit: int = MAX_BATCH_BYT
     return body
 
 
-def _loads(body: bytes) -> Any:
+def _loads(body: bytes | str) -> Any:
     """orjson (several times faster), falling back to the standard library for what orjson
     refuses but JSON allows (integers past 64 bits) and for its precise error positions."""
     try:
@@ -87,7 +87,7 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-loads: Callable[[bytes | str], Any] = _loads
+loads: Callable[[bytes | str], Any] = _loads  # the worker reads stored payloads with it
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

@@ -30,7 +30,7 @@ class IngestHandler(WSGIHandler):
         # Error messages in the client's language, as LocaleMiddleware would choose it.
         translation.activate(translation.get_language_from_request(request))
         try:
-            return self._get_response(request)
+            return self._get_response(request)  # type: ignore[attr-defined]
         finally:
             translation.deactivate()
 

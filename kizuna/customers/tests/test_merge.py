@@ -152,7 +152,8 @@ def test_unmerge_restores_both_customers_from_the_snapshot(admin_user) -> None:
     assert ConsentEntry.objects.get().customer_id == merged.pk
     assert own_events <= set(Event.objects.filter(customer=merged).values_list("pk", flat=True))
     assert Event.objects.get(pk=later.pk).customer_id == survivor.pk
-    assert merged.last_seen_at is not None and merged.first_seen_at <= merged.last_seen_at
+    assert merged.first_seen_at is not None and merged.last_seen_at is not None
+    assert merged.first_seen_at <= merged.last_seen_at
     assert [e.properties["merge_id"] for e in seen] == [record.pk]
     assert Event.objects.filter(customer=merged, type="customer.unmerged").count() == 1
     entries = LogEntry.objects.get_for_object(record)

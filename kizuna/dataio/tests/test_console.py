@@ -66,7 +66,8 @@ def test_upload_preview_then_run_as_a_job(
     page = client.get(run["Location"]).content.decode()
     assert "Imported: 1 created, 0 updated, 1 skipped." in page and "hx-get" not in page
     errors = client.get(f"/data/jobs/{job.pk}/errors.csv")
-    lines = b"".join(errors.streaming_content).decode().lstrip("\ufeff").splitlines()
+    content = b"".join(errors.streaming_content)  # type: ignore[attr-defined]
+    lines = content.decode().lstrip("\ufeff").splitlines()
     assert lines[0] == "row,field,message" and lines[1].startswith("2,email,")
     assert len(lines) == 2
     client.force_login(make_staff("analyst"))  # may not import customers
@@ -124,8 +125,8 @@ def test_duplicates_page_and_merge(make_staff) -> None:
     assert f"Merge into #{a.pk}" in page.content.decode()
     client.post("/data/merge/", {"survivor": a.pk, "merged": b.pk})
     assert CustomerMerge.objects.get().merged_id == b.pk
-    page = client.get("/data/duplicates/").content.decode()
-    assert "No suspected duplicates" in page and "Undo merge" in page
+    listing = client.get("/data/duplicates/").content.decode()
+    assert "No suspected duplicates" in listing and "Undo merge" in listing
     record = CustomerMerge.objects.get()
     client.post("/data/merge/", {"undo": record.pk})
     record.refresh_from_db()

@@ -31,7 +31,7 @@ def application() -> Iterator[Any]:
 
 
 def call(
-    app: Any, method: str, path: str, body: bytes = b"", **headers: str
+    app: Any, method: str, path: str, body: bytes = b"", **headers: Any
 ) -> tuple[str, dict[str, str], bytes]:
     request = RequestFactory().generic(
         method, path, data=body, content_type="application/json", **headers
