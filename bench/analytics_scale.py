@@ -150,7 +150,15 @@ def main() -> None:
         action="store_true",
         help="load, then leave the server running (prints its URL) for experiments",
     )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="score an already loaded database (from --keep-server) instead of starting one",
+    )
     args = parser.parse_args()
+    if args.database_url:
+        reuse(args)
+        return
 
     from pytest_postgresql.executors import PostgreSQLExecutor
 
@@ -207,6 +215,29 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def reuse(args: argparse.Namespace) -> None:
+    os.environ.update(
+        KIZUNA_DATABASE_URL=args.database_url,
+        KIZUNA_DATA_DIR=tempfile.mkdtemp(prefix="kizuna-scale-"),
+        DJANGO_SETTINGS_MODULE="kizuna.settings.base",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM customers_customer")
+        customers = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM commerce_order")
+        orders = cursor.fetchone()[0]
+    runs = [score(label) for label in ("first run (insert)", "second run (replace)")]
+    print()
+    print(render(customers, orders, runs, time_kpis()))
+
+
 def score(label: str) -> dict:
     from kizuna.analytics import services
     from kizuna.analytics.models import RunTrigger
@@ -248,7 +279,8 @@ def render(customers: int, orders: int, runs: list[dict], kpi_seconds: float) ->
         ("score.predict", "  of which: P(alive), expected purchases, 12-month CLV"),
         ("score.rfm", "  of which: RFM quintiles and segments"),
         ("score.diagnostics", "  of which: diagnostics (histogram, tracking)"),
-        ("store", "store: COPY to staging + upsert"),
+        ("store", "store: COPY to staging, replace in one transaction"),
+        ("kpis", "after the run: monthly KPI + cohort snapshot (not in the target)"),
     ]
     for key, label in names:
         cells = []
@@ -260,8 +292,16 @@ def render(customers: int, orders: int, runs: list[dict], kpi_seconds: float) ->
                 cell += f" ({peak:,.0f} MiB)"
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    scoring = [sum(r["seconds"].get(k, 0) for k in ("read", "score", "store")) for r in runs]
     lines.append(
-        "| **total, wall clock** | " + " | ".join(f"**{r['wall']:.1f} s**" for r in runs) + " |"
+        "| **full scoring: read + score + store (target < 60 s)** | "
+        + " | ".join(f"**{t:.1f} s**" for t in scoring)
+        + " |"
+    )
+    lines.append(
+        "| wall clock of the whole run, snapshot included | "
+        + " | ".join(f"{r['wall']:.1f} s" for r in runs)
+        + " |"
     )
     repeat = first.fit["repeat"]
     spend = first.fit["spend"]
@@ -271,8 +311,8 @@ def render(customers: int, orders: int, runs: list[dict], kpi_seconds: float) ->
         + ", ".join(f"{k}={v:.4g}" for k, v in repeat["params"].items())
         + f" ({repeat['iterations']} iterations); Gamma-Gamma "
         + ", ".join(f"{k}={v:.4g}" for k, v in spend["params"].items())
-        + f". Process peak RSS {rss:,.0f} MiB. Monthly KPIs and cohorts over the same data "
-        f"(`selectors.insight`, uncached): {kpi_seconds:.1f} s.",
+        + f". Process peak RSS {rss:,.0f} MiB. The KPI page reads the run's snapshot: "
+        f"{kpi_seconds * 1000:.0f} ms.",
     ]
     return "\n".join(lines)
 

@@ -74,6 +74,8 @@ class ScoringRun(models.Model):
     fit = models.JSONField(_("fitted models"), default=dict, blank=True)
     summary = models.JSONField(_("summary"), default=dict, blank=True)
     diagnostics = models.JSONField(_("diagnostics"), default=dict, blank=True)
+    # monthly KPIs and cohort retention as of this run (see selectors.insight)
+    insight = models.JSONField(_("KPIs and cohorts"), default=dict, blank=True)
     timings = models.JSONField(_("timings"), default=dict, blank=True)
     message = models.TextField(_("message"), blank=True)
 
@@ -156,10 +158,9 @@ class CustomerScore(models.Model):
     class Meta:
         verbose_name = _("customer score")
         verbose_name_plural = _("customer scores")
-        indexes = [
-            models.Index(fields=["segment"], name="analytics_score_segment"),
-            models.Index(fields=["-clv_minor"], name="analytics_score_clv"),
-        ]
+        # No secondary indexes: each run rewrites every row, and maintaining an index during
+        # the insert costs more than it saves (a segment is ~10% of customers, read by a scan;
+        # "top 50 by CLV" is a top-N sort of one column). See docs/benchmarks.md.
         constraints = [
             models.CheckConstraint(
                 condition=Q(p_alive__gte=0) & Q(p_alive__lte=1), name="score_p_alive_0_1"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import Avg, Count, Max, QuerySet, Sum
+from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
 
 from kizuna.analytics import sql
 from kizuna.analytics.models import (
@@ -30,6 +30,7 @@ from kizuna.core.timeutil import now
 from kizuna.customers.models import Customer
 
 KPI_CACHE_SECONDS = 600
+INSIGHT_MONTHS = 24
 LOWER_IS_BETTER = {Kpi.CHURN_RATE}
 
 
@@ -91,7 +92,7 @@ def segment_summary() -> list[dict[str, Any]]:
             clv=Avg("clv_minor"),
             total_clv=Sum("clv_minor"),
             p_alive=Avg("p_alive"),
-            at_risk=Count("customer_id", filter=models_q_at_risk()),
+            at_risk=Count("customer_id", filter=Q(at_risk=True)),
         )
     }
     total = sum(r["customers"] for r in rows.values())
@@ -114,12 +115,6 @@ def segment_summary() -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def models_q_at_risk() -> Any:
-    from django.db.models import Q
-
-    return Q(at_risk=True)
 
 
 def rfm_grid() -> list[dict[str, Any]]:
@@ -166,20 +161,52 @@ class Insight:
     months: list[date]
     cohorts: dict[str, Any]
     kpis: dict[str, list[float | None]]
+    as_of: datetime | None = None  # the scoring run it comes from (None: computed live)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "months": [m.isoformat() for m in self.months],
+            "cohorts": self.cohorts,
+            "kpis": self.kpis,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], as_of: datetime | None) -> Insight:
+        return cls(
+            months=[date.fromisoformat(m) for m in data["months"]],
+            cohorts=data["cohorts"],
+            kpis=data["kpis"],
+            as_of=as_of,
+        )
 
 
-def insight(*, months: int = 24, until: datetime | None = None) -> Insight:
-    """Cohort retention and monthly KPIs over the last `months` local months (cached until
-    the orders or the scores change)."""
-    until = until or now()
+def insight(*, months: int = INSIGHT_MONTHS) -> Insight:
+    """Cohort retention and monthly KPIs over the last `months` local months, as of the
+    last successful scoring run (which computes them after storing its scores: at ten
+    million orders they take as long as the scoring). Before any run, computed live and
+    cached until the orders change."""
+    run = (
+        ScoringRun.objects.filter(status=RunStatus.SUCCEEDED)
+        .exclude(insight={})
+        .order_by("-as_of", "-id")
+        .only("insight", "as_of")
+        .first()
+    )
+    if run is not None and len(run.insight.get("months", [])) == months:
+        return Insight.from_json(run.insight, run.as_of)
+    version = f"{months}:{now().astimezone(business_zone()).date()}:{_data_version()}"
+    key = "analytics:insight:" + hashlib.sha256(version.encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        cached = compute_insight(months=months, until=now())
+        cache.set(key, cached, KPI_CACHE_SECONDS)
+    return cached
+
+
+def compute_insight(*, months: int, until: datetime) -> Insight:
     zone = business_zone()
     local = until.astimezone(zone)
     last_month = local.year * 12 + local.month - 1
-    version = f"{months}:{last_month}:{local.date()}:{_data_version()}"
-    key = "analytics:insight:" + hashlib.sha256(version.encode()).hexdigest()
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
     rows = sql.read_monthly(as_of=until, currency=DEFAULT_CURRENCY, zone=zone)
     first = last_month - months + 1
     created = _customers_created_by_month(first, last_month, zone)
@@ -191,23 +218,23 @@ def insight(*, months: int = 24, until: datetime | None = None) -> Insight:
         customers_created=created,
     )
     series.update(_clv_by_month(first, last_month, zone))
-    result = Insight(
+    return Insight(
         months=[kpis.month_start(m) for m in range(first, last_month + 1)],
         cohorts=kpis.cohort_matrix(rows, first_month=first, last_month=last_month),
         kpis=series,
     )
-    cache.set(key, result, KPI_CACHE_SECONDS)
-    return result
 
 
 def _customers_created_by_month(first: int, last: int, zone: Any) -> list[int]:
-    """Customers on record at the end of each month."""
-    counts = []
+    """Customers on record at the end of each month (one query)."""
+    ends = []
     for month in range(first, last + 1):
         end = kpis.month_start(month + 1)
-        moment = datetime(end.year, end.month, end.day, tzinfo=zone)
-        counts.append(Customer.objects.filter(created_at__lt=moment).count())
-    return counts
+        ends.append(datetime(end.year, end.month, end.day, tzinfo=zone))
+    counts = Customer.objects.aggregate(
+        **{f"m{i}": Count("id", filter=Q(created_at__lt=end)) for i, end in enumerate(ends)}
+    )
+    return [counts[f"m{i}"] for i in range(len(ends))]
 
 
 def _clv_by_month(first: int, last: int, zone: Any) -> dict[str, list[float | None]]:

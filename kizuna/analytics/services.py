@@ -192,7 +192,7 @@ def scoring_run_execute(
         stored, crossed = stage("store", store)
         run.newly_at_risk = len(crossed)
         run.customers_scored = stored
-        return _finish(
+        _finish(
             run,
             status=RunStatus.SUCCEEDED,
             as_of=as_of,
@@ -213,6 +213,23 @@ def scoring_run_execute(
             message=f"{type(exc).__name__}: {exc}",
         )
         raise
+    # After the scores are in (the run has succeeded): the KPI and cohort snapshot that the
+    # console shows. A failure here leaves the scores and the run as they are.
+    try:
+        snapshot = stage("kpis", lambda: _insight_snapshot(as_of))
+    except Exception:
+        logger.exception("scoring run %s: KPI snapshot failed", run.pk)
+    else:
+        run.insight = snapshot
+    run.timings = {"seconds": timings, **({"peak_mib": peaks} if peaks else {})}
+    run.save(update_fields=["insight", "timings"])
+    return run
+
+
+def _insight_snapshot(as_of: datetime) -> dict[str, Any]:
+    from kizuna.analytics.selectors import INSIGHT_MONTHS, compute_insight
+
+    return compute_insight(months=INSIGHT_MONTHS, until=as_of).as_json()
 
 
 def _finish(

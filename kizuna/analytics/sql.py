@@ -4,6 +4,9 @@ SQLite) and read into NumPy, and scores written back in bulk (binary COPY on Pos
 A *purchase* is an order in the scoring currency that is not cancelled, not fully refunded
 and placed before the as-of instant; its value is the total less refunds. Orders of one
 customer on one local day are one purchase day (see docs/analytics.md).
+
+The per-customer summary is one query sorted by customer (COUNT(DISTINCT day), and a window
+for the first day's value); the repeat purchases per day, for the tracking plot, another.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ from kizuna.analytics.models import CustomerScore
 from kizuna.analytics.scoring import rfm
 from kizuna.analytics.scoring.population import Purchases, Scores
 from kizuna.commerce.models import Order
-
-# first-day value travels as MIN(day * KEY + value): the smallest key is the first day's
-KEY = 2**46
 
 
 def connection() -> BaseDatabaseWrapper:
@@ -88,16 +88,16 @@ def purchases_filter(as_of: datetime, currency: str) -> tuple[str, list[Any]]:
     )
 
 
-def _purchase_days_sql(dialect: Dialect, as_of: datetime, currency: str) -> tuple[str, list[Any]]:
+def _orders_sql(dialect: Dialect, as_of: datetime, currency: str) -> tuple[str, list[Any]]:
+    """Purchases as (cid, d, v): customer, local day, net value; one row per order."""
     day, day_params = dialect.local_day("o.placed_at")
     where, where_params = purchases_filter(as_of, currency)
     table = Order._meta.db_table
     sql = (
         f"SELECT o.customer_id AS cid, {day} AS d, "  # noqa: S608 (no user input)
-        "SUM(o.total_minor - o.refunded_minor) AS v, COUNT(*) AS n "
-        f"FROM {table} o WHERE {where} GROUP BY o.customer_id, {day}"
+        f"o.total_minor - o.refunded_minor AS v FROM {table} o WHERE {where}"
     )
-    return sql, [*day_params, *where_params, *day_params]
+    return sql, [*day_params, *where_params]
 
 
 def _fetch_int64(sql: str, params: list[Any], columns: int) -> np.ndarray:
@@ -112,6 +112,8 @@ def _fetch_int64(sql: str, params: list[Any], columns: int) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(-1, columns)
 
 
+# Customers behind the tracking plot at most (a systematic sample on larger bases).
+TRACKING_SAMPLE = 100_000
 # Memory per hash aggregation of the summary queries (PostgreSQL's default of 4 MB would
 # spill the per-(customer, day) groups of millions of orders to disk).
 WORK_MEM = "256MB"
@@ -146,19 +148,25 @@ def read_purchases(*, as_of: datetime, currency: str, zone: ZoneInfo) -> Purchas
     """Each customer's purchase summary as of `as_of`, and repeat purchases per day."""
     conn = connection()
     dialect = Dialect(conn, zone)
-    days_sql, params = _purchase_days_sql(dialect, as_of, currency)
+    orders_sql, params = _orders_sql(dialect, as_of, currency)
+    # Grouped by customer with COUNT(DISTINCT day): PostgreSQL sorts once by customer and
+    # streams (3x faster on 10M orders than hashing every (customer, day) first). The first
+    # day's value (for the repeat-purchase mean) comes from a window over the same sort.
     per_customer = _fetch_int64(
-        f"WITH days AS ({days_sql}) "  # noqa: S608 (no user input in the SQL text)
-        "SELECT cid, CAST(COUNT(*) AS BIGINT), CAST(SUM(n) AS BIGINT), CAST(MIN(d) AS BIGINT), "
-        "CAST(MAX(d) AS BIGINT), CAST(SUM(v) AS BIGINT), "
-        f"CAST(MIN(d * {KEY} + CASE WHEN v < {KEY} THEN v ELSE {KEY - 1} END) AS BIGINT) "
-        "FROM days GROUP BY cid ORDER BY cid",
+        "SELECT cid, CAST(COUNT(DISTINCT d) AS BIGINT), CAST(COUNT(*) AS BIGINT), "  # noqa: S608
+        "CAST(MIN(d) AS BIGINT), CAST(MAX(d) AS BIGINT), CAST(SUM(v) AS BIGINT), "
+        "CAST(SUM(CASE WHEN d = first_d THEN v ELSE 0 END) AS BIGINT) "
+        "FROM (SELECT cid, d, v, MIN(d) OVER (PARTITION BY cid) AS first_d "
+        f"FROM ({orders_sql}) o) s GROUP BY cid ORDER BY cid",
         params,
         7,
     )
+    # The tracking plot needs repeat purchases per day; on a large base a systematic sample
+    # of customers (every k-th id) draws the same curves at a fraction of the cost.
+    every = max(1, -(-len(per_customer) // TRACKING_SAMPLE))
     per_day = _fetch_int64(
-        f"WITH days AS ({days_sql}) SELECT CAST(d AS BIGINT), CAST(COUNT(*) AS BIGINT) "  # noqa: S608
-        "FROM days GROUP BY d",
+        "SELECT CAST(d AS BIGINT), CAST(COUNT(DISTINCT cid) AS BIGINT) "  # noqa: S608
+        f"FROM ({orders_sql}) o WHERE cid %% {every} = 0 GROUP BY d",
         params,
         2,
     )
@@ -171,7 +179,7 @@ def read_purchases(*, as_of: datetime, currency: str, zone: ZoneInfo) -> Purchas
         first_day=first_day,
         last_day=per_customer[:, 4],
         total=per_customer[:, 5].astype(np.float64),
-        first_value=(per_customer[:, 6] - first_day * KEY).astype(np.float64),
+        first_value=per_customer[:, 6].astype(np.float64),
         as_of_day=as_of_day,
     )
     if len(purchases):
@@ -180,8 +188,10 @@ def read_purchases(*, as_of: datetime, currency: str, zone: ZoneInfo) -> Purchas
         buying = np.zeros(length, dtype=np.int64)
         inside = (per_day[:, 0] >= start) & (per_day[:, 0] < start + length)
         np.add.at(buying, per_day[inside, 0] - start, per_day[inside, 1])
-        firsts = np.bincount(first_day - start, minlength=length)[:length]
+        sampled = purchases.customer_id % every == 0
+        firsts = np.bincount(first_day[sampled] - start, minlength=length)[:length]
         purchases.repeat_by_day = buying - firsts
+        purchases.tracking_sample = sampled
     return purchases
 
 
@@ -190,7 +200,7 @@ def read_monthly(*, as_of: datetime, currency: str, zone: ZoneInfo) -> np.ndarra
     and local calendar month with purchases; month = year * 12 + month - 1."""
     conn = connection()
     dialect = Dialect(conn, zone)
-    days_sql, params = _purchase_days_sql(dialect, as_of, currency)
+    orders_sql, params = _orders_sql(dialect, as_of, currency)
     d = dialect.day_to_date("d")
     if conn.vendor == "postgresql":
         year, month_of_year = f"EXTRACT(YEAR FROM {d})", f"EXTRACT(MONTH FROM {d})"
@@ -199,10 +209,10 @@ def read_monthly(*, as_of: datetime, currency: str, zone: ZoneInfo) -> np.ndarra
         year, month_of_year = f"strftime('%%Y', {d})", f"strftime('%%m', {d})"
         month = f"(CAST({year} AS INTEGER) * 12 + CAST({month_of_year} AS INTEGER) - 1)"
     return _fetch_int64(
-        f"WITH days AS ({days_sql}) "  # noqa: S608 (no user input in the SQL text)
-        f"SELECT cid, CAST({month} AS BIGINT), CAST(SUM(n) AS BIGINT), CAST(COUNT(*) AS BIGINT), "
-        "CAST(SUM(v) AS BIGINT), CAST(MIN(d) AS BIGINT), CAST(MAX(d) AS BIGINT) "
-        f"FROM days GROUP BY cid, {month}",
+        f"SELECT cid, CAST(m AS BIGINT), CAST(COUNT(*) AS BIGINT), "  # noqa: S608
+        "CAST(COUNT(DISTINCT d) AS BIGINT), CAST(SUM(v) AS BIGINT), CAST(MIN(d) AS BIGINT), "
+        f"CAST(MAX(d) AS BIGINT) FROM (SELECT cid, d, v, {month} AS m FROM ({orders_sql}) o) s "
+        "GROUP BY cid, m",
         params,
         7,
     )
@@ -262,28 +272,28 @@ def _stage_values(scores: Scores) -> list[np.ndarray]:
     ]
 
 
-def _copy_in(conn: BaseDatabaseWrapper, values: list[np.ndarray]) -> None:
-    n = len(values[0])
+def _copy_in(conn: BaseDatabaseWrapper, values: list[np.ndarray], chunk: int = 100_000) -> None:
+    """Binary COPY of the staged columns, built by NumPy `chunk` rows at a time."""
     record = np.dtype(
         [("fields", ">i2")]
         + [
             item
-            for i, c in enumerate(STAGE_COLUMNS)
-            for item in ((f"l{i}", ">i4"), (f"v{i}", c[2]))
+            for i, column in enumerate(STAGE_COLUMNS)
+            for item in ((f"l{i}", ">i4"), (f"v{i}", column[2]))
         ]
     )
-    rows = np.empty(n, dtype=record)
-    rows["fields"] = len(STAGE_COLUMNS)
-    for i, column in enumerate(values):
-        rows[f"l{i}"] = 8
-        rows[f"v{i}"] = column
-    payload = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + rows.tobytes() + b"\xff\xff"
     columns = ", ".join(name for name, _t, _n in STAGE_COLUMNS)
     sql = f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT binary)"
     with conn.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        step = 8 * 1024 * 1024
-        for start in range(0, len(payload), step):
-            copy.write(payload[start : start + step])
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+        for start in range(0, len(values[0]), chunk):
+            rows = np.empty(min(chunk, len(values[0]) - start), dtype=record)
+            rows["fields"] = len(STAGE_COLUMNS)
+            for i, column in enumerate(values):
+                rows[f"l{i}"] = 8
+                rows[f"v{i}"] = column[start : start + len(rows)]
+            copy.write(rows.tobytes())
+        copy.write(b"\xff\xff")
 
 
 def stage_scores(scores: Scores) -> None:
@@ -325,8 +335,9 @@ def newly_at_risk(threshold: float) -> list[int]:
 
 
 def replace_scores(*, run_id: int, model_version: str, scored_at: datetime, currency: str) -> int:
-    """Make the staged scores the current ones: rows of customers no longer scored go,
-    the others are inserted or updated in place. Returns the number of rows stored."""
+    """Make the staged scores the current ones (call inside the run's transaction): the
+    previous rows all go, the staged ones of customers that still exist come in. Returns
+    the number of rows stored."""
     conn = connection()
     table = CustomerScore._meta.db_table
     customers = CustomerScore._meta.get_field("customer").related_model._meta.db_table  # type: ignore[union-attr]
@@ -364,17 +375,14 @@ def replace_scores(*, run_id: int, model_version: str, scored_at: datetime, curr
     ]
     columns = ", ".join(name for name, _e in targets)
     expressions = ", ".join(expression for _n, expression in targets)
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name, _e in targets[1:])
     adapt = conn.ops.adapt_datetimefield_value
     with conn.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE NOT EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {STAGE} n WHERE n.customer_id = {table}.customer_id)"
-        )
+        # Every score is replaced: deleting all and inserting is several times faster than
+        # an upsert of a million rows, and readers see the old scores until the commit.
+        cursor.execute(f"DELETE FROM {table}")  # noqa: S608
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {expressions} FROM {STAGE} n "  # noqa: S608
-            f"JOIN {customers} c ON c.id = n.customer_id "
-            f"WHERE true ON CONFLICT (customer_id) DO UPDATE SET {updates}",
+            f"JOIN {customers} c ON c.id = n.customer_id",
             [run_id, model_version, adapt(scored_at), currency],
         )
         stored = cursor.rowcount

@@ -118,6 +118,7 @@ def cohorts(request: HttpRequest) -> HttpResponse:
         ),
         "offsets": range(len(data.cohorts["cohorts"])),
         "figure": charts.cohort_heatmap(data.cohorts),
+        "as_of": data.as_of,
     }
     return render(request, "console/analytics/cohorts.html", context)
 
@@ -174,6 +175,7 @@ def kpis(request: HttpRequest, form: GoalForm | None = None, status: int = 200) 
         "goals": [selectors.goal_progress(goal, data) for goal in goals],
         "form": form or GoalForm(initial={"due": date.today().replace(day=1) + timedelta(days=92)}),
         "months": data.months,
+        "as_of": data.as_of,
     }
     return render(request, "console/analytics/kpis.html", context, status=status)
 

@@ -79,6 +79,7 @@ class Purchases:
     first_value: FloatArray  # net value of the first purchase day
     as_of_day: int
     repeat_by_day: IntArray | None = None  # repeat purchase days per day since min first_day
+    tracking_sample: np.ndarray | None = None  # customers counted in repeat_by_day (all if None)
 
     def __len__(self) -> int:
         return len(self.customer_id)
@@ -196,14 +197,17 @@ def _score_population(data: Purchases, parameters: Parameters) -> Outcome:
     diag: dict[str, Any] = {"histogram": diagnostics.repeat_histogram(model, params, x, T)}
     if data.repeat_by_day is not None and len(data):
         start = int(data.first_day.min())
+        sampled = data.tracking_sample
+        first_days = data.first_day if sampled is None else data.first_day[sampled]
         diag["tracking"] = diagnostics.tracking(
             model,
             params,
-            data.first_day,
+            first_days,
             data.repeat_by_day,
             start_day=start,
             end_day=data.as_of_day,
         )
+        diag["tracking"]["customers"] = len(first_days)
     timings["diagnostics"] = clock()
 
     scores = Scores(

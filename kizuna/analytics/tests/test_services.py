@@ -286,3 +286,18 @@ def test_sql_reads_the_same_summary_as_python(history):
     )
     assert purchases.repeat_by_day is not None
     assert int(purchases.repeat_by_day.sum()) == int((purchases.purchase_days - 1).sum())
+
+
+def test_a_run_keeps_a_kpi_and_cohort_snapshot_that_the_pages_read(history, small_parameters):
+    from kizuna.analytics import selectors
+
+    history(60)
+    live = selectors.insight()  # before any run: computed from the orders
+    assert live.as_of is None and len(live.months) == 24
+    result = run(small_parameters)
+    assert len(result.insight["months"]) == 24 and "kpis" in result.timings["seconds"]
+    snapshot = selectors.insight()
+    assert snapshot.as_of == AS_OF
+    assert snapshot.kpis["total_clv"][-1] == pytest.approx(result.summary["total_clv"])
+    assert sum(snapshot.cohorts["sizes"]) <= 60
+    assert snapshot.kpis["buyers"][-1] == 60
