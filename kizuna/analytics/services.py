@@ -84,7 +84,7 @@ def scoring_run_request(
     with acting_as(actor):
         run = ScoringRun.objects.create(
             trigger=trigger,
-            requested_by=actor if actor is not None and actor.is_authenticated else None,
+            requested_by_id=actor.pk if actor is not None and actor.is_authenticated else None,
             parameters=parameters.as_dict(),
             model_version=parameters.model_version,
         )
@@ -317,7 +317,7 @@ def scoring_run_now(
     with acting_as(actor):
         run = ScoringRun.objects.create(
             trigger=trigger,
-            requested_by=actor if actor is not None and actor.is_authenticated else None,
+            requested_by_id=actor.pk if actor is not None and actor.is_authenticated else None,
             parameters=parameters.as_dict(),
             model_version=parameters.model_version,
         )

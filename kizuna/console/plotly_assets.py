@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.staticfiles.finders import BaseFinder
-from django.core.checks import Error
+from django.core.checks import CheckMessage, Error
 from django.core.files.storage import FileSystemStorage
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import cache_control
@@ -41,7 +41,7 @@ class PlotlyFinder(BaseFinder):
             self.storage = FileSystemStorage(location=str(directory))
             self.storage.prefix = PREFIX  # type: ignore[attr-defined]
 
-    def check(self, **kwargs: Any) -> list[Error]:
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
         if self.storage is None:
             return [Error("plotly.min.js was not found in the installed plotly package")]
         return []

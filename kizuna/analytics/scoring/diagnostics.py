@@ -10,6 +10,7 @@ reproduces what happened.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,7 +20,7 @@ from kizuna.analytics.scoring.fitting import as_float, dot
 
 def repeat_histogram(
     model: ModuleType, params: dict[str, float], x: ArrayLike, T: ArrayLike, *, buckets: int = 8
-) -> dict[str, list]:
+) -> dict[str, Any]:
     """Customers by number of repeat purchases 0 .. buckets-2 and "buckets-1 or more":
     actual and (if the model has a pmf) expected counts."""
     x = as_float(x)

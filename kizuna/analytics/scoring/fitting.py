@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -85,7 +86,7 @@ def single_threaded_blas() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def dot(a: FloatArray, b: FloatArray) -> float:
+def dot(a: NDArray[Any], b: NDArray[Any]) -> float:
     """Σ a·b without BLAS: OpenBLAS's threads stall for milliseconds per call when the other
     cores are busy, which made one fit 50x slower on a loaded machine."""
     return float(np.multiply(a, b).sum())

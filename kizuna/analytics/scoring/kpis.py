@@ -85,8 +85,8 @@ def monthly_kpis(
     # buyers and repeaters to date
     first_of = month[starts]
     cumulative_days = np.cumsum(rows[:, DAYS])
-    before = np.concatenate([[0], cumulative_days[starts[1:] - 1]]) if len(starts) else []
-    own_cumulative = cumulative_days - np.asarray(before)[owner]
+    before = np.concatenate([[0], cumulative_days[starts[1:] - 1]])
+    own_cumulative = cumulative_days - before[owner]
     reached = own_cumulative >= 2
     repeat_month = np.full(len(starts), -1)
     hit = np.flatnonzero(reached)

@@ -117,6 +117,6 @@ def calibration_holdout(
     return Holdout(
         calibration=calibration,
         purchases=purchases,
-        value=spent,
+        value=as_float(spent),
         length=observation_end - calibration_end,
     )

@@ -19,7 +19,8 @@ def summary() -> dict[str, np.ndarray]:
     table = np.genfromtxt(
         DATA / "cdnow_customers_summary_with_transactions.csv", delimiter=",", names=True
     )
-    return {name: np.asarray(table[name], dtype=float) for name in table.dtype.names}
+    names = table.dtype.names or ()
+    return {name: np.asarray(table[name], dtype=float) for name in names}
 
 
 @cache

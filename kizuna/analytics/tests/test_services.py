@@ -45,6 +45,7 @@ def test_a_run_scores_every_buyer_and_stores_the_model_version(history, small_pa
         shop.customer_ids
     )
     score = CustomerScore.objects.order_by("-orders").first()
+    assert score is not None
     assert score.model_version == "rfm5+bgnbd+gg/1" == result.model_version
     assert score.run_id == result.pk and score.scored_at == AS_OF
     assert 0 <= score.p_alive <= 1 and score.clv_minor >= 0
@@ -181,7 +182,7 @@ def test_customers_crossing_the_threshold_get_one_at_risk_event(
     assert at_risk
     # pretend they were all fine last time
     CustomerScore.objects.update(p_alive=1.0, at_risk=False)
-    seen = []
+    seen: list[bus.DomainEvent] = []
     bus.subscribe(services.AT_RISK_EVENT, seen.append)
     with django_capture_on_commit_callbacks(execute=True):
         second = run(small_parameters)
@@ -190,6 +191,7 @@ def test_customers_crossing_the_threshold_get_one_at_risk_event(
     stored = Event.objects.filter(type="customer.at_risk")
     assert stored.count() == len(at_risk)
     event = stored.first()
+    assert event is not None
     assert event.properties["run_id"] == second.pk
     assert event.properties["churn_risk"] >= 0.5 and event.properties["threshold"] == 0.5
     assert all(e.event_id is not None for e in seen)

@@ -1,5 +1,7 @@
 """The console pages, CSV downloads, customer-360 panel and API routes of customer insight:
-permissions, content, and the JSON data blocks the charts are drawn from."""
+permissions, content, and the JSON data blocks the charts are drawn from. (Here, in the
+faces layer, because it exercises the console and the API; the shop-history fixtures come
+from kizuna/analytics/tests.)"""
 
 from __future__ import annotations
 
@@ -13,17 +15,19 @@ from django.test import Client
 
 from kizuna.analytics import services
 from kizuna.analytics.models import CustomerScore, KpiGoal, RunStatus, RunTrigger, ScoringRun
-from kizuna.analytics.tests.conftest import AS_OF
+from kizuna.analytics.tests.conftest import AS_OF, history, small_parameters  # noqa: F401
 from kizuna.iam.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def scored(history, small_parameters):
-    shop = history(120)
+def scored(request):
+    shop = request.getfixturevalue("history")(120)
     result = services.scoring_run_now(
-        trigger=RunTrigger.CLI, parameters=small_parameters, as_of=AS_OF
+        trigger=RunTrigger.CLI,
+        parameters=request.getfixturevalue("small_parameters"),
+        as_of=AS_OF,
     )
     assert result.status == RunStatus.SUCCEEDED
     return shop
@@ -90,6 +94,7 @@ def test_run_now_queues_a_run_that_the_worker_executes(
         response = client.post("/insight/run/", {"next": "/insight/models/"})
     assert response.status_code == 302 and response["Location"] == "/insight/models/"
     latest = ScoringRun.objects.order_by("-id").first()
+    assert latest is not None
     assert latest.trigger == RunTrigger.CONSOLE and latest.status == RunStatus.SUCCEEDED
     assert latest.requested_by is not None
 
@@ -136,6 +141,7 @@ def test_kpi_goals_from_the_console(client, make_staff, scored):
 def test_customer_360_shows_the_scores_panel(client, make_staff, scored):
     login(client, make_staff, "support")
     score = CustomerScore.objects.order_by("customer_id").first()
+    assert score is not None
     page = client.get(f"/customers/{score.customer_id}/").content.decode()
     assert 'id="scores"' in page and score.model_version in page
     assert score.get_segment_display() in page
@@ -148,6 +154,7 @@ def test_api_returns_a_customers_scores_and_lists(
     key = api_key_create(name="k", role="analyst", created_by=creator).secret
     headers = {"Authorization": f"Bearer {key}"}
     score = CustomerScore.objects.order_by("customer_id").first()
+    assert score is not None
     body = client.get(f"/api/v1/customers/{score.customer_id}/scores", headers=headers).json()
     assert body["customer_id"] == score.customer_id and body["segment"] == score.segment
     assert body["churn_risk"] == pytest.approx(1 - score.p_alive)
@@ -187,4 +194,6 @@ def test_plotly_assets_come_from_the_installed_package(client):
     from django.contrib.staticfiles import finders
 
     found = finders.find("vendor/plotly/plotly.min.js")
-    assert found == str(package_data_dir() / "plotly.min.js")
+    directory = package_data_dir()
+    assert directory is not None
+    assert found == str(directory / "plotly.min.js")
