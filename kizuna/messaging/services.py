@@ -765,10 +765,12 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
     only; each delivery is claimed, checked, rendered, sent and recorded on its own."""
     worker = worker or worker_name()
     result = BatchResult()
+    # Only what is still waiting: a duplicate wake-up (a sweep, a restarted worker) costs one
+    # read and no write.
     deliveries = {
         d.pk: d
         for d in Delivery.objects.select_related("customer", "channel", "template").filter(
-            pk__in=delivery_ids
+            pk__in=delivery_ids, status__in=[Status.QUEUED, Status.DEFERRED]
         )
     }
     templates: dict[int, Template] = {}
