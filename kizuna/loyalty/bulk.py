@@ -18,6 +18,7 @@ from kizuna.catalog.models import Product
 from kizuna.core.bulk import allocate_ids, batched, table_insert
 from kizuna.core.timeutil import JST
 from kizuna.customers.bulk import EventRow, events_insert
+from kizuna.customers.models import Event
 from kizuna.loyalty import rules
 from kizuna.loyalty.models import (
     Account,
@@ -134,10 +135,7 @@ def update_tiers(changes: Sequence[tuple[int, int | None, int, date | None]], to
 
 def insert_events(type: str, rows: Sequence[tuple[int, str, dict[str, Any]]], at: datetime) -> int:
     """Timeline events for a batch: (customer id, message id, properties)."""
-    return events_insert(
-        EventRow(type=type, customer_id=c, occurred_at=at, properties=p, message_id=m)
-        for c, m, p in rows
-    )
+    return insert_events_at(type, [(c, m, p, at) for c, m, p in rows])
 
 
 def insert_entries(rows: Sequence[dict[str, Any]], *, event_type: str = "") -> None:
@@ -228,7 +226,13 @@ def points_earn_batch(
 ) -> tuple[int, int]:
     """Earn points for many orders in one transaction: (entries written, points).
     Orders that already earned are skipped, so a batch can be re-run."""
-    from kizuna.loyalty.services import earn_rules, order_digest, programme_get, tier_rules
+    from kizuna.loyalty.services import (
+        earn_rules,
+        member_number,
+        order_digest,
+        programme_get,
+        tier_rules,
+    )
 
     programme = programme_get()
     earn = earn_rules(programme)
@@ -239,9 +243,20 @@ def points_earn_batch(
     )
     value = programme.point_value
     with transaction.atomic():
-        account_of = accounts_ensure(r.customer_id for r in rows)
-        locked: dict[int, tuple[int, int | None]] = {}
-        for chunk in batched(sorted(set(account_of.values())), 50_000):
+        # Existing members are locked (in id order); new members' accounts are created
+        # below with their final balance, after the entries are computed.
+        have = dict(Account.objects.values_list("customer_id", "pk"))
+        wanted = {r.customer_id for r in rows}
+        new_customers = sorted(wanted - set(have))
+        postgresql = _connection().vendor == "postgresql"
+        # On PostgreSQL new accounts get their ids when written (stand-in: -customer id).
+        new_ids = (
+            [-c for c in new_customers] if postgresql else allocate_ids(Account, len(new_customers))
+        )
+        account_of = {c: have[c] for c in wanted if c in have}
+        account_of.update(zip(new_customers, new_ids, strict=True))
+        locked: dict[int, tuple[int, int | None]] = {pk: (0, None) for pk in new_ids}
+        for chunk in batched(sorted(account_of[c] for c in wanted if c in have), 50_000):
             for pk, balance, tier in (
                 Account.objects.select_for_update()
                 .filter(pk__in=chunk)
@@ -288,6 +303,11 @@ def points_earn_batch(
             entries.append(
                 (account_id, points, before + points, row, key, lot_points, expiry_memo[day])
             )
+        if postgresql:
+            total_points = _earn_write_postgresql(
+                entries, new_customers, balances, value, events=events
+            )
+            return len(entries), total_points
         entry_ids = allocate_ids(LedgerEntry, len(entries))
         lot_count = sum(1 for e in entries if e[5] > 0)
         lot_ids = iter(allocate_ids(Lot, lot_count))
@@ -331,13 +351,23 @@ def points_earn_batch(
                 )
             if progress is not None and len(entry_rows) % 10_000 == 0:
                 progress(10_000)
+        copy_rows(
+            Account,
+            ["id", "customer", "member_number", "balance", "tier_value", "created_at"],
+            (
+                (pk, c, member_number(c), balances[pk], 0, stamp)
+                for c, pk in zip(new_customers, new_ids, strict=True)
+            ),
+        )
         copy_rows(LedgerEntry, ENTRY_FIELDS, entry_rows)
         copy_rows(Lot, LOT_FIELDS, lots)
+        fresh = set(new_ids)
         deltas: dict[int, int] = {}
         total_points = 0
         for account_id, points, *_rest in entries:
-            deltas[account_id] = deltas.get(account_id, 0) + points
             total_points += points
+            if account_id not in fresh:
+                deltas[account_id] = deltas.get(account_id, 0) + points
         update_balances(sorted(deltas.items()))
         if events:
             customer_of = {a: c for c, a in account_of.items()}
@@ -361,10 +391,134 @@ def points_earn_batch(
     return len(entry_rows), total_points
 
 
+def _sequence(cursor: Any, table: str) -> str:
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+    return str(cursor.fetchone()[0])
+
+
+def _earn_write_postgresql(
+    entries: Sequence[tuple[Any, ...]],
+    new_customers: Sequence[int],
+    balances: dict[int, int],
+    value: Decimal,
+    *,
+    events: bool,
+) -> int:
+    """Write computed earn entries set-based: the rows go once through COPY into temporary
+    tables, and INSERT ... SELECT builds accounts, entries (with their lot allocations),
+    lots and, optionally, timeline events inside the server. Returns the points."""
+    from kizuna.loyalty.services import member_number, order_digest
+
+    connection = _connection()
+    total_points = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        entry_seq = _sequence(cursor, "loyalty_ledgerentry")
+        lot_seq = _sequence(cursor, "loyalty_lot")
+        cursor.execute(
+            "CREATE TEMP TABLE tmp_loyalty_new (customer_id bigint, member_number text, "
+            "balance bigint) ON COMMIT DROP"
+        )
+        with raw.copy("COPY tmp_loyalty_new FROM STDIN") as copy:
+            for c in new_customers:
+                copy.write_row((c, member_number(c), balances[-c]))
+        cursor.execute(
+            "INSERT INTO loyalty_account (customer_id, member_number, balance, tier_value, "
+            "created_at) SELECT customer_id, member_number, balance, 0, now() "
+            "FROM tmp_loyalty_new"
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE tmp_loyalty_earn (account_ref bigint, points bigint, "
+            "balance_after bigint, spend bigint, order_id bigint, number text, "
+            "placed_at timestamptz, lot_points bigint, expires_on date, digest text, "
+            f"entry_id bigint DEFAULT nextval('{entry_seq}'), "
+            f"lot_id bigint DEFAULT nextval('{lot_seq}')) ON COMMIT DROP"
+        )
+        columns = (
+            "account_ref, points, balance_after, spend, order_id, number, placed_at, "
+            "lot_points, expires_on, digest"
+        )
+        with raw.copy(f"COPY tmp_loyalty_earn ({columns}) FROM STDIN") as copy:
+            for account_id, points, after, row, _key, lot_points, expires in entries:
+                total_points += points
+                copy.write_row(
+                    (
+                        account_id,
+                        points,
+                        after,
+                        row.total,
+                        row.order_id,
+                        row.number,
+                        row.placed_at,
+                        lot_points,
+                        expires,
+                        order_digest(row.order_id, row.total),
+                    )
+                )
+        account = "CASE WHEN t.account_ref > 0 THEN t.account_ref ELSE a.id END"
+        join = (
+            "FROM tmp_loyalty_earn AS t LEFT JOIN loyalty_account AS a "
+            "ON t.account_ref < 0 AND a.customer_id = -t.account_ref"
+        )
+        cursor.execute(
+            "INSERT INTO loyalty_ledgerentry (id, account_id, kind, points, balance_after, "
+            "spend_minor, idempotency_key, payload_hash, reason, source, source_ref, staff_id, "
+            "allocations, occurred_at, created_at) "
+            f"SELECT t.entry_id, {account}, 'earn', t.points, t.balance_after, t.spend, "
+            "'earn:order:' || t.order_id, t.digest, left('Order ' || t.number, 200), 'order', "
+            "'order:' || t.order_id, NULL, CASE WHEN t.lot_points > 0 THEN "
+            "jsonb_build_array(jsonb_build_array(t.lot_id, t.lot_points)) ELSE '[]'::jsonb END, "
+            f"t.placed_at, now() {join}"
+        )
+        cursor.execute(
+            "INSERT INTO loyalty_lot (id, account_id, entry_id, kind, points, remaining, "
+            "value_per_point, earned_at, expires_on) "
+            f"SELECT t.lot_id, {account}, t.entry_id, 'free', t.lot_points, t.lot_points, %s, "
+            f"t.placed_at, t.expires_on {join} WHERE t.lot_points > 0",
+            [value],
+        )
+        cursor.execute(
+            "UPDATE loyalty_account AS a SET balance = a.balance + d.p FROM ("
+            "SELECT account_ref, SUM(points) AS p FROM tmp_loyalty_earn "
+            "WHERE account_ref > 0 GROUP BY account_ref) AS d WHERE a.id = d.account_ref"
+        )
+        if events:
+            cursor.execute(
+                "INSERT INTO customers_event (message_id, type, customer_id, anonymous_id, "
+                "occurred_at, received_at, source, properties, context) "
+                "SELECT 'points.earned:' || t.entry_id, 'points.earned', "
+                "COALESCE(a.customer_id, -t.account_ref), '', t.placed_at, t.placed_at, "
+                "'kizuna', jsonb_build_object('entry_id', t.entry_id, 'points', t.points, "
+                "'balance', t.balance_after, 'order_id', t.order_id), '{}'::jsonb "
+                "FROM tmp_loyalty_earn AS t LEFT JOIN loyalty_account AS a "
+                "ON a.id = t.account_ref"
+            )
+    return total_points
+
+
 def insert_events_at(type: str, rows: Sequence[tuple[int, str, dict[str, Any], datetime]]) -> int:
-    return events_insert(
-        EventRow(type=type, customer_id=c, occurred_at=at, properties=p, message_id=m)
-        for c, m, p, at in rows
+    """Timeline events (customer id, message id, properties, occurred at), written like
+    `kizuna.customers.bulk.events_insert` (COPY on PostgreSQL). Batches do not publish
+    them on the bus: subscribers react to the per-customer services' events."""
+    if _connection().vendor != "postgresql":
+        return events_insert(
+            EventRow(type=type, customer_id=c, occurred_at=at, properties=p, message_id=m)
+            for c, m, p, at in rows
+        )
+    return copy_rows(
+        Event,
+        [
+            "message_id",
+            "type",
+            "customer",
+            "anonymous_id",
+            "occurred_at",
+            "received_at",
+            "source",
+            "properties",
+            "context",
+        ],
+        ((m, type, c, "", at, at, "kizuna", p, {}) for c, m, p, at in rows),
     )
 
 
@@ -464,3 +618,61 @@ def points_reverse_batch(rows: Sequence[RefundRow]) -> int:
                 )
             update_balances(sorted(deltas.items()))
     return len(entries)
+
+
+EXPIRE_SQL = """
+WITH due AS (
+    SELECT account_id, SUM(remaining) AS pts,
+           json_agg(json_build_array(id, -remaining) ORDER BY expires_on, id) AS alloc
+    FROM loyalty_lot
+    WHERE account_id BETWEEN %(lo)s AND %(hi)s AND expires_on < %(today)s AND remaining > 0
+    GROUP BY account_id
+), lots AS (
+    UPDATE loyalty_lot SET remaining = 0
+    WHERE account_id BETWEEN %(lo)s AND %(hi)s AND expires_on < %(today)s AND remaining > 0
+    RETURNING 1
+), accounts AS (
+    UPDATE loyalty_account AS a SET balance = a.balance - due.pts
+    FROM due WHERE a.id = due.account_id
+    RETURNING a.id, a.customer_id, a.balance, due.pts, due.alloc
+), entries AS (
+    INSERT INTO loyalty_ledgerentry (account_id, kind, points, balance_after, spend_minor,
+        idempotency_key, payload_hash, reason, source, source_ref, staff_id, allocations,
+        occurred_at, created_at)
+    SELECT id, 'expire', -pts, balance, 0, 'expire:' || id || ':' || %(stamp)s,
+        encode(sha256(convert_to('expire:' || %(stamp)s || ':' || pts, 'UTF8')), 'hex'),
+        'Expired', 'system', '', NULL, alloc, %(at)s, %(at)s
+    FROM accounts
+    RETURNING id, account_id, points, balance_after
+)
+INSERT INTO customers_event (message_id, type, customer_id, anonymous_id, occurred_at,
+    received_at, source, properties, context)
+SELECT 'points.expired:' || e.id, 'points.expired', a.customer_id, '', %(at)s, %(at)s,
+    'kizuna', json_build_object('entry_id', e.id, 'points', e.points,
+    'balance', e.balance_after), '{}'::jsonb
+FROM entries AS e JOIN accounts AS a ON a.id = e.account_id
+RETURNING properties
+"""
+
+
+def expire_range_postgresql(lo: int, hi: int, today: date, at: datetime) -> tuple[int, int]:
+    """Expire the due lots of accounts lo..hi in one statement (PostgreSQL): lock the
+    accounts in id order, then lots, balances, entries and timeline events together.
+    Returns (accounts, points)."""
+    connection = _connection()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM loyalty_account WHERE id BETWEEN %s AND %s "
+            "AND id IN (SELECT account_id FROM loyalty_lot WHERE account_id BETWEEN %s AND %s "
+            "AND expires_on < %s AND remaining > 0) ORDER BY id FOR UPDATE",
+            [lo, hi, lo, hi, today],
+        )
+        cursor.execute(
+            EXPIRE_SQL, {"lo": lo, "hi": hi, "today": today, "stamp": today.isoformat(), "at": at}
+        )
+        rows = cursor.fetchall()
+    points = 0
+    for (props,) in rows:
+        data = json.loads(props) if isinstance(props, str) else props
+        points -= int(data["points"])
+    return len(rows), points

@@ -54,9 +54,21 @@ def order_points(
     campaign multipliers, rounded once at the end."""
     if total <= 0:
         return 0
-    rate = Decimal(rules.earn_points) / Decimal(rules.earn_per_yen)
     products = rules.product_multipliers or {}
     categories = rules.category_multipliers or {}
+    plain = (
+        tier_multiplier == 1
+        and campaign_multiplier == 1
+        and not any(line.sku in products or line.category in categories for line in lines)
+    )
+    if plain:  # exact integer arithmetic, the common case (and what batches of millions hit)
+        n, d = total * rules.earn_points, rules.earn_per_yen
+        if rules.rounding == "ceil":
+            return -(-n // d)
+        if rules.rounding == "half_up":
+            return (2 * n + d) // (2 * d)
+        return n // d
+    rate = Decimal(rules.earn_points) / Decimal(rules.earn_per_yen)
     line_sum = sum(line.total for line in lines)
     if not lines or line_sum <= 0:
         raw = Decimal(total) * rate

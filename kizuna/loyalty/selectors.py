@@ -4,7 +4,7 @@ customer can use, the points liability report."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -12,13 +12,15 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from kizuna.core.errors import NotFound
-from kizuna.core.timeutil import local_date, now
+from kizuna.core.timeutil import JST, local_date, now
 from kizuna.customers.models import Customer
 from kizuna.loyalty import rules
 from kizuna.loyalty.models import (
     Account,
     Coupon,
     CouponDefinition,
+    EntryKind,
+    EntrySource,
     LedgerEntry,
     Lot,
     Programme,
@@ -74,6 +76,30 @@ def expiring_points(*, account: Account, months: int = 3) -> list[tuple[date, in
     ]
 
 
+def qualifying_values(
+    programme: Programme, today: date, account_id: int | None = None
+) -> dict[int, int]:
+    """Each account's qualifying value in the rolling window: order spend net of refunds
+    (or points earned from orders), from the ledger."""
+    since = datetime.combine(
+        rules.months_back(today, programme.tier_window_months), datetime.min.time(), JST
+    )
+    value_field = "spend_minor" if programme.tier_basis == "spend" else "points"
+    qs = LedgerEntry.objects.filter(
+        kind__in=[EntryKind.EARN, EntryKind.REVERSAL],
+        occurred_at__gte=since,
+        source=EntrySource.ORDER,
+    )
+    if account_id is not None:
+        qs = qs.filter(account_id=account_id)
+    return {
+        a: max(0, int(v or 0))
+        for a, v in qs.values_list("account_id")
+        .annotate(v=Sum(value_field))
+        .values_list("account_id", "v")
+    }
+
+
 def member_card(*, customer: Customer) -> MemberCard:
     programme = programme_current()
     account = account_get(customer=customer)
@@ -82,6 +108,9 @@ def member_card(*, customer: Customer) -> MemberCard:
         return card
     card.balance = account.balance
     card.tier = account.tier
+    account.tier_value = qualifying_values(programme, local_date(now()), account.pk).get(
+        account.pk, 0
+    )
     card.tier_value = account.tier_value
     tiers = list(programme.tiers.all())
     current_rank = account.tier.rank if account.tier else -1

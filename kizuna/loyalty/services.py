@@ -18,8 +18,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Max, Min, Q, Sum
 from django.utils.translation import gettext as _
 
 from kizuna.catalog.models import Product
@@ -45,6 +45,7 @@ from kizuna.loyalty.models import (
     Redemption,
     Reward,
 )
+from kizuna.loyalty.selectors import qualifying_values
 
 MAX_POINTS = 10**9
 KEY_MAX = 120
@@ -664,6 +665,22 @@ def points_expire(*, today: date | None = None, chunk: int = 20_000) -> BatchRes
     per day (the key names the account and the date)."""
     today = today or local_date(now())
     at = now()
+    if connection.vendor == "postgresql":
+        from kizuna.loyalty.bulk import expire_range_postgresql
+
+        bounds = Lot.objects.filter(expires_on__lt=today, remaining__gt=0).aggregate(
+            lo=Min("account_id"), hi=Max("account_id")
+        )
+        total = BatchResult()
+        if bounds["lo"] is None:
+            return total
+        span = chunk * 5
+        for lo in range(bounds["lo"], bounds["hi"] + 1, span):
+            accounts, points = expire_range_postgresql(lo, lo + span - 1, today, at)
+            total.accounts += accounts
+            total.entries += accounts
+            total.points += points
+        return total
     account_ids = list(
         Lot.objects.filter(expires_on__lt=today, remaining__gt=0)
         .order_by("account_id")
@@ -685,80 +702,59 @@ def tier_rules(programme: Programme) -> list[rules.TierRule]:
     ]
 
 
-def tiers_evaluate(*, today: date | None = None) -> BatchResult:
-    """Re-evaluate every member's tier from the rolling window (spend or points earned),
-    applying the grace rule; changes are recorded as `tier.changed` events."""
+def tiers_evaluate(*, today: date | None = None, chunk: int = 100_000) -> BatchResult:
+    """Re-evaluate every member's tier from the rolling window, applying the grace rule.
+    Accounts are evaluated in chunks of ids, each chunk one transaction holding its
+    accounts' row locks; only changed accounts are written, each change recorded as a
+    `tier.changed` event. Idempotent per day."""
     from kizuna.loyalty.bulk import insert_events, update_tiers
 
     today = today or local_date(now())
     programme = programme_get()
     tiers = tier_rules(programme)
     by_id = {t.id: t for t in tiers}
-    since = rules.months_back(today, programme.tier_window_months)
-    value_field = "spend_minor" if programme.tier_basis == "spend" else "points"
-    kinds = [EntryKind.EARN, EntryKind.REVERSAL]
-    values = dict(
-        LedgerEntry.objects.filter(
-            kind__in=kinds, occurred_at__date__gte=since, source=EntrySource.ORDER
-        )
-        .values_list("account_id")
-        .annotate(v=Sum(value_field))
-        .values_list("account_id", "v")
-    )
+    names = {t.pk: t.code for t in programme.tiers.all()}
+    values = qualifying_values(programme, today)
     result = BatchResult()
     at = now()
-    with transaction.atomic():
-        changes: list[tuple[int, int | None, int, date | None]] = []
-        events: list[tuple[int, dict[str, Any]]] = []
-        for account_id, customer_id, tier_id, kept_until, old_value in (
-            Account.objects.select_for_update()
-            .order_by("pk")
-            .values_list("pk", "customer_id", "tier_id", "tier_kept_until", "tier_value")
-        ):
-            value = max(0, int(values.get(account_id) or 0))
-            current = by_id.get(tier_id) if tier_id else None
-            new, keep = rules.evaluate_tier(
-                current=current,
-                value=value,
-                tiers=tiers,
-                kept_until=kept_until,
-                today=today,
-                grace_months=programme.tier_grace_months,
-            )
-            new_id = new.id if new else None
-            if new_id != tier_id or keep != kept_until or value != old_value:
-                changes.append((account_id, new_id, value, keep))
-            if new_id != tier_id:
-                events.append(
-                    (
-                        customer_id,
-                        {
-                            "from": tier_id,
-                            "to": new_id,
-                            "value": value,
-                            "message_id": f"tier.changed:{account_id}:{today.isoformat()}",
-                        },
+    top = Account.objects.aggregate(top=Max("pk"))["top"] or 0
+    for lo in range(0, top + 1, chunk):
+        with transaction.atomic():
+            changes: list[tuple[int, int | None, int, date | None]] = []
+            events: list[tuple[int, str, dict[str, Any]]] = []
+            for account_id, customer_id, tier_id, kept_until in (
+                Account.objects.select_for_update()
+                .filter(pk__gte=lo, pk__lt=lo + chunk)
+                .order_by("pk")
+                .values_list("pk", "customer_id", "tier_id", "tier_kept_until")
+            ):
+                value = values.get(account_id, 0)
+                new, keep = rules.evaluate_tier(
+                    current=by_id.get(tier_id) if tier_id else None,
+                    value=value,
+                    tiers=tiers,
+                    kept_until=kept_until,
+                    today=today,
+                    grace_months=programme.tier_grace_months,
+                )
+                new_id = new.id if new else None
+                if new_id != tier_id or keep != kept_until:
+                    changes.append((account_id, new_id, value, keep))
+                if new_id != tier_id:
+                    events.append(
+                        (
+                            customer_id,
+                            f"tier.changed:{account_id}:{today.isoformat()}",
+                            {
+                                "from": names.get(tier_id) if tier_id else None,
+                                "to": names.get(new_id) if new_id else None,
+                                "value": value,
+                            },
+                        )
                     )
-                )
-        result.accounts = update_tiers(changes, today)
-        names = {t.pk: t.code for t in programme.tiers.all()}
-        insert_events(
-            "tier.changed",
-            [
-                (
-                    customer_id,
-                    props.pop("message_id"),
-                    {
-                        "from": names.get(props["from"]) if props["from"] else None,
-                        "to": names.get(props["to"]) if props["to"] else None,
-                        "value": props["value"],
-                    },
-                )
-                for customer_id, props in events
-            ],
-            at,
-        )
-        result.entries = len(events)
+            result.accounts += update_tiers(changes, today)
+            insert_events("tier.changed", events, at)
+            result.entries += len(events)
     return result
 
 

@@ -18,6 +18,7 @@ from django_ratelimit.decorators import ratelimit
 
 from kizuna.customers.models import Customer
 from kizuna.loyalty import selectors
+from kizuna.loyalty.models import LedgerEntry
 from kizuna.portal.links import customer_id_from
 
 RATE = "60/m"
@@ -66,7 +67,7 @@ def member_card(request: HttpRequest, token: str, customer: Customer) -> HttpRes
 @member_view
 def member_history(request: HttpRequest, token: str, customer: Customer) -> HttpResponse:
     account = selectors.account_get(customer=customer)
-    entries = selectors.ledger_list(account=account) if account else []
+    entries = selectors.ledger_list(account=account) if account else LedgerEntry.objects.none()
     page = Paginator(entries, HISTORY_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
