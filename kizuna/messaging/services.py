@@ -995,7 +995,12 @@ def _mark(delivery: Delivery, status: str, event: str, **properties: Any) -> boo
         if DeliveryStatus.objects.filter(delivery=delivery, status=status).exists():
             return False
         _history(delivery, status, **properties)
-        if Status(delivery.status) in (Status.SENT, Status.DELIVERED, Status.OPENED):
+        if Status(delivery.status) in (
+            Status.SENT,
+            Status.DELIVERED,
+            Status.OPENED,
+            Status.CLICKED,
+        ) and not (status == Status.OPENED and delivery.status == Status.CLICKED):
             Delivery.objects.filter(pk=delivery.pk).update(status=status, updated_at=now())
         customer_services.event_record(
             type=event,

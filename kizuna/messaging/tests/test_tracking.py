@@ -63,6 +63,11 @@ def test_click_redirects_only_to_the_signed_target(commit, sent) -> None:
     assert response.status_code == 302
     assert response["Location"] == "https://shop.example.jp/sale?utm=mail&x=1"
     assert Event.objects.get(type="email.clicked").properties["url"] == response["Location"]
+    sent.refresh_from_db()
+    assert sent.status == "clicked"
+    commit(services.unsubscribe, delivery_id=sent.pk)
+    sent.refresh_from_db()
+    assert sent.status == "unsubscribed"
     # An attacker re-signing with another target, or editing the token, gets a 404.
     token = _path(link).split("/")[3]
     payload, _sep, signature = token.rpartition(":")
