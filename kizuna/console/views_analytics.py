@@ -44,7 +44,9 @@ EPOCH = date(1970, 1, 1)
 
 
 def _score_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] | None:
-    return {"score": selectors.customer_score(customer=customer)}
+    """The customer's scores; no section until they have some (bought, then a run)."""
+    score = selectors.customer_score(customer=customer)
+    return {"score": score} if score is not None else None
 
 
 register_customer_panel(

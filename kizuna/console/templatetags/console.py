@@ -28,6 +28,7 @@ EVENT_LABELS = {
     "consent.withdrawn": _("Consent withdrawn"),
     "order.placed": _("Order placed"),
     "order.refunded": _("Order refunded"),
+    "customer.at_risk": _("Became at risk of churning"),
 }
 
 

@@ -16,6 +16,7 @@ from django.test import Client
 from kizuna.analytics import services
 from kizuna.analytics.models import CustomerScore, KpiGoal, RunStatus, RunTrigger, ScoringRun
 from kizuna.analytics.tests.conftest import AS_OF, history, small_parameters  # noqa: F401
+from kizuna.customers.services import customer_create
 from kizuna.iam.services import api_key_create
 
 pytestmark = pytest.mark.django_db
@@ -145,6 +146,8 @@ def test_customer_360_shows_the_scores_panel(client, make_staff, scored):
     page = client.get(f"/customers/{score.customer_id}/").content.decode()
     assert 'id="scores"' in page and score.model_version in page
     assert score.get_segment_display() in page
+    unscored = customer_create(data={"family_name": "未購入"})
+    assert 'id="scores"' not in client.get(f"/customers/{unscored.pk}/").content.decode()
 
 
 def test_api_returns_a_customers_scores_and_lists(
