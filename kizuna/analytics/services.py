@@ -28,7 +28,6 @@ from kizuna.analytics import sql
 from kizuna.analytics.models import (
     Kpi,
     KpiGoal,
-    RepeatModel,
     RunStatus,
     RunTrigger,
     ScoringRun,
@@ -375,4 +374,3 @@ def kpi_goal_delete(*, goal: KpiGoal, actor: AbstractBaseUser | None = None) -> 
 
 
 RATE_KPIS = {Kpi.REPEAT_RATE, Kpi.CHURN_RATE}
-MODELS = RepeatModel.values

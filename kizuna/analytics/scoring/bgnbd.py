@@ -140,9 +140,7 @@ def fit(
     objective = _objective(cx, ct, cT, rows.weight, rows.total)
     first = start or {"r": 1.0, "alpha": scale, "a": 1.0, "b": 1.0}
     theta0 = np.log([first["r"], first["alpha"] / scale, first["a"], first["b"]])
-    params, mean_ll, nit, nfev, ok, message, gnorm = maximise(
-        model=MODEL, names=NAMES, neg_mean_ll=objective, start=theta0, customers=len(x)
-    )
+    params, mean_ll, nit, nfev, ok, message, gnorm = maximise(neg_mean_ll=objective, start=theta0)
     r, alpha_s, a, b = params
     # Back to the caller's time unit: log L shifts by -sum(x) log(scale).
     ll = mean_ll * rows.total - float(x.sum()) * np.log(scale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,6 @@ class FitResult:
     message: str
     seconds: float
     gradient_norm: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -138,11 +137,8 @@ Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 
 def maximise(
     *,
-    model: str,
-    names: tuple[str, ...],
     neg_mean_ll: Objective,
     start: FloatArray,
-    customers: int,
     max_iterations: int = 1000,
 ) -> tuple[FloatArray, float, int, int, bool, str, float]:
     """Minimise the negative mean log-likelihood over log-parameters.
@@ -150,7 +146,6 @@ def maximise(
     Returns (params, mean log-likelihood, iterations, evaluations, converged, message,
     gradient norm). Converged means: the optimiser stopped normally or at a point whose
     gradient is below GRADIENT_TOLERANCE, with finite parameters inside PARAM_RANGE."""
-    del model, names, customers
     with np.errstate(all="ignore"), single_threaded_blas():
         result = minimize(
             neg_mean_ll,

@@ -113,9 +113,7 @@ def fit(x: ArrayLike, m: ArrayLike, *, start: dict[str, float] | None = None) ->
     objective = _objective(cx, cm, rows.weight, rows.total)
     first = start or {"p": 1.0, "q": 2.0, "gamma": scale}
     theta0 = np.log([first["p"], first["q"], first["gamma"] / scale])
-    params, mean_ll, nit, nfev, ok, message, gnorm = maximise(
-        model=MODEL, names=NAMES, neg_mean_ll=objective, start=theta0, customers=len(x)
-    )
+    params, mean_ll, nit, nfev, ok, message, gnorm = maximise(neg_mean_ll=objective, start=theta0)
     p, q, gamma_s = params
     if ok and q <= 1:
         ok = False
