@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loyalty_pg import postgres, setup_django  # noqa: E402
+from loyalty_pg import postgres, setup_django
 
 
 def main() -> None:

@@ -1,0 +1,175 @@
+"""Single-redemption latency through the REST API under 20 concurrent clients.
+
+    .venv/bin/python bench/loyalty_redeem_api.py [--clients 20] [--requests 2000]
+
+Starts its own PostgreSQL (bench/loyalty_pg.py) and a real gunicorn server on loopback
+(gthread workers), creates members with points and a reward, then 20 client threads (each
+its own HTTP connection) POST /api/v1/customers/{id}/loyalty/redemptions with a fresh
+Idempotency-Key. Two rounds: members spread over 2,000 customers, then every client on one
+hot customer (all requests serialise on that member's row lock). Prints p50/p95/p99 and
+throughput; checks afterwards that the ledger equals the balances. Target: p95 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loyalty_pg import postgres, setup_django  # noqa: E402
+
+MEMBERS = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def round_(base: str, key: str, customers: list[int], clients: int, total: int) -> dict:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    lock = threading.Lock()
+    per_client = total // clients
+    barrier = threading.Barrier(clients)
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        barrier.wait()
+        mine = []
+        for _ in range(per_client):
+            customer = rng.choice(customers)
+            started = time.perf_counter()
+            r = session.post(
+                f"{base}/api/v1/customers/{customer}/loyalty/redemptions",
+                json={"reward": "shot"},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+                timeout=30,
+            )
+            mine.append((time.perf_counter() - started, r.status_code))
+        session.close()
+        with lock:
+            for seconds, code in mine:
+                latencies.append(seconds * 1000)
+                codes[code] = codes.get(code, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "requests": len(latencies),
+        "codes": codes,
+        "p50": statistics.median(latencies),
+        "p95": q[94],
+        "p99": q[98],
+        "max": max(latencies),
+        "rps": len(latencies) / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kz-bench-") as data_dir, postgres() as url:
+        setup_django(url, data_dir)
+        from django.db import connection
+
+        from kizuna.customers.services import customer_create
+        from kizuna.iam.services import api_key_create, staff_user_create
+        from kizuna.loyalty import services
+        from kizuna.loyalty.models import Account, Programme, Reward
+        from kizuna.loyalty.selectors import ledger_replay
+
+        Programme.objects.create(name="bench")
+        Reward.objects.create(code="shot", name="Espresso shot", points_price=10)
+        customers = []
+        for i in range(MEMBERS):
+            c = customer_create(data={"family_name": "Bench", "given_name": str(i)})
+            services.points_award(
+                customer=c, points=100_000, idempotency_key=f"seed:{i}", reason="bench"
+            )
+            customers.append(c.pk)
+        staff = staff_user_create(username="bench", password=uuid.uuid4().hex, role="support")
+        key = api_key_create(name="bench", role="support", created_by=staff).secret
+        connection.close()
+
+        port = free_port()
+        env = {**os.environ, "KIZUNA_DATABASE_URL": url, "KIZUNA_DATA_DIR": data_dir}
+        server = subprocess.Popen(  # noqa: S603 (our own gunicorn, fixed arguments)
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "kizuna.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--worker-class",
+                "gthread",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    requests.get(base + "/login/", timeout=10)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.2)
+            round_(base, key, customers, args.clients, 200)  # warm-up: connections, caches
+            print(
+                f"gunicorn gthread {args.workers} workers x {args.threads} threads, "
+                f"{args.clients} clients, PostgreSQL on loopback"
+            )
+            for label, pool in [
+                ("spread over 2,000 members", customers),
+                ("one hot member", customers[:1]),
+            ]:
+                r = round_(base, key, pool, args.clients, args.requests)
+                print(
+                    f"{label}: {r['requests']} requests {r['codes']}, p50 {r['p50']:.1f} ms, "
+                    f"p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, "
+                    f"{r['rps']:.0f} req/s"
+                )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        bad = sum(ledger_replay(account=a)[0] != a.balance for a in Account.objects.all())
+        print(f"check: {Account.objects.count()} accounts replayed, {bad} mismatches")
+
+
+if __name__ == "__main__":
+    main()
