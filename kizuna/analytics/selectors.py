@@ -126,23 +126,16 @@ def rfm_grid() -> list[dict[str, Any]]:
     )
 
 
-def clv_values() -> np.ndarray:
-    """Every stored CLV (minor units), for the distribution chart."""
-    values = CustomerScore.objects.values_list("clv_minor", flat=True)
-    return np.fromiter(values.iterator(chunk_size=10000), dtype=np.float64)
-
-
-def clv_distribution(*, bins: int = 30) -> list[dict[str, Any]]:
-    """Histogram of CLV in equal-width bins up to the 99th percentile (and one bin above)."""
-    values = clv_values()
-    if len(values) == 0:
+def clv_distribution() -> list[dict[str, Any]]:
+    """The CLV histogram of the last successful run (computed while scoring: reading a
+    million values back for a page would take seconds)."""
+    run = latest_successful_run()
+    histogram = (run.summary if run else {}).get("clv_histogram")
+    if not histogram:
         return []
-    top = float(np.percentile(values, 99)) or float(values.max()) or 1.0
-    edges = np.linspace(min(0.0, float(values.min())), top, bins + 1)
-    counts, _edges = np.histogram(np.minimum(values, top), bins=edges)
+    edges, counts = histogram["edges"], histogram["counts"]
     return [
-        {"low": float(edges[i]), "high": float(edges[i + 1]), "customers": int(counts[i])}
-        for i in range(bins)
+        {"low": edges[i], "high": edges[i + 1], "customers": counts[i]} for i in range(len(counts))
     ]
 
 

@@ -232,8 +232,14 @@ def _score_population(data: Purchases, parameters: Parameters) -> Outcome:
         days_overdue=overdue,
         at_risk=at_risk,
     )
+    # CLV histogram for the console: 30 equal bins up to the 99th percentile, the last one
+    # holding everyone above it.
+    top = float(np.percentile(value, 99)) or float(value.max()) or 1.0
+    edges = np.linspace(min(0.0, float(value.min())), top, 31)
+    counts, _edges = np.histogram(np.minimum(value, top), bins=edges)
     summary = {
         **base,
+        "clv_histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
         "at_risk": int(at_risk.sum()),
         "total_clv": float(value.sum()),
         "average_clv": float(value.mean()),

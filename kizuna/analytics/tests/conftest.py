@@ -26,6 +26,15 @@ class History:
     orders: int
 
 
+@pytest.fixture(autouse=True)
+def _english() -> Any:
+    """Messages are asserted in English (the installation's default language is Japanese)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def history(db: None) -> Callable[..., History]:
     """history(n, seed): n customers, each with a first purchase in the last 700 days and

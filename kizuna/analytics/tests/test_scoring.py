@@ -113,6 +113,7 @@ def test_population_scores_every_customer_consistently() -> None:
     assert np.all(scores.p_alive[one_timers] == 1.0)  # BG/NBD: documented
     assert outcome.summary["segments"]["champions"] > 0
     assert sum(outcome.summary["segments"].values()) == 3000
+    assert sum(outcome.summary["clv_histogram"]["counts"]) == 3000
     assert outcome.fits["repeat"]["converged"] and outcome.fits["spend"]["converged"]
     assert len(outcome.diagnostics["histogram"]["actual"]) == 8
     # expected AOV of a one-time buyer is the population mean of Gamma-Gamma

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,9 +19,10 @@ from kizuna.analytics.models import RunStatus, RunTrigger
 from kizuna.analytics.scoring.population import MODELS, Parameters
 
 STAGES = {
-    "read": _("Reading purchases (SQL)"),
-    "score": _("Fitting models and scoring"),
-    "store": _("Storing scores"),
+    "read": gettext_lazy("Reading purchases (SQL)"),
+    "score": gettext_lazy("Fitting models and scoring"),
+    "store": gettext_lazy("Storing scores"),
+    "kpis": gettext_lazy("KPIs and cohorts"),
 }
 
 
@@ -88,7 +90,7 @@ class Command(BaseCommand):
                 for key, task in tasks.items():
                     if key != stage:
                         progress.update(task, completed=1, total=1)
-                tasks[stage] = progress.add_task(STAGES.get(stage, stage), total=None)
+                tasks[stage] = progress.add_task(str(STAGES.get(stage, stage)), total=None)
 
             try:
                 run = services.scoring_run_now(
