@@ -34,8 +34,8 @@ from kizuna.customers.bulk import (
 )
 from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import trait_definition_create
-from kizuna.demo import business as biz
 from kizuna.demo import analytics as demo_analytics
+from kizuna.demo import business as biz
 from kizuna.demo import loyalty as demo_loyalty
 from kizuna.demo.generate import DemoData
 from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
