@@ -66,9 +66,9 @@ def test_small_load_is_consistent(loaded: object) -> None:
     # activity: analytics' `customer.at_risk` events do not make a customer seen).
     spans = {
         row["customer"]: (row["lo"], row["hi"])
-        for row in Event.objects.exclude(source="analytics").values("customer").annotate(
-            lo=Min("occurred_at"), hi=Max("occurred_at")
-        )
+        for row in Event.objects.exclude(source="analytics")
+        .values("customer")
+        .annotate(lo=Min("occurred_at"), hi=Max("occurred_at"))
     }
     for customer in Customer.objects.all():
         assert (customer.first_seen_at, customer.last_seen_at) == spans[customer.pk]
