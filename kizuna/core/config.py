@@ -68,6 +68,9 @@ class Config:
     cache_url: str
     api_max_body_bytes: int
     log_level: str
+    tracking_rate: str
+    tracking_max_batch_bytes: int
+    tracking_process_chunk: int
     at_risk_threshold: float = 0.5
     clv_horizon_months: int = 12
     clv_discount_rate: float = 0.10
@@ -106,6 +109,9 @@ def load() -> Config:
         cache_url=os.environ.get("KIZUNA_CACHE_URL") or "",
         api_max_body_bytes=_int("KIZUNA_API_MAX_BODY_BYTES", 1_048_576),
         log_level=os.environ.get("KIZUNA_LOG_LEVEL") or "INFO",
+        tracking_rate=os.environ.get("KIZUNA_TRACKING_RATE") or "20000/m",
+        tracking_max_batch_bytes=_int("KIZUNA_TRACKING_MAX_BATCH_BYTES", 500 * 1024),
+        tracking_process_chunk=_int("KIZUNA_TRACKING_PROCESS_CHUNK", 5000),
         at_risk_threshold=_float("KIZUNA_AT_RISK_THRESHOLD", 0.5),
         clv_horizon_months=_int("KIZUNA_CLV_HORIZON_MONTHS", 12),
         clv_discount_rate=_float("KIZUNA_CLV_DISCOUNT_RATE", 0.10),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +190,9 @@ KIZUNA_CLV_DISCOUNT_RATE = CONFIG.clv_discount_rate
 
 # Segment-compatible ingestion (/v1/): per-source request rate, batch size (the spec's
 # 500 KB), messages per worker transaction.
-TRACKING_RATE = os.environ.get("KIZUNA_TRACKING_RATE", "20000/m")
-TRACKING_MAX_BATCH_BYTES = int(os.environ.get("KIZUNA_TRACKING_MAX_BATCH_BYTES", 500 * 1024))
-TRACKING_PROCESS_CHUNK = int(os.environ.get("KIZUNA_TRACKING_PROCESS_CHUNK", 5000))
+TRACKING_RATE = CONFIG.tracking_rate
+TRACKING_MAX_BATCH_BYTES = CONFIG.tracking_max_batch_bytes
+TRACKING_PROCESS_CHUNK = CONFIG.tracking_process_chunk
 
 # Messaging (kizuna.messaging): the key that encrypts channel credentials (derived from
 # SECRET_KEY when unset), the public base URL of links in messages, guardrails.

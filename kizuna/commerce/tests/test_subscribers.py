@@ -10,12 +10,12 @@ from kizuna.commerce.services import order_place
 from kizuna.core import events as bus
 from kizuna.customers import services
 from kizuna.customers.merge import customer_merge, customer_unmerge
-from kizuna.customers.models import CustomerMerge
+from kizuna.customers.models import Customer, CustomerMerge
 
 pytestmark = pytest.mark.django_db
 
 
-def _numbers(customer: object) -> set[str]:
+def _numbers(customer: Customer) -> set[str]:
     return set(Order.objects.filter(customer=customer).values_list("number", flat=True))
 
 
