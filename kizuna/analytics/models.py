@@ -185,6 +185,8 @@ class Kpi(models.TextChoices):
     REPEAT_REVENUE = "repeat_revenue", _("Revenue from repeat customers")
     AVERAGE_CLV = "average_clv", _("Average CLV")
     TOTAL_CLV = "total_clv", _("Total CLV")
+    POINTS_OUTSTANDING = "points_outstanding", _("Points outstanding")
+    POINTS_LIABILITY = "points_liability", _("Points liability")
 
 
 class KpiGoal(models.Model):

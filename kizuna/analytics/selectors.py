@@ -28,6 +28,7 @@ from kizuna.core.errors import NotFound
 from kizuna.core.money import DEFAULT_CURRENCY
 from kizuna.core.timeutil import now
 from kizuna.customers.models import Customer
+from kizuna.loyalty.models import LedgerEntry, Programme
 
 KPI_CACHE_SECONDS = 600
 INSIGHT_MONTHS = 24
@@ -211,6 +212,7 @@ def compute_insight(*, months: int, until: datetime) -> Insight:
         customers_created=created,
     )
     series.update(_clv_by_month(first, last_month, zone))
+    series.update(_points_by_month(first, last_month, zone))
     return Insight(
         months=[kpis.month_start(m) for m in range(first, last_month + 1)],
         cohorts=kpis.cohort_matrix(rows, first_month=first, last_month=last_month),
@@ -228,6 +230,27 @@ def _customers_created_by_month(first: int, last: int, zone: Any) -> list[int]:
         **{f"m{i}": Count("id", filter=Q(created_at__lt=end)) for i, end in enumerate(ends)}
     )
     return [counts[f"m{i}"] for i in range(len(ends))]
+
+
+def _points_by_month(first: int, last: int, zone: Any) -> dict[str, list[float | None]]:
+    """Points outstanding at the end of each month (the ledger's signed sum up to then, one
+    query) and their yen value at the programme's point value, gross of breakage: the
+    liability's trend; `loyalty.selectors.points_liability` breaks today's down by lot."""
+    programme = Programme.objects.order_by("id").first()
+    size = last - first + 1
+    if programme is None:
+        return {Kpi.POINTS_OUTSTANDING: [None] * size, Kpi.POINTS_LIABILITY: [None] * size}
+    ends = []
+    for month in range(first, last + 1):
+        end = kpis.month_start(month + 1)
+        ends.append(datetime(end.year, end.month, end.day, tzinfo=zone))
+    sums = LedgerEntry.objects.aggregate(
+        **{f"m{i}": Sum("points", filter=Q(occurred_at__lt=end)) for i, end in enumerate(ends)}
+    )
+    outstanding: list[float | None] = [float(sums[f"m{i}"] or 0) for i in range(size)]
+    value = float(programme.point_value)
+    liability: list[float | None] = [float(round(p * value)) for p in outstanding if p is not None]
+    return {Kpi.POINTS_OUTSTANDING: outstanding, Kpi.POINTS_LIABILITY: liability}
 
 
 def _clv_by_month(first: int, last: int, zone: Any) -> dict[str, list[float | None]]:

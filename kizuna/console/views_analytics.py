@@ -164,7 +164,7 @@ def _kpi_rows(data: selectors.Insight, goals: list[Any]) -> list[dict[str, Any]]
     return rows
 
 
-MONEY_KPIS = {Kpi.AOV, Kpi.REPEAT_REVENUE, Kpi.AVERAGE_CLV, Kpi.TOTAL_CLV}
+MONEY_KPIS = {Kpi.AOV, Kpi.REPEAT_REVENUE, Kpi.AVERAGE_CLV, Kpi.TOTAL_CLV, Kpi.POINTS_LIABILITY}
 
 
 @staff_required(VIEW)
