@@ -1,0 +1,39 @@
+"""Audiences' reactions to domain events of lower layers."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from kizuna.core.events import WILDCARD, DomainEvent, subscribe
+from kizuna.segments.models import SegmentMembership
+
+# Events that never change who is in a segment (or would feed back into a refresh).
+IGNORED_PREFIXES = ("segment.", "email.", "line.", "message.", "webhook.")
+
+
+def refresh_on_event(event: DomainEvent) -> None:
+    """Any change to a customer (profile, consent, orders, points, tracked events) can
+    change a dynamic segment: ask for a debounced refresh of all of them."""
+    if event.customer_id is None or event.type.startswith(IGNORED_PREFIXES):
+        return
+    from kizuna.segments import tasks
+
+    tasks.request_refresh()
+
+
+def memberships_follow_merge(event: DomainEvent) -> None:
+    """`customer.merged`: the merged profile's static-list memberships move to the survivor
+    (inside the merge's transaction); where the survivor is already a member they go."""
+    survivor, merged = event.properties["survivor_id"], event.properties["merged_id"]
+    rows = list(SegmentMembership.objects.filter(customer_id=merged, segment__kind="static"))
+    for row in rows:
+        try:
+            with transaction.atomic():
+                SegmentMembership.objects.filter(pk=row.pk).update(customer_id=survivor)
+        except IntegrityError:
+            SegmentMembership.objects.filter(pk=row.pk).delete()
+
+
+def register() -> None:
+    subscribe(WILDCARD, refresh_on_event)
+    subscribe("customer.merged", memberships_follow_merge, in_transaction=True)
