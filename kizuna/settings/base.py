@@ -41,7 +41,6 @@ INSTALLED_APPS = [
     "kizuna.analytics",
     "kizuna.segments",
     "kizuna.messaging",
-    "kizuna.campaigns",
     "kizuna.console",
     "kizuna.dataio",
     "kizuna.portal",
