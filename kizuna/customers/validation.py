@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import email_validator
 import phonenumbers
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
@@ -39,9 +40,125 @@ def katakana(value: str) -> str:
     return nfkc(value).translate(_HIRAGANA_TO_KATAKANA)
 
 
+# --- fast paths -----------------------------------------------------------------------------
+# Most imported emails and phone numbers are plain: an ASCII dot-atom address at an LDH domain,
+# a Japanese number with hyphens. For those, the checks the full libraries make reduce to a few
+# exact conditions, tested below at a fraction of the cost; anything else (and anything the fast
+# path does not accept) goes through the libraries. The fast paths only ever *accept*: every
+# error comes from the libraries, so the messages stay theirs. `tests/test_validation_fast.py`
+# checks both paths give the same result over many generated and tricky inputs.
+
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"  # RFC 5322 atext, as email-validator's DOT_ATOM_TEXT
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TLD = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z]"  # email-validator: TLDs end with a letter
+_PLAIN_EMAIL_RE = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@((?:{_LABEL}\.)+{_TLD})", re.ASCII)
+
+
+def _plain_email(value: str) -> str | None:
+    """The normalised form email-validator gives a plain ASCII address (`check_deliverability`
+    off, its defaults otherwise), or None when the address is not plain or not valid."""
+    if len(value) > 254 or not email_validator.GLOBALLY_DELIVERABLE:
+        return None
+    if email_validator.TEST_ENVIRONMENT:
+        return None
+    match = _PLAIN_EMAIL_RE.fullmatch(value)
+    if match is None:
+        return None
+    domain = match.group(1).lower()
+    # No "--" at all: no Punycode label to decode and no R-LDH label ("ab--c") to reject.
+    if len(domain) > 253 or "--" in domain:
+        return None
+    for special in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        if domain == special or domain.endswith("." + special):
+            return None
+    # email-validator keeps a dot-atom local part as given and lower-cases an ASCII domain;
+    # kizuna lower-cases the whole address.
+    return value.lower()
+
+
+def _jp_valid_patterns() -> dict[int, re.Pattern[str]]:
+    """For each length, one pattern that a national number of that length fully matches
+    exactly when it matches JP's general description and the description of any number
+    type, read from phonenumbers' own metadata (how `phonenumbers.is_valid_number` decides:
+    a description applies to the lengths it lists, or to any length when it lists none)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("JP")
+    assert metadata is not None and metadata.country_code == 81
+    general = metadata.general_desc
+    types = [
+        d
+        for d in (
+            getattr(metadata, name)
+            for name in (
+                "premium_rate",
+                "toll_free",
+                "shared_cost",
+                "voip",
+                "personal_number",
+                "pager",
+                "uan",
+                "voicemail",
+                "fixed_line",
+                "mobile",
+            )
+        )
+        if d is not None and d.national_number_pattern
+    ]
+    by_length: dict[int, re.Pattern[str]] = {}
+    if general is None or not general.national_number_pattern:
+        return by_length
+    for length in range(1, 18):
+        if general.possible_length and length not in general.possible_length:
+            continue
+        alternatives = [
+            f"(?:{d.national_number_pattern})"
+            for d in types
+            if not d.possible_length or length in d.possible_length
+        ]
+        if alternatives:
+            by_length[length] = re.compile(
+                f"(?=(?:{general.national_number_pattern})$)(?:{'|'.join(alternatives)})"
+            )
+    return by_length
+
+
+_JP_VALID_BY_LENGTH = _jp_valid_patterns()
+# A number written domestically ("090-1234-5678", "03(1234)5678", "(03) 1234-5678") or with
+# +81 ("+81 90-1234-5678"): digit groups with at most one separator between them.
+_PLAIN_JP_PHONE_RE = re.compile(r"(\+81[- ]?)?\(?[0-9]{1,5}\)?(?:[- ]?\(?[0-9]{1,5}\)?){0,3}")
+_PHONE_SEPARATORS = str.maketrans("", "", "-() ")
+
+
+def _plain_jp_phone(value: str) -> str | None:
+    """The E.164 form phonenumbers gives a valid Japanese number in a plain format (parsed
+    with region JP), or None when the number is not plain or not valid."""
+    if len(value) > 30 or _PLAIN_JP_PHONE_RE.fullmatch(value) is None:
+        return None
+    if value.count("(") != value.count(")") or value.count("(") > 1:
+        return None
+    international = value.startswith("+")
+    digits = (value[3:] if international else value).translate(_PHONE_SEPARATORS)
+    if international:
+        nsn = digits  # after +81; a leading 0 (a national prefix) is left to the library
+    elif digits[:1] == "0":
+        # The national prefix 0; "00" and "010" (the international prefix) are not plain.
+        nsn = digits[1:]
+    else:
+        return None
+    if not (9 <= len(nsn) <= 10) or nsn[0] == "0":
+        return None
+    valid = _JP_VALID_BY_LENGTH.get(len(nsn))
+    if valid is None or valid.fullmatch(nsn) is None:
+        return None
+    return "+81" + nsn
+
+
 def normalize_email(value: str) -> str:
+    value = nfkc(value)
+    plain = _plain_email(value)
+    if plain is not None:
+        return plain
     try:
-        result = validate_email(nfkc(value), check_deliverability=False)
+        result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(_("Enter a valid email address (%(reason)s).") % {"reason": exc}) from exc
     return result.normalized.lower()
@@ -49,8 +166,13 @@ def normalize_email(value: str) -> str:
 
 def normalize_phone(value: str, region: str = "JP") -> str:
     """E.164 form (+81...). Japanese numbers may be given in domestic form (090-...)."""
+    value = nfkc(value)
+    if region == "JP":
+        plain = _plain_jp_phone(value)
+        if plain is not None:
+            return plain
     try:
-        number = phonenumbers.parse(nfkc(value), region)
+        number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(_("Enter a valid phone number.")) from exc
     if not phonenumbers.is_valid_number(number):
