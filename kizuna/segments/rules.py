@@ -33,7 +33,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum, Value
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -58,7 +57,7 @@ MAX_DEPTH = 6
 MAX_CONDITIONS = 200
 MAX_LIST = 1000
 MAX_STRING = 255
-PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$ .:-]{0,63}$")
+PROPERTY_KEY = re.compile(r"^(?!.*__)[A-Za-z0-9$][A-Za-z0-9_$ .:-]{0,63}$")
 
 # --- types and operators ------------------------------------------------------------------
 
@@ -182,7 +181,9 @@ def _parse_date(value: Any) -> date | None:
         return None
 
 
-def _check_scalar(kind: str, value: Any, choices: Sequence[Any]) -> str | None:
+def _check_scalar(
+    kind: str, value: Any, choices: Sequence[Any], strict: bool = False
+) -> str | None:
     if kind == "string":
         if not isinstance(value, str) or len(value) > MAX_STRING:
             return _("Expected text of at most %(n)d characters.") % {"n": MAX_STRING}
@@ -192,7 +193,7 @@ def _check_scalar(kind: str, value: Any, choices: Sequence[Any]) -> str | None:
         if kind == "count" and value < 0:
             return _("Expected a number of zero or more.")
     elif kind in ("choice", "set"):
-        if choices and value not in choices:
+        if (choices or strict) and value not in choices:
             return _("%(value)s is not one of the allowed values.") % {"value": repr(value)}
         if not choices and not isinstance(value, str | int):
             return _("Expected a value.")
@@ -201,8 +202,11 @@ def _check_scalar(kind: str, value: Any, choices: Sequence[Any]) -> str | None:
     return None
 
 
-def check_value(spec_type: str, op: str, value: Any, choices: Sequence[Any]) -> str | None:
-    """The error for `value` under `op` of a field of `spec_type`, or None."""
+def check_value(
+    spec_type: str, op: str, value: Any, choices: Sequence[Any], strict: bool = False
+) -> str | None:
+    """The error for `value` under `op` of a field of `spec_type`, or None (`strict`: the
+    value must be one of `choices` even when there are none)."""
     if op in NO_VALUE:
         return None
     if op == "is":
@@ -215,7 +219,7 @@ def check_value(spec_type: str, op: str, value: Any, choices: Sequence[Any]) -> 
         if not isinstance(value, list) or not value or len(value) > MAX_LIST:
             return _("Expected a list of 1 to %(n)d values.") % {"n": MAX_LIST}
         for item in value:
-            error = _check_scalar(spec_type, item, choices)
+            error = _check_scalar(spec_type, item, choices, strict)
             if error:
                 return error
         return None
@@ -232,7 +236,7 @@ def check_value(spec_type: str, op: str, value: Any, choices: Sequence[Any]) -> 
         if low > high:
             return _("The first value must not be greater than the second.")
         return None
-    return _check_scalar(spec_type, value, choices)
+    return _check_scalar(spec_type, value, choices, strict)
 
 
 # --- compilation helpers ------------------------------------------------------------------
@@ -321,10 +325,11 @@ def column_condition(path: str, *, nullable: bool, blank: bool = False) -> Compi
 
 
 def _json_q(column: str, key: str, lookup: str, value: Any, *, text: bool) -> Q:
-    lhs = KeyTextTransform(key, column) if text else KeyTransform(key, column)
-    lookup_class = lhs.get_lookup(lookup)
-    assert lookup_class is not None, lookup
-    return Q(lookup_class(lhs, value))
+    """`column -> key <lookup> value` through Django's JSON key lookups (keys are checked
+    to be plain names, never containing "__", so a key cannot be read as a lookup)."""
+    assert "__" not in key and key, key
+    del text  # Django's key lookups pick text or JSON comparison by lookup
+    return Q(**{f"{column}__{key}__{lookup}": value})
 
 
 def _json_compare(column: str, key: str, op: str, value: Any, json_type: str, ctx: Context) -> Q:
@@ -893,7 +898,7 @@ class Compilation:
         if name.startswith("trait."):
             key = name[len("trait.") :]
             definition = self.ctx.traits.get(key)
-            return trait_spec(key, definition) if definition else None
+            return trait_spec(key, definition) if definition and "__" not in key else None
         return FIELDS.get(name)
 
     def spec(self, cond: dict[str, Any]) -> FieldSpec:
@@ -973,7 +978,8 @@ class Compilation:
             if "value" not in cond:
                 self.errors.add(f"{path}.value", _("A value is required."))
             else:
-                error = check_value(spec.type, op, cond["value"], self.choices(spec))
+                strict = spec.name in ("segment", "loyalty.tier")
+                error = check_value(spec.type, op, cond["value"], self.choices(spec), strict)
                 if error:
                     self.errors.add(f"{path}.value", error)
         for key, param in spec.params.items():

@@ -20,6 +20,8 @@ def rule_context(*, self_id: int | None = None, rules: Any = None) -> rule_langu
     Reads only what `rules` (when given) needs: traits if it names one, the other segments
     if it refers to any, tier codes if it names `loyalty.tier`."""
     text = repr(rules) if rules is not None else None
+    if text is not None and "'segment'" in text:
+        text = None  # the referred segments' rules may need anything
     traits: dict[str, dict[str, Any]] = {}
     if text is None or "trait." in text:
         traits = {
