@@ -39,6 +39,7 @@ _VIEW_ALL = [
     "messaging.view_template",
     "messaging.view_delivery",
     "messaging.view_suppression",
+    "campaigns.view_campaign",
 ]
 # Customer insight: run scoring on demand and plan KPI goals (admin, marketer, analyst).
 _INSIGHT_WRITE = ["analytics.add_scoringrun", "analytics.add_kpigoal", "analytics.delete_kpigoal"]
@@ -64,6 +65,10 @@ _MESSAGING_AUTHOR = [
     "messaging.add_suppression",
 ]
 _MESSAGING_ADMIN = [*_MESSAGING_AUTHOR, "messaging.add_channel", "messaging.change_channel"]
+# Campaigns: marketers author them and submit them for approval; administrators hold the
+# send permission (schedule, approve, reject, resume).
+_CAMPAIGNS_AUTHOR = ["campaigns.add_campaign", "campaigns.change_campaign"]
+_CAMPAIGNS_SEND = [*_CAMPAIGNS_AUTHOR, "campaigns.send_campaign"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [
@@ -98,6 +103,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_programme",
         "loyalty.add_ledgerentry",
         *_MESSAGING_ADMIN,
+        *_CAMPAIGNS_SEND,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -113,6 +119,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "catalog.change_product",
         *_LOYALTY_MANAGE,
         *_MESSAGING_AUTHOR,
+        *_CAMPAIGNS_AUTHOR,
     ],
     Role.ANALYST: [*_VIEW_ALL, *_INSIGHT_WRITE],
     Role.SUPPORT: [

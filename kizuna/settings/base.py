@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "kizuna.analytics",
     "kizuna.segments",
     "kizuna.messaging",
+    "kizuna.campaigns",
     "kizuna.console",
     "kizuna.dataio",
     "kizuna.portal",
