@@ -161,3 +161,78 @@ def table_insert(
             if progress is not None:
                 progress(len(chunk))
     return written
+
+
+def _copy_json(encoder: Any) -> Callable[[Any], str]:
+    """JSON text for a COPY row (orjson; the standard library with the field's encoder for
+    what orjson will not take as plain JSON, as the ORM would serialise it)."""
+    import json
+
+    def text(value: Any) -> str:
+        try:
+            return _orjson_text(value)
+        except (orjson.JSONEncodeError, TypeError):
+            return json.dumps(value, cls=encoder)
+
+    return text
+
+
+def table_copy(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> int:
+    """`table_insert` through PostgreSQL's COPY, several times faster than executemany.
+
+    Without `ignore_conflicts` the rows are copied straight into the table (a violated
+    constraint fails the whole COPY). With it they are copied into a temporary table of the
+    same columns, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` moves them over, so
+    rows violating a unique constraint are skipped as with `table_insert`. Returns the rows
+    written (with `ignore_conflicts`: the rows actually inserted). Other databases:
+    `table_insert` (which then returns the rows given).
+    """
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        return table_insert(model, fields, rows, ignore_conflicts=ignore_conflicts)
+    quote = connection.ops.quote_name
+    meta = model._meta
+    columns: list[Any] = [meta.get_field(name) for name in fields]
+    names = ", ".join(quote(column.column) for column in columns)
+    json_at = [
+        (i, _copy_json(column.encoder))
+        for i, column in enumerate(columns)
+        if column.get_internal_type() == "JSONField"
+    ]
+    table = quote(meta.db_table)
+    stage = quote(f"_copy_{meta.db_table}"[:63])
+    written = 0
+    with connection.cursor() as cursor:
+        target = table
+        if ignore_conflicts:
+            # Session-local; emptied before each use (a previous call may have failed).
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} AS "  # noqa: S608 (quoted names)
+                f"SELECT {names} FROM {table} WITH NO DATA"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
+            target = stage
+        copying = cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN")
+        with connection.wrap_database_errors, copying as copy:  # Django's IntegrityError
+            for row in rows:
+                if json_at:
+                    row = list(row)
+                    for i, text in json_at:
+                        if row[i] is not None:
+                            row[i] = text(row[i])
+                copy.write_row(row)
+                written += 1
+        if ignore_conflicts:
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "  # noqa: S608
+                "ON CONFLICT DO NOTHING"
+            )
+            written = cursor.rowcount
+            cursor.execute(f"TRUNCATE {stage}")
+    return written

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -19,7 +20,7 @@ from django.utils.translation import gettext as _
 from kizuna.core import events as bus
 from kizuna.core import ids
 from kizuna.core.audit import acting_as
-from kizuna.core.bulk import batched, table_insert
+from kizuna.core.bulk import batched, table_copy, table_insert
 from kizuna.core.timeutil import now
 from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
 from kizuna.customers.choices import IdentityKind
@@ -147,6 +148,14 @@ def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
     table = connection.ops.quote_name(Event._meta.db_table)
     found: set[str] = set()
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One JSON parameter: psycopg adapts a long list element by element in Python.
+            cursor.execute(
+                f"SELECT message_id FROM {table} WHERE message_id IN "  # noqa: S608
+                "(SELECT json_array_elements_text(%s::json))",
+                [orjson.dumps(list(message_ids)).decode()],
+            )
+            return {row[0] for row in cursor.fetchall()}
         for chunk in batched(message_ids, 900):
             marks = ", ".join(["%s"] * len(chunk))
             cursor.execute(
@@ -256,8 +265,8 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
                 bounds[0] = moment
             elif moment > bounds[1]:
                 bounds[1] = moment
-    table_insert(Event, EVENT_FIELDS, rows, ignore_conflicts=True)
-    customers_seen_widen(span)
+    table_copy(Event, EVENT_FIELDS, rows, ignore_conflicts=True)
+    _customers_seen_widen(span)
     stats.events_added += len(rows)
     bus.publish_many(
         [
@@ -271,6 +280,30 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
             for row in rows
         ]
     )
+
+
+def _customers_seen_widen(span: dict[int, list[datetime]]) -> None:
+    """`customers_seen_widen` (first/last seen cover the chunk's events); on PostgreSQL as
+    one set-based UPDATE per 10,000 customers, in id order (two workers widening the same
+    customers lock them in the same order), writing only the rows that change."""
+    if connection.vendor != "postgresql":
+        customers_seen_widen(span)
+        return
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        for chunk in batched(sorted(span.items()), 10_000):
+            cursor.execute(
+                f"UPDATE {table} AS c SET "  # noqa: S608
+                "first_seen_at = CASE WHEN c.first_seen_at IS NULL OR c.first_seen_at > s.lo "
+                "THEN s.lo ELSE c.first_seen_at END, "
+                "last_seen_at = CASE WHEN c.last_seen_at IS NULL OR c.last_seen_at < s.hi "
+                "THEN s.hi ELSE c.last_seen_at END "
+                "FROM json_to_recordset(%s::json) AS s(id bigint, lo timestamptz, hi timestamptz) "
+                "WHERE c.id = s.id AND (c.first_seen_at IS NULL OR c.first_seen_at > s.lo "
+                "OR c.last_seen_at IS NULL OR c.last_seen_at < s.hi)",
+                # One JSON parameter (orjson writes aware datetimes as RFC 3339).
+                [orjson.dumps([{"id": c, "lo": lo, "hi": hi} for c, (lo, hi) in chunk]).decode()],
+            )
 
 
 def _customer_of(value: str) -> int | None:
