@@ -112,6 +112,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of session `sid` (the
+    worker and the processes it started), from /proc."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state (stat field 3): the session is field 6, utime/stime 14/15.
+        if int(fields[3]) == sid:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
 def count(db: Path, sql: str) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
         return int(conn.execute(sql).fetchone()[0])
@@ -165,9 +185,22 @@ def main() -> None:
                 "select count(*) from messaging_delivery "
                 "where status in ('sent', 'failed', 'refused', 'unknown')"
             )
-            while time.perf_counter() < deadline and count(db, done_sql) < args.messages:
+            # Steady state: CPU of the worker's processes and of this process (the SMTP
+            # server's thread, the polling) between the first and the last finished delivery.
+            first: tuple[int, float, float, float] | None = None
+            done = 0
+            while time.perf_counter() < deadline and done < args.messages:
                 time.sleep(0.1)
+                done = count(db, done_sql)
+                if first is None and done:
+                    first = (
+                        done,
+                        session_cpu(worker.pid),
+                        time.process_time(),
+                        time.perf_counter(),
+                    )
             elapsed = time.perf_counter() - started
+            last = (done, session_cpu(worker.pid), time.process_time(), time.perf_counter())
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(timeout=30)
@@ -179,6 +212,18 @@ def main() -> None:
             f"{sent}/{args.messages} sent in {elapsed:.1f} s = {kizuna_rate:.0f} messages/s "
             f"(includes worker start-up); not sent: {other}; SMTP server received {handler.count}"
         )
+        if first is not None and last[0] > first[0]:
+            n = last[0] - first[0]
+            worker_ms = (last[1] - first[1]) * 1000 / n
+            server_ms = (last[2] - first[2]) * 1000 / n
+            steady = n / (last[3] - first[3])
+            print(
+                f"steady state ({n} deliveries): {steady:.0f} messages/s; CPU per message: "
+                f"worker processes {worker_ms:.2f} ms, SMTP server + polling {server_ms:.2f} ms; "
+                f"CPU-bound ceiling on {os.cpu_count()} idle cores: "
+                f"{(os.cpu_count() or 1) * 1000 / (worker_ms + server_ms):.0f} messages/s"
+            )
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
         # Baseline: the same messages pre-rendered (and signed), plain smtplib, one connection.
         dump = workdir / "messages.bin"

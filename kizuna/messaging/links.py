@@ -5,11 +5,13 @@ redirect)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.translation import get_language
 
 OPEN, CLICK, UNSUB, PREFS, BOUNCE = (
     "kizuna.msg.open",
@@ -39,16 +41,35 @@ def absolute(path: str) -> str:
     return f"{settings.KIZUNA_PUBLIC_URL}{path}"
 
 
+_MARK = "KZTOKEN0"
+
+
+@functools.lru_cache(maxsize=64)
+def _route(name: str, prefix: str, urlconf: Any, language: str | None) -> tuple[str, str]:
+    head, found, tail = reverse(name, args=[_MARK], urlconf=urlconf).partition(_MARK)
+    if not found:
+        raise ValueError(f"the route {name} does not take its token as a path segment")
+    return head, tail
+
+
+def path_with_token(name: str, token: str) -> str:
+    """`reverse(name, args=[token])` for a route whose one argument is a signed token, from
+    the route reversed once (a message carries several links; reversing each costs more
+    than signing it). Signed tokens hold only characters `reverse` leaves unquoted."""
+    head, tail = _route(name, get_script_prefix(), get_urlconf(), get_language())
+    return f"{head}{token}{tail}"
+
+
 def open_url(delivery_id: int) -> str:
-    return absolute(reverse("messaging:open", args=[sign(OPEN, delivery_id)]))
+    return absolute(path_with_token("messaging:open", sign(OPEN, delivery_id)))
 
 
 def click_url(delivery_id: int, target: str) -> str:
-    return absolute(reverse("messaging:click", args=[sign(CLICK, [delivery_id, target])]))
+    return absolute(path_with_token("messaging:click", sign(CLICK, [delivery_id, target])))
 
 
 def unsubscribe_url(delivery_id: int) -> str:
-    return absolute(reverse("messaging:unsubscribe", args=[sign(UNSUB, delivery_id)]))
+    return absolute(path_with_token("messaging:unsubscribe", sign(UNSUB, delivery_id)))
 
 
 def preferences_token(customer_id: int) -> str:
@@ -66,7 +87,7 @@ def customer_from_preferences_token(token: str) -> int | None:
 
 def preferences_url(customer_id: int) -> str:
     # The page itself belongs to the portal (a face above messaging): named, not imported.
-    return absolute(reverse("portal:preferences", args=[preferences_token(customer_id)]))
+    return absolute(path_with_token("portal:preferences", preferences_token(customer_id)))
 
 
 def verp_address(delivery_id: int, bounce_domain: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
 from jinja2 import meta
@@ -36,7 +36,7 @@ from kizuna.core.timeutil import now
 from kizuna.customers import selectors as customer_selectors
 from kizuna.customers import services as customer_services
 from kizuna.customers.choices import ConsentStatus, IdentityKind
-from kizuna.customers.models import Customer, Identity
+from kizuna.customers.models import ConsentEntry, Customer, Identity
 from kizuna.messaging import context as message_context
 from kizuna.messaging import crypto, guardrails, links, rendering
 from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome, open_session
@@ -338,16 +338,17 @@ def render_draft(
     """Render a subject and body (saved or still in the editor) for one customer."""
     keys = _needed_keys(subject, body)
     context = message_context.build(customer, extra, keys=keys)
-    context["links"] = {
+    urls = {
         "preferences": links.preferences_url(customer.pk),
         "unsubscribe": links.unsubscribe_url(delivery_id) if delivery_id else "#",
     }
+    context["links"] = dict(urls)
     result = rendering.render(
         body_format=template.body_format, subject=subject, body=body, context=context
     )
     if template.channel_kind == ChannelKind.EMAIL and result.html:
         marketing = template.purpose == Purpose.MARKETING
-        result = _finish_email(result, channel, customer, delivery_id, marketing=marketing)
+        result = _finish_email(result, channel, customer, delivery_id, urls, marketing=marketing)
     return result
 
 
@@ -376,14 +377,11 @@ def test_send(
     return delivery
 
 
-def _footer(
-    channel: Channel | None, customer: Customer, delivery_id: int | None
-) -> tuple[str, str]:
+def _footer(channel: Channel | None, customer: Customer, urls: dict[str, str]) -> tuple[str, str]:
     """The sender identity, physical address and opt-out method every marketing email shows
     (特定電子メール法)."""
     s = channel.settings if channel else {}
-    unsub = links.unsubscribe_url(delivery_id) if delivery_id else "#"
-    prefs = links.preferences_url(customer.pk)
+    unsub, prefs = urls["unsubscribe"], urls["preferences"]
     lines = [
         str(s.get("from_name", "")),
         str(s.get("physical_address", "")),
@@ -408,12 +406,13 @@ def _finish_email(
     channel: Channel | None,
     customer: Customer,
     delivery_id: int | None,
+    urls: dict[str, str],
     *,
     marketing: bool,
 ) -> rendering.Rendered:
     html, text = result.html, result.text
     if marketing:
-        footer_html, footer_text = _footer(channel, customer, delivery_id)
+        footer_html, footer_text = _footer(channel, customer, urls)
         html = (
             html.replace("</body>", footer_html + "</body>")
             if "</body>" in html
@@ -580,40 +579,52 @@ def is_suppressed(
     return unsubscribed.exists()
 
 
-def _opted_in_at(customer: Customer, channel: str) -> datetime | None:
-    latest = (
-        customer.consents.filter(purpose="marketing", channel__in=[channel, "any"])
-        .order_by("-recorded_at", "-id")
-        .first()
-    )
-    return latest.recorded_at if latest and latest.status == ConsentStatus.GRANTED else None
-
-
 class _BatchFacts:
     """What the guardrails need for a whole batch, read in a few queries instead of several
-    per message: preferences, recent marketing sends, suppression entries, LINE followers.
-    Consent is asked per message through `customers.selectors.has_consent`."""
+    per message: preferences, recent marketing sends, consent ledgers, suppression entries,
+    LINE followers.
+
+    Consent and suppression are checked at send time all the same: `refresh`, called inside
+    each claim's transaction, reads them again for the batch as soon as either ledger has
+    gained an entry since they were read (an opt-out or an unsubscribe while the batch runs).
+    """
 
     def __init__(self, deliveries: list[Delivery], moment: datetime) -> None:
-        customer_ids = {d.customer_id for d in deliveries}
+        self.customer_ids = {d.customer_id for d in deliveries}
         self.preferences = {
-            p.customer_id: p for p in Preference.objects.filter(customer_id__in=customer_ids)
+            p.customer_id: p for p in Preference.objects.filter(customer_id__in=self.customer_ids)
         }
         self.recent: dict[tuple[int, str], list[datetime]] = {}
         for customer_id, kind, sent_at in Delivery.objects.filter(
-            customer_id__in=customer_ids,
+            customer_id__in=self.customer_ids,
             purpose=Purpose.MARKETING,
             sent_at__gte=moment - timedelta(days=30),
         ).values_list("customer_id", "channel__kind", "sent_at"):
             if sent_at is not None:
                 self.recent.setdefault((customer_id, kind), []).append(sent_at)
+        self.hashes: set[str] = set()
         self.suppressions: dict[tuple[str, str], list[Suppression]] = {}
         self.line_following: set[tuple[int, str]] = set()
+        self.watermark = self._ledger_tops()
+        self.consents = customer_selectors.consent_ledgers(
+            customer_ids=self.customer_ids, purpose="marketing"
+        )
+
+    @staticmethod
+    def _ledger_tops() -> tuple[int, int]:
+        """The newest ids of the consent ledger and the suppression list (both append-only)."""
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT (SELECT MAX(id) FROM {quote(ConsentEntry._meta.db_table)}), "  # noqa: S608
+                f"(SELECT MAX(id) FROM {quote(Suppression._meta.db_table)})"
+            )
+            consent, suppression = cursor.fetchone()
+        return int(consent or 0), int(suppression or 0)
 
     def load_addresses(self, pairs: list[tuple[str, str]]) -> None:
-        hashes = {guardrails.address_hash(address) for _kind, address in pairs if address}
-        for entry in Suppression.objects.filter(address_hash__in=hashes):
-            self.suppressions.setdefault((entry.channel_kind, entry.address_hash), []).append(entry)
+        self.hashes = {guardrails.address_hash(address) for _kind, address in pairs if address}
+        self._load_suppressions()
         line_ids = [address for kind, address in pairs if kind == ChannelKind.LINE and address]
         if line_ids:
             self.line_following = set(
@@ -621,6 +632,23 @@ class _BatchFacts:
                     "channel_id", "line_user_id"
                 )
             )
+
+    def _load_suppressions(self) -> None:
+        self.suppressions = {}
+        for entry in Suppression.objects.filter(address_hash__in=self.hashes):
+            self.suppressions.setdefault((entry.channel_kind, entry.address_hash), []).append(entry)
+
+    def refresh(self) -> bool:
+        """Re-read consent and suppression if either ledger grew since they were read."""
+        tops = self._ledger_tops()
+        if tops == self.watermark:
+            return False
+        self.watermark = tops
+        self.consents = customer_selectors.consent_ledgers(
+            customer_ids=self.customer_ids, purpose="marketing"
+        )
+        self._load_suppressions()
+        return True
 
     def sent(self, delivery: Delivery, at: datetime) -> None:
         if delivery.purpose == Purpose.MARKETING:
@@ -635,7 +663,8 @@ class _BatchFacts:
         if purpose != Purpose.MARKETING or not unsubscribes:
             return False
         consent_channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
-        opted_in_at = _opted_in_at(customer, consent_channel)
+        latest = self.consents.latest(customer.pk, consent_channel)
+        opted_in_at = latest[1] if latest and latest[0] == ConsentStatus.GRANTED else None
         return any(opted_in_at is None or e.created_at > opted_in_at for e in unsubscribes)
 
     def facts(self, delivery: Delivery, address: str, moment: datetime) -> guardrails.Facts:
@@ -654,20 +683,10 @@ class _BatchFacts:
         consent_channel = kind if kind in (ChannelKind.EMAIL, ChannelKind.LINE) else "any"
         if kind == ChannelKind.LINE:
             # LINE's own follow is the consent; an explicit withdrawal in the ledger counts.
-            latest = (
-                customer.consents.filter(purpose="marketing", channel__in=["line", "any"])
-                .order_by("-recorded_at", "-id")
-                .first()
-            )
-            consent = latest is None or latest.status == ConsentStatus.GRANTED
+            latest = self.consents.latest(customer.pk, "line")
+            consent = latest is None or latest[0] == ConsentStatus.GRANTED
         else:
-            consent = (
-                customer_selectors.has_consent(
-                    customer=customer, purpose="marketing", channel=consent_channel
-                )
-                if marketing
-                else True
-            )
+            consent = self.consents.granted(customer.pk, consent_channel) if marketing else True
         return guardrails.Facts(
             channel_kind=kind,
             channel_active=channel.active,
@@ -705,64 +724,131 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(delivery_id: int, worker: str, moment: datetime) -> bool:
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status__in=[Status.QUEUED, Status.DEFERRED])
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=moment))
-        .update(
-            status=Status.SENDING,
-            claimed_by=worker,
-            claimed_at=moment,
-            attempts=F("attempts") + 1,
-        )
+@dataclass
+class _Record:
+    """What happened to one claimed delivery: its new status and history row and, for sent,
+    refused and failed, its event on the customer's timeline."""
+
+    delivery: Delivery
+    status: str
+    at: datetime
+    reason: str = ""
+    provider_id: str = ""
+    rendered: dict[str, Any] | None = None
+    not_before: datetime | None = None
+    to_address: str = ""
+    event: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _write(record: _Record) -> None:
+    """Record the outcome of a send (inside the caller's transaction)."""
+    fields: dict[str, Any] = {
+        "status": record.status,
+        "reason": record.reason[:300],
+        "not_before": record.not_before,
+        "updated_at": record.at,
+    }
+    if record.provider_id:
+        fields["provider_id"] = record.provider_id
+    if record.rendered is not None:
+        fields["rendered"] = record.rendered
+    if record.to_address:
+        fields["to_address"] = record.to_address
+    if record.status == Status.SENT:
+        fields["sent_at"] = record.at
+    Delivery.objects.filter(pk=record.delivery.pk).update(**fields)
+    _write_history([record])
+
+
+def _write_history(records: list[_Record]) -> None:
+    """The history rows of records in one insert, their timeline events in another."""
+    DeliveryStatus.objects.bulk_create(
+        [
+            DeliveryStatus(
+                delivery_id=r.delivery.pk,
+                status=r.status,
+                reason=r.reason[:300],
+                detail=r.detail,
+                at=r.at,
+            )
+            for r in records
+        ]
     )
-
-
-@transaction.atomic
-def _finish(
-    delivery: Delivery,
-    status: str,
-    reason: str = "",
-    *,
-    provider_id: str = "",
-    rendered: dict[str, Any] | None = None,
-    not_before: datetime | None = None,
-    to_address: str = "",
-    event: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    moment = now()
-    fields: dict[str, Any] = {"status": status, "reason": reason[:300], "not_before": not_before}
-    if provider_id:
-        fields["provider_id"] = provider_id
-    if rendered is not None:
-        fields["rendered"] = rendered
-    if to_address:
-        fields["to_address"] = to_address
-    if status == Status.SENT:
-        fields["sent_at"] = moment
-    Delivery.objects.filter(pk=delivery.pk).update(**fields, updated_at=moment)
-    _history(delivery, status, reason, **(detail or {}))
-    if event:
-        customer_services.event_record(
-            type=event,
-            customer=delivery.customer,
+    events = [
+        customer_services.NewEvent(
+            type=r.event,
+            customer_id=r.delivery.customer_id,
             source="messaging",
-            occurred_at=moment,
+            occurred_at=r.at,
             properties={
-                "delivery_id": delivery.pk,
-                "channel": delivery.channel.kind,
-                "template": delivery.template.slug if delivery.template else "",
-                "source": delivery.source,
-                **({"reason": reason[:200]} if reason else {}),
+                "delivery_id": r.delivery.pk,
+                "channel": r.delivery.channel.kind,
+                "template": r.delivery.template.slug if r.delivery.template else "",
+                "source": r.delivery.source,
+                **({"reason": r.reason[:200]} if r.reason else {}),
             },
-            message_id=f"msg-{delivery.pk}-{event}",
+            message_id=f"msg-{r.delivery.pk}-{r.event}",
         )
+        for r in records
+        if r.event
+    ]
+    if events:
+        customer_services.event_record_many(events=events)
+
+
+def _claim(
+    delivery: Delivery,
+    worker: str,
+    moment: datetime,
+    decision: guardrails.Refusal | guardrails.Deferral | None,
+) -> bool:
+    """Claim a delivery that is still waiting: as `sending` (committed before the provider
+    is called), or, when the guardrails said no, straight into its refusal or deferral,
+    recorded with the reason."""
+    fields: dict[str, Any] = {
+        "status": Status.SENDING,
+        "claimed_by": worker,
+        "claimed_at": moment,
+        "attempts": F("attempts") + 1,
+    }
+    record = None
+    if isinstance(decision, guardrails.Refusal):
+        prefix = EVENT_PREFIX[ChannelKind(delivery.channel.kind)]
+        record = _Record(
+            delivery, Status.REFUSED, moment, decision.reason, event=f"{prefix}.refused"
+        )
+    elif isinstance(decision, guardrails.Deferral):
+        record = _Record(
+            delivery, Status.DEFERRED, moment, decision.reason, not_before=decision.until
+        )
+    if record is not None:
+        fields.update(
+            status=record.status,
+            reason=record.reason[:300],
+            not_before=record.not_before,
+            updated_at=moment,
+        )
+    claimed = bool(
+        Delivery.objects.filter(pk=delivery.pk, status__in=[Status.QUEUED, Status.DEFERRED])
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=moment))
+        .update(**fields)
+    )
+    if claimed and record is not None:
+        _write_history([record])
+    return claimed
 
 
 def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -> BatchResult:
     """Send queued deliveries (one channel session per channel). Called by the worker task
-    only; each delivery is claimed, checked, rendered, sent and recorded on its own."""
+    only.
+
+    Each delivery is claimed in a transaction that also records the outcome of the one sent
+    before it (one commit per message): the claim is committed before the provider is
+    called, and the outcome of message n is committed before message n+1 is sent, so a crash
+    leaves at most the one message in flight `sending` (then `unknown` for email: never sent
+    twice). The guardrails are checked inside the claim's transaction; a refusal or deferral
+    is the claim itself, recorded with its reason."""
     worker = worker or worker_name()
     result = BatchResult()
     # Only what is still waiting: a duplicate wake-up (a sweep, a restarted worker) costs one
@@ -778,48 +864,76 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
     batch = _BatchFacts(list(deliveries.values()), now())
     addresses = {d.pk: _address_for(d) for d in deliveries.values()}
     batch.load_addresses([(d.channel.kind, addresses[d.pk]) for d in deliveries.values()])
+    pending: _Record | None = None  # the outcome of the last send, written with the next claim
     try:
         for delivery_id in delivery_ids:
             delivery = deliveries.get(delivery_id)
-            moment = now()
-            if delivery is None or not _claim(delivery_id, worker, moment):
+            if delivery is None:
+                result.skipped.append(delivery_id)
+                continue
+            address = addresses[delivery_id]
+            with transaction.atomic():
+                if pending is not None:
+                    _write(pending)
+                batch.refresh()
+                moment = now()
+                decision = _decide(delivery, address, moment, batch)
+                claimed = _claim(delivery, worker, moment, decision)
+            pending = None
+            if not claimed:
                 result.skipped.append(delivery_id)
                 continue
             delivery.attempts += 1
-            _send_one(delivery, addresses[delivery_id], moment, batch, templates, sessions, result)
+            if isinstance(decision, guardrails.Refusal):
+                result.refused.append(delivery_id)
+            elif isinstance(decision, guardrails.Deferral):
+                result.retry.append((delivery_id, (decision.until - moment).total_seconds()))
+            else:
+                pending = _send_one(delivery, address, templates, sessions)
+                _count(pending, result)
+                if pending.status == Status.SENT:
+                    batch.sent(delivery, moment)
     finally:
-        for session in sessions.values():
-            with contextlib.suppress(Exception):  # closing a dead connection
-                session.close()
+        try:
+            if pending is not None:
+                with transaction.atomic():
+                    _write(pending)
+        finally:
+            for session in sessions.values():
+                with contextlib.suppress(Exception):  # closing a dead connection
+                    session.close()
     return result
+
+
+def _decide(
+    delivery: Delivery, address: str, moment: datetime, batch: _BatchFacts
+) -> guardrails.Refusal | guardrails.Deferral | None:
+    if delivery.source.startswith("test:"):
+        return None  # a test send goes to the member of staff who asked
+    return guardrails.check(batch.facts(delivery, address, moment), moment)
+
+
+def _count(record: _Record, result: BatchResult) -> None:
+    if record.status == Status.SENT:
+        result.sent.append(record.delivery.pk)
+    elif record.status == Status.DEFERRED:
+        delay = (record.not_before - record.at).total_seconds() if record.not_before else 0.0
+        result.retry.append((record.delivery.pk, delay))
+    else:
+        result.failed.append(record.delivery.pk)
 
 
 def _send_one(
     delivery: Delivery,
     address: str,
-    moment: datetime,
-    batch: _BatchFacts,
     templates: dict[int, Template],
     sessions: dict[int, Any],
-    result: BatchResult,
-) -> None:
+) -> _Record:
+    """Render and send one claimed delivery; what happened, to be recorded."""
     kind = delivery.channel.kind
     prefix = EVENT_PREFIX[ChannelKind(kind)]
-    test_send = delivery.source.startswith("test:")
-    facts = None if test_send else batch.facts(delivery, address, moment)
-    decision = guardrails.check(facts, moment) if facts is not None else None
-    if isinstance(decision, guardrails.Refusal):
-        _finish(delivery, Status.REFUSED, decision.reason, event=f"{prefix}.refused")
-        result.refused.append(delivery.pk)
-        return
-    if isinstance(decision, guardrails.Deferral):
-        _finish(delivery, Status.DEFERRED, decision.reason, not_before=decision.until)
-        result.retry.append((delivery.pk, (decision.until - moment).total_seconds()))
-        return
     if delivery.template_id is None:
-        _finish(delivery, Status.FAILED, "the template was deleted")
-        result.failed.append(delivery.pk)
-        return
+        return _Record(delivery, Status.FAILED, now(), "the template was deleted")
     template = templates.get(delivery.template_id)
     if template is None:
         template = Template.objects.prefetch_related("variants").get(pk=delivery.template_id)
@@ -841,9 +955,7 @@ def _send_one(
                     f"characters not encodable in {charset}: {', '.join(bad)}", part="body"
                 )
     except rendering.RenderError as exc:
-        _finish(delivery, Status.FAILED, f"render: {exc}", event=f"{prefix}.failed")
-        result.failed.append(delivery.pk)
-        return
+        return _Record(delivery, Status.FAILED, now(), f"render: {exc}", event=f"{prefix}.failed")
     snapshot = rendered.snapshot()
     try:
         session = sessions.get(delivery.channel_id)
@@ -861,51 +973,38 @@ def _send_one(
         )
     except (ChannelConfigError, crypto.CredentialsError) as exc:
         outcome = Outcome(ok=False, reason=str(exc))
-    _record_outcome(delivery, outcome, snapshot, address, prefix, result)
+    at = now()
     if outcome.ok:
-        batch.sent(delivery, moment)
-
-
-def _record_outcome(
-    delivery: Delivery,
-    outcome: Outcome,
-    snapshot: dict[str, Any],
-    address: str,
-    prefix: str,
-    result: BatchResult,
-) -> None:
-    if outcome.ok:
-        _finish(
+        return _Record(
             delivery,
             Status.SENT,
+            at,
             provider_id=outcome.provider_id,
             rendered=snapshot,
             to_address=address,
             event=f"{prefix}.sent",
-            detail=outcome.detail,
+            detail=outcome.detail or {},
         )
-        result.sent.append(delivery.pk)
-    elif outcome.temporary and delivery.attempts < MAX_ATTEMPTS:
+    if outcome.temporary and delivery.attempts < MAX_ATTEMPTS:
         delay = BACKOFF_BASE_SECONDS * 2 ** (delivery.attempts - 1)
-        _finish(
+        return _Record(
             delivery,
             Status.DEFERRED,
+            at,
             outcome.reason,
             rendered=snapshot,
             to_address=address,
-            not_before=now() + timedelta(seconds=delay),
+            not_before=at + timedelta(seconds=delay),
         )
-        result.retry.append((delivery.pk, float(delay)))
-    else:
-        _finish(
-            delivery,
-            Status.FAILED,
-            outcome.reason,
-            rendered=snapshot,
-            to_address=address,
-            event=f"{prefix}.failed",
-        )
-        result.failed.append(delivery.pk)
+    return _Record(
+        delivery,
+        Status.FAILED,
+        at,
+        outcome.reason,
+        rendered=snapshot,
+        to_address=address,
+        event=f"{prefix}.failed",
+    )
 
 
 def _pid_alive(pid: int) -> bool:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
+import re
+import secrets
 import smtplib
 import ssl
 from email import charset as email_charset
 from email import policy
+from email.generator import BytesGenerator
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -25,9 +29,43 @@ from kizuna.messaging import crypto, links
 from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome
 from kizuna.messaging.models import Channel
 
+
+class _Compat32(policy.Compat32):
+    """compat32 with a shortcut for the common header: a short ASCII value comes out as
+    `Name: value` (what Header folding makes of it, without building a Header)."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + 2 + len(value) <= (self.max_line_length or 78)
+            and "\n" not in value
+            and "\r" not in value
+        ):
+            return f"{name}: {value}{self.linesep}"
+        return str(super()._fold(name, value, sanitize))  # type: ignore[misc]
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # email.generator's NLCRE
+
+
+class _Generator(BytesGenerator):
+    """BytesGenerator writing a text payload in one piece instead of line by line (the
+    same bytes: each line, then the policy's line separator)."""
+
+    def _write_lines(self, lines: str) -> None:
+        if not lines:
+            return
+        parts = _NEWLINE.split(lines)
+        if len(parts) > 1:
+            self.write(self._NL.join(parts[:-1]) + self._NL)  # type: ignore[attr-defined]
+        if parts[-1]:
+            self.write(parts[-1])
+
+
 # compat32 serialisation (it keeps our RFC 2047 ISO-2022-JP headers as encoded) with CRLF,
 # as SMTP wants: aiosmtpd and real MTAs reject bare LF and over-long lines.
-SMTP_POLICY = policy.compat32.clone(linesep="\r\n")
+SMTP_POLICY = _Compat32(linesep="\r\n")
 DKIM_HEADERS = [
     b"from",
     b"to",
@@ -60,7 +98,11 @@ def build_message(
     rendered = message.rendered
     text = rendered.get("text", "")
     html = rendered.get("html", "")
-    root = MIMEMultipart("alternative")
+    # The boundary is set here rather than left to the generator, which would otherwise check
+    # a random one against the whole text with a regex compiled for each message. It cannot
+    # occur in the parts: they are base64 (no "=" but trailing padding, never a line that
+    # starts with "--=").
+    root = MIMEMultipart("alternative", boundary="=" * 15 + secrets.token_hex(10) + "==")
     root.attach(MIMEText(text, "plain", charset))
     if html:
         root.attach(MIMEText(html, "html", charset))
@@ -85,7 +127,10 @@ def build_message(
 
 
 def serialise(root: MIMEMultipart) -> bytes:
-    return root.as_bytes(policy=SMTP_POLICY)
+    """`root.as_bytes(policy=compat32 with CRLF)`, byte for byte, in about half the time."""
+    out = io.BytesIO()
+    _Generator(out, mangle_from_=False, policy=SMTP_POLICY).flatten(root)
+    return out.getvalue()
 
 
 @functools.lru_cache(maxsize=16)
@@ -140,6 +185,13 @@ def envelope_sender(channel_settings: dict[str, Any], delivery_id: int) -> str:
     return str(channel_settings.get("from_address", ""))
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The default verifying TLS context, made once per process (loading the system's CA
+    store costs about 20 ms) and only when a channel uses TLS."""
+    return ssl.create_default_context()
+
+
 class EmailSession:
     def __init__(self, channel: Channel) -> None:
         self.settings = dict(channel.settings)
@@ -154,17 +206,16 @@ class EmailSession:
         port = int(self.settings.get("port") or 25)
         security = str(self.settings.get("security") or "none")  # none | starttls | tls
         timeout = float(self.settings.get("timeout") or 30)
-        context = ssl.create_default_context()
         # The EHLO name: set, so smtplib does not resolve the machine's FQDN on each connect.
         helo = str(self.settings.get("helo") or self.settings["from_address"].split("@")[-1])
         if security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                host, port, timeout=timeout, context=context, local_hostname=helo
+                host, port, timeout=timeout, context=_tls_context(), local_hostname=helo
             )
         else:
             smtp = smtplib.SMTP(host, port, timeout=timeout, local_hostname=helo)
             if security == "starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=_tls_context())
         if self.secrets.get("username"):
             smtp.login(str(self.secrets["username"]), str(self.secrets.get("password", "")))
         return smtp

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
 def login(make_staff):
     def make(role: str = "admin") -> Client:
         client = Client()
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"  # the assertions read English text
         client.force_login(make_staff(role))
         return client
 

@@ -3,6 +3,7 @@ offline, one-click unsubscribe headers, VERP, the plain-text part, ISO-2022-JP."
 
 from __future__ import annotations
 
+from email import policy
 from email.header import decode_header, make_header
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 
 from kizuna.customers.models import Event
 from kizuna.messaging import links, services
+from kizuna.messaging.channels import OutboundMessage
+from kizuna.messaging.channels.email import build_message, serialise
 from kizuna.messaging.models import Delivery
 from kizuna.messaging.tests.conftest import ADDRESS, make_customer, make_email_channel
 
@@ -182,3 +185,37 @@ def test_transactional_email_has_no_unsubscribe_header_but_needs_no_opt_in(
     msg = smtp_server[1].messages[0].message
     assert msg["List-Unsubscribe"] is None
     assert "A-100" in msg.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "iso-2022-jp"])
+def test_serialisation_is_the_standard_librarys_byte_for_byte(charset: str) -> None:
+    """`serialise` takes shortcuts (short ASCII headers, payloads written whole): the bytes
+    are those of `as_bytes` with compat32 and CRLF, long and encoded headers included."""
+    text = "山田花子様、いつもありがとうございます。\n" * 40 + "最後の行"
+    message = OutboundMessage(
+        delivery_id=7,
+        idempotency_key="d_" + "a" * 40,
+        to="hanako@example.jp",
+        rendered={
+            "subject": "山田 花子様へ 秋のセールのお知らせ。" * 4,
+            "html": "<p>" + text.replace("\n", "<br>\r\n") + "</p>",
+            "text": text,
+        },
+        marketing=True,
+        customer_name="山田 花子" * 6,
+    )
+    settings = {
+        "from_address": "news@kizuna.example",
+        "from_name": "絆商店 渋谷本店",
+        "charset": charset,
+        "reply_to": "support-" + "x" * 70 + "@kizuna.example",
+    }
+    root = build_message(
+        channel_settings=settings,
+        message=message,
+        unsubscribe_url="https://shop.example.jp/t/u/" + "A" * 120 + "/",
+    )
+    raw = serialise(root)
+    assert raw == root.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998

@@ -208,3 +208,70 @@ def test_guardrail_order_is_pure() -> None:
     inactive = guardrails.check(replace(facts, channel_active=False), moment)
     assert isinstance(inactive, guardrails.Refusal) and inactive.code == "channel_inactive"
     assert guardrails.check(replace(facts, purpose="transactional", consent=False), moment) is None
+
+
+def test_an_opt_out_or_suppression_while_a_batch_runs_stops_the_next_message(
+    smtp_server, email_channel, newsletter, monkeypatch
+) -> None:
+    """Consent and suppression are read once per batch, and again inside a claim as soon as
+    either ledger has grown: a withdrawal made while the batch runs counts at once."""
+    first, second, third = (make_customer(f"{n}@example.jp") for n in ("a", "b", "c"))
+    deliveries = [
+        services.delivery_enqueue(
+            source="campaign:mid", customer=c, channel=email_channel, template=newsletter
+        )[0]
+        for c in (first, second, third)
+    ]  # queued: the wake-up waits for a commit this test never makes
+    render = services.render_for
+
+    def render_and_opt_out(**kwargs):
+        if kwargs["customer"].pk == first.pk:  # the batch has read its facts by now
+            customer_services.consent_record(
+                customer=second,
+                purpose="marketing",
+                channel="email",
+                status="withdrawn",
+                source="t",
+            )
+            services.suppression_add(channel_kind="email", address="c@example.jp", reason="manual")
+        return render(**kwargs)
+
+    monkeypatch.setattr(services, "render_for", render_and_opt_out)
+    result = services.delivery_send_batch(delivery_ids=[d.pk for d in deliveries])
+    assert result.sent == [deliveries[0].pk]
+    assert result.refused == [deliveries[1].pk, deliveries[2].pk]
+    reasons = [Delivery.objects.get(pk=d.pk).reason.split(":")[0] for d in deliveries]
+    assert reasons == ["", "no_consent", "suppressed"]
+    assert [m.recipients for m in smtp_server[1].messages] == [["a@example.jp"]]
+    for delivery, event in zip(deliveries, ["sent", "refused", "refused"], strict=True):
+        assert Event.objects.filter(
+            message_id=f"msg-{delivery.pk}-email.{event}", customer_id=delivery.customer_id
+        ).exists()
+
+
+def test_each_message_of_a_batch_costs_the_same_few_statements(
+    smtp_server, email_channel, newsletter
+) -> None:
+    """One transaction per message: record the previous outcome (delivery row, history row,
+    timeline event, customer last seen), re-check the ledgers, claim the next one."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(n: int, tag: str) -> int:
+        ids = [
+            services.delivery_enqueue(
+                source="campaign:q",
+                customer=make_customer(f"q{tag}{i}@example.jp"),
+                channel=email_channel,
+                template=newsletter,
+            )[0].pk
+            for i in range(n)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            result = services.delivery_send_batch(delivery_ids=ids)
+        assert result.sent == ids
+        skip = ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT")
+        return sum(1 for q in queries.captured_queries if not q["sql"].startswith(skip))
+
+    assert statements(8, "b") - statements(4, "a") == 4 * 6
+    assert Event.objects.filter(type="email.sent").count() == 12

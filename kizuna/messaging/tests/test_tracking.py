@@ -167,6 +167,7 @@ def test_malformed_reports_are_rejected_and_change_nothing(
         raw,
         content_type="message/rfc822",
         HTTP_AUTHORIZATION="Bearer bounce-secret",
+        HTTP_ACCEPT_LANGUAGE="en",  # the assertion reads English text
     )
     assert response.status_code == 422
     assert message in str(response.json()["detail"])
@@ -180,3 +181,22 @@ def test_complaint_suppresses_for_every_purpose(sent) -> None:
     assert services.is_suppressed(
         channel_kind="email", address="hanako@example.jp", purpose="transactional"
     )
+
+
+def test_link_paths_are_what_reverse_makes() -> None:
+    from django.urls import reverse, set_script_prefix
+
+    tokens = [
+        ("messaging:open", links.sign(links.OPEN, 12)),
+        ("messaging:click", links.sign(links.CLICK, [3, "https://shop.example.jp/?a=1&b=抹茶"])),
+        ("messaging:unsubscribe", links.sign(links.UNSUB, 99)),
+        ("portal:preferences", links.preferences_token(5)),
+    ]
+    try:
+        for prefix in ("/", "/kizuna/"):
+            set_script_prefix(prefix)
+            for name, token in tokens:
+                assert links.path_with_token(name, token) == reverse(name, args=[token])
+    finally:
+        set_script_prefix("/")
+    assert links.click_url(3, "https://x.jp/").startswith("http")
