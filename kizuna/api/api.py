@@ -14,6 +14,7 @@ from kizuna.customers.api import router as customers_router
 from kizuna.dataio.api import router as dataio_router
 from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
+from kizuna.segments.api import router as segments_router
 
 DESCRIPTION = """\
 kizuna's REST API. Authenticate with an API key (`Authorization: Bearer kzk_...`, created in
@@ -46,3 +47,4 @@ api.add_router("/", analytics_router)
 api.add_router("/", loyalty_router)
 api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
+api.add_router("/", segments_router)

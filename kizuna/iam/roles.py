@@ -69,6 +69,14 @@ _MESSAGING_ADMIN = [*_MESSAGING_AUTHOR, "messaging.add_channel", "messaging.chan
 # send permission (schedule, approve, reject, resume).
 _CAMPAIGNS_AUTHOR = ["campaigns.add_campaign", "campaigns.change_campaign"]
 _CAMPAIGNS_SEND = [*_CAMPAIGNS_AUTHOR, "campaigns.send_campaign"]
+# Segments: marketers and administrators build and refresh audiences; analysts read them.
+_SEGMENTS_VIEW = ["segments.view_segment"]
+_SEGMENTS_MANAGE = [
+    *_SEGMENTS_VIEW,
+    "segments.add_segment",
+    "segments.change_segment",
+    "segments.delete_segment",
+]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [
@@ -104,6 +112,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.add_ledgerentry",
         *_MESSAGING_ADMIN,
         *_CAMPAIGNS_SEND,
+        *_SEGMENTS_MANAGE,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -120,8 +129,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_LOYALTY_MANAGE,
         *_MESSAGING_AUTHOR,
         *_CAMPAIGNS_AUTHOR,
+        *_SEGMENTS_MANAGE,
     ],
-    Role.ANALYST: [*_VIEW_ALL, *_INSIGHT_WRITE],
+    Role.ANALYST: [*_VIEW_ALL, *_INSIGHT_WRITE, *_SEGMENTS_VIEW],
     Role.SUPPORT: [
         *_VIEW_ALL,
         "customers.change_customer",
