@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,14 +90,22 @@ def test_worker_runs_on_the_sqlite_queue(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    assert worker.stdout is not None
+    reader = threading.Thread(target=lines.extend, args=(worker.stdout,), daemon=True)
+    reader.start()
     try:
-        time.sleep(4)
+        # Start-up takes seconds on a loaded machine: wait for the consumer's banner.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("consumer started" in x for x in lines):
+            time.sleep(0.1)
         assert worker.poll() is None  # still running
         assert (tmp_path / "queue.sqlite3").exists()
     finally:
         worker.terminate()
-        output, _ = worker.communicate(timeout=30)
-    assert "Huey consumer started with 1 thread" in output
+        worker.wait(timeout=30)
+        reader.join(timeout=10)
+    assert any("Huey consumer started with 1 thread" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("command", ["worker", "serve", "demo", "apikey", "createuser"])
