@@ -8,6 +8,7 @@ from kizuna.console import (
     views_data,
     views_loyalty,
     views_messaging,
+    views_segments,
 )
 
 app_name = "console"
@@ -67,6 +68,19 @@ urlpatterns = [
     path("insight/models/", views_analytics.models, name="analytics_models"),
     path("insight/run/", views_analytics.run_now, name="analytics_run"),
     path("insight/csv/<slug:table>.csv", views_analytics.download, name="analytics_csv"),
+    path("segments/", views_segments.segment_list, name="segment_list"),
+    path("segments/new/", views_segments.segment_new, name="segment_new"),
+    path("segments/builder/", views_segments.segment_builder, name="segment_builder"),
+    path(
+        "segments/builder/field/", views_segments.segment_field_inputs, name="segment_field_inputs"
+    ),
+    path("segments/preview/", views_segments.segment_preview, name="segment_preview"),
+    path("segments/<int:segment_id>/", views_segments.segment_detail, name="segment_detail"),
+    path("segments/<int:segment_id>/edit/", views_segments.segment_edit, name="segment_edit"),
+    path(
+        "segments/<int:segment_id>/refresh/", views_segments.segment_refresh, name="segment_refresh"
+    ),
+    path("segments/<int:segment_id>/list/", views_segments.segment_upload, name="segment_upload"),
     path("messaging/", views_messaging.deliveries, name="messaging_deliveries"),
     path(
         "messaging/deliveries/<int:delivery_id>/",

@@ -74,7 +74,6 @@ def segment_save(
     errors: dict[str, list[str]] = {}
     for key in sorted(set(data) - SAVE_FIELDS):
         errors.setdefault(key, []).append(_("Unknown field."))
-    creating = segment is None
     if segment is not None:
         segment = Segment.objects.select_for_update().get(pk=segment.pk)
     name = data.get("name", segment.name if segment else "")
@@ -99,11 +98,11 @@ def segment_save(
         elif Segment.objects.filter(slug=slug).exclude(pk=segment.pk if segment else 0).exists():
             errors.setdefault("slug", []).append(_("Another segment has this slug."))
     rules = data.get("rules", segment.rules if segment else None)
-    if kind == SegmentKind.STATIC:
+    if kind == SegmentKind.STATIC and "kind" not in errors:
         if rules not in (None, {}):
             errors.setdefault("rules", []).append(_("A static segment has no rules."))
         rules = {}
-    elif kind == SegmentKind.DYNAMIC:
+    elif kind == SegmentKind.DYNAMIC and "kind" not in errors:
         if rules is None:
             rules = {"version": rule_language.VERSION, "match": "all", "conditions": []}
         try:
@@ -134,7 +133,6 @@ def segment_save(
     if kind == SegmentKind.DYNAMIC:
         segment_id = segment.pk
         transaction.on_commit(lambda: _queue_refresh(segment_id))
-    del creating
     return segment
 
 
@@ -295,7 +293,7 @@ def _read_keys(text: str, key: str | None) -> tuple[str, list[tuple[int, str]]]:
         kind = KEY_COLUMNS[header[column]]
         start = 1
     else:
-        kind = key or "email"
+        kind = KEY_COLUMNS.get(key or "email", key or "")
     if kind not in ("email", "external", "customer_id"):
         raise ValidationError({"key": [_("Expected email, external_id or customer_id.")]})
     values = [
