@@ -4,17 +4,26 @@
     .venv/bin/python bench/ingest_segment.py [--db sqlite|postgresql] [--events 200000]
         [--subscribers all|own] [--gunicorn "-k gthread -w 1 --threads 4"]
         [--upload-size 1000] [--sdk-threads 2] [--clients 1] [--chunk 10000]
+        [--phases concurrent,backlog]
 
 Starts, in a fresh data directory: the database (PostgreSQL through pytest-postgresql's
 executor when asked), gunicorn (`kizuna.wsgi`, which sends /v1/ through the lean ingest
 handler) and one `kizuna worker`; sends the events with `segment.analytics.Client`; prints
 events/s accepted (SDK flushed, every request 200) and processed (every inbox batch
 processed: all events in the timeline), checks zero loss and zero duplicates, and measures
-the raw bulk-insert rate of the same event rows into the same database for the ratio.
+the raw bulk-insert rate of the same event rows into the same database for the ratio
+(executemany, as `core.bulk.table_insert`; on PostgreSQL also COPY, `core.bulk.table_copy`).
+
+Two phases, in this order, in the same installation (each with its own message ids):
+`concurrent` accepts with the worker running (accepted = until every SDK process flushed;
+processed = until nothing is pending, from the first request); `backlog` accepts with no
+worker running (accepting alone), then starts the worker and times the drain of that
+backlog (from the first processed batch; the start-up is printed too).
 
 `--subscribers own` runs the worker with the bus's after-commit subscribers of other apps
 removed (the tracking code path alone); `all` (the default) is the installation as shipped.
-Progress is polled with one plain database connection (no Django process per poll).
+Progress is polled with one plain database connection (no Django process per poll). The
+worker's CPU is counted from the end of its set-up (Django loaded), which it reports.
 """
 
 from __future__ import annotations
@@ -89,12 +98,15 @@ def sql(env: dict[str, str], code: str) -> str:
     return out.stdout.strip()
 
 
-OWN_WORKER = """
-import sys, django
+WORKER = """
+import json, sys, time, django
 django.setup()
 from django.core.management import call_command
 from kizuna.core import events
-events._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
+if sys.argv[1] == "own":
+    events._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
+with open(sys.argv[2], "w") as ready:  # set up: from here on the worker is warm
+    json.dump({"at": time.time(), "cpu": time.process_time()}, ready)
 call_command("run_huey", workers=1)
 """
 
@@ -136,7 +148,9 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def send_events(args: argparse.Namespace, key: str, host: str, part: int, results) -> None:  # type: ignore[no-untyped-def]
+def send_events(
+    args: argparse.Namespace, key: str, host: str, part: int, prefix: str, results
+) -> None:  # type: ignore[no-untyped-def]
     """One SDK client process sending its share of the events (every `clients`-th one)."""
     from segment.analytics import Client
 
@@ -155,7 +169,7 @@ def send_events(args: argparse.Namespace, key: str, host: str, part: int, result
             f"user-{i % args.users}",
             "Product Viewed",
             {"sku": f"SKU-{i % 500}", "price": 1200, "n": i},
-            message_id=f"bench-{i}",
+            message_id=f"{prefix}-{i}",
         )
     enqueued = time.perf_counter() - started
     client.flush()
@@ -163,10 +177,110 @@ def send_events(args: argparse.Namespace, key: str, host: str, part: int, result
     results.put({"enqueued": enqueued, "failures": failures, "cpu": time.process_time()})
 
 
+def send_all(args: argparse.Namespace, key: str, port: int, prefix: str) -> dict[str, object]:
+    """Run the SDK client processes; returns the seconds until all flushed, their CPU, errors."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    started = time.perf_counter()
+    senders = [
+        context.Process(
+            target=send_events,
+            args=(args, key, f"http://127.0.0.1:{port}", part, prefix, results),
+        )
+        for part in range(args.clients)
+    ]
+    for sender in senders:
+        sender.start()
+    reports = [results.get(timeout=900) for _ in senders]
+    for sender in senders:
+        sender.join()
+    return {
+        "started": started,
+        "seconds": time.perf_counter() - started,
+        "cpu": sum(r["cpu"] for r in reports),
+        "failures": [f for r in reports for f in r["failures"]],
+    }
+
+
+def wait_serving(port: int) -> None:
+    """Until the web server answers on /v1/ (405 for a GET: the app is loaded)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/batch", timeout=5)
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the web server did not start")
+
+
+def wait_drained(pending, total: int, timeout: float = 600) -> tuple[float, float | None]:  # type: ignore[no-untyped-def]
+    """Poll until no inbox message is pending; returns (when drained, when the first
+    pending message was seen processed), as perf_counter values."""
+    first: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = pending()
+        if first is None and left < total:
+            first = time.perf_counter()
+        if left == 0:
+            break
+        time.sleep(0.1)
+    return time.perf_counter(), first
+
+
+def stored(env: dict[str, str], prefix: str) -> tuple[int, int]:
+    counts = json.loads(
+        sql(
+            env,
+            "import json\nfrom kizuna.customers.models import Event\n"
+            f"qs = Event.objects.filter(type='Product Viewed', message_id__startswith='{prefix}-')\n"
+            "print(json.dumps([qs.count(), qs.values('message_id').distinct().count()]))",
+        )
+    )
+    return int(counts[0]), int(counts[1])
+
+
+RAW = """
+import json, time
+from datetime import timedelta
+from django.db import connection, transaction
+from kizuna.core.bulk import table_copy, table_insert
+from kizuna.core.timeutil import now
+from kizuna.customers.bulk import EVENT_FIELDS
+from kizuna.customers.models import Customer, Event
+ids = list(Customer.objects.values_list('id', flat=True)[:USERS])
+at = now()
+def rows(prefix):
+    return [(f'{prefix}-{i}', 'Product Viewed Raw', ids[i % len(ids)], '', at - timedelta(seconds=i), at,
+             'bench', {'sku': f'SKU-{i % 500}', 'price': 1200, 'n': i},
+             {'library': {'name': 'analytics-python', 'version': '2.4.0'}}) for i in range(EVENTS)]
+out = {}
+data = rows('raw')
+t = time.perf_counter()
+with transaction.atomic():
+    table_insert(Event, EVENT_FIELDS, data, batch_size=10000)
+out['insert'] = time.perf_counter() - t
+if connection.vendor == 'postgresql':
+    data = rows('rawcopy')
+    t = time.perf_counter()
+    with transaction.atomic():
+        table_copy(Event, EVENT_FIELDS, data)
+    out['copy'] = time.perf_counter() - t
+print(json.dumps(out))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=200_000, help="events per phase")
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--subscribers", choices=["all", "own"], default="all")
     parser.add_argument("--gunicorn", default="-w 2", help="gunicorn worker options")
@@ -176,7 +290,16 @@ def main() -> None:
     parser.add_argument(
         "--chunk", type=int, default=10_000, help="messages per processing transaction"
     )
+    parser.add_argument(
+        "--phases",
+        default="concurrent,backlog",
+        help="concurrent: accept with the worker running (accepted and processed); "
+        "backlog: accept with the worker stopped, then start it and time the drain",
+    )
     args = parser.parse_args()
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if not phases or set(phases) - {"concurrent", "backlog"}:
+        parser.error("--phases: concurrent and/or backlog")
     work = Path(tempfile.mkdtemp(prefix="kz-bench-ingest-"))
     os.chmod(work, 0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
@@ -191,7 +314,48 @@ def main() -> None:
     if args.db == "postgresql":
         executor, url = start_postgres(work)
         env["KIZUNA_DATABASE_URL"] = url
-    procs: list[subprocess.Popen[bytes]] = []
+    web: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    ready_file = work / "worker-ready.json"
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        """`kizuna worker --workers 1` (run_huey), with other apps' subscribers removed for
+        `own`; it writes when it is set up (wall clock and its own CPU) to `ready_file`."""
+        ready_file.unlink(missing_ok=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, args.subscribers, str(ready_file)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def worker_ready() -> dict[str, float]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                return dict(json.loads(ready_file.read_text()))
+            except (OSError, ValueError):
+                time.sleep(0.02)
+        raise RuntimeError("the worker did not start")
+
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    def pg_cpu() -> float:
+        if executor is None:
+            return 0.0
+        postmaster = int((work / "pg" / "postmaster.pid").read_text().split()[0])
+        return cpu_seconds(postmaster)
+
+    n = args.events
+    lines = [
+        f"database: {args.db}, events per phase: {n:,}, users: {args.users:,}, "
+        f"subscribers: {args.subscribers}, gunicorn: {args.gunicorn}, "
+        f"upload_size: {args.upload_size}, SDK threads: {args.sdk_threads}, "
+        f"SDK processes: {args.clients}, chunk: {args.chunk}"
+    ]
+    rates: dict[str, float] = {}
     try:
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
         key = (
@@ -206,125 +370,80 @@ def main() -> None:
             .splitlines()[-1]
         )
         port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "kizuna.wsgi",
-                    *shlex.split(args.gunicorn),
-                    "-b",
-                    f"127.0.0.1:{port}",
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-            )
+        web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "kizuna.wsgi",
+                *shlex.split(args.gunicorn),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
         )
-        worker = (
-            [sys.executable, "-c", OWN_WORKER]
-            if args.subscribers == "own"
-            else [*KIZUNA, "worker", "--workers", "1"]
-        )
-        procs.append(
-            subprocess.Popen(
-                worker,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        time.sleep(3)
-        import multiprocessing
-
-        context = multiprocessing.get_context("fork")
-        results = context.Queue()
-        started = time.perf_counter()
-        senders = [
-            context.Process(
-                target=send_events,
-                args=(args, key, f"http://127.0.0.1:{port}", part, results),
-            )
-            for part in range(args.clients)
-        ]
-        for sender in senders:
-            sender.start()
-        reports = [results.get(timeout=900) for _ in senders]
-        for sender in senders:
-            sender.join()
-        accepted = time.perf_counter() - started
-        enqueued = max(r["enqueued"] for r in reports)
-        failures = [f for r in reports for f in r["failures"]]
+        wait_serving(port)  # web CPU is counted from here (the app loaded)
         pending, conn = pending_counter(args, env, work)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and pending() > 0:
-            time.sleep(0.2)
-        processed = time.perf_counter() - started
+        for phase in phases:
+            web_cpu0, pg_cpu0 = cpu_seconds(web.pid), pg_cpu()
+            if phase == "concurrent":
+                worker = start_worker()
+                ready = worker_ready()
+                time.sleep(1)
+                sent = send_all(args, key, port, phase)
+                drained, _first = wait_drained(pending, n)
+                accepted_s = float(sent["seconds"])  # type: ignore[arg-type]
+                processed_s = drained - float(sent["started"])  # type: ignore[arg-type]
+                label = "processed into timelines (worker running while accepting)"
+            else:
+                sent = send_all(args, key, port, phase)  # no worker: accepting alone
+                accepted_s = float(sent["seconds"])  # type: ignore[arg-type]
+                worker = start_worker()
+                ready = worker_ready()  # Django set up; the consumer starts and drains
+                drained, _first = wait_drained(pending, n)
+                processed_s = time.time() - (time.perf_counter() - drained) - ready["at"]
+                label = "backlog processed (from the worker being set up)"
+            worker_cpu = cpu_seconds(worker.pid) - ready["cpu"]
+            web_cpu, server_cpu = cpu_seconds(web.pid) - web_cpu0, pg_cpu() - pg_cpu0
+            stop(worker)
+            worker = None
+            done, distinct = stored(env, phase)
+            failures = sent["failures"]
+            rates[phase] = n / processed_s
+            lines += [
+                f"-- phase {phase}",
+                f"accepted (SDK flushed, all 200): {accepted_s:.1f} s = {n / accepted_s:,.0f} events/s",
+                f"{label}: {processed_s:.1f} s = {n / processed_s:,.0f} events/s",
+                f"stored {done:,}, distinct message ids {distinct:,}, SDK errors {len(failures)}",  # type: ignore[arg-type]
+                f"CPU seconds per 1,000 events: SDK clients {1000 * float(sent['cpu']) / n:.3f}, "  # type: ignore[arg-type]
+                f"gunicorn {1000 * web_cpu / n:.3f}, worker {1000 * worker_cpu / n:.3f}"
+                + (f", PostgreSQL server {1000 * server_cpu / n:.3f}" if executor else ""),
+            ]
         conn.close()
-        counts = json.loads(
-            sql(
-                env,
-                "import json\nfrom kizuna.customers.models import Event\n"
-                "qs = Event.objects.filter(type='Product Viewed')\n"
-                "print(json.dumps([qs.count(), qs.values('message_id').distinct().count()]))",
+        stop(web)
+        web = None
+        raw = json.loads(sql(env, RAW.replace("USERS", str(args.users)).replace("EVENTS", str(n))))
+        lines.append(
+            f"raw bulk insert of the same rows (executemany, one transaction): "
+            f"{raw['insert']:.1f} s = {n / raw['insert']:,.0f} rows/s"
+        )
+        if "copy" in raw:
+            lines.append(
+                f"raw COPY of the same rows (one transaction): "
+                f"{raw['copy']:.1f} s = {n / raw['copy']:,.0f} rows/s"
             )
-        )
-        done, distinct = counts
-        web_cpu, worker_cpu = cpu_seconds(procs[0].pid), cpu_seconds(procs[1].pid)
-        sdk_cpu = sum(r["cpu"] for r in reports)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
-        procs.clear()
-        raw = json.loads(
-            sql(
-                env,
-                f"""
-import json, time
-from datetime import timedelta
-from django.db import transaction
-from kizuna.core.bulk import table_insert
-from kizuna.core.timeutil import now
-from kizuna.customers.bulk import EVENT_FIELDS
-from kizuna.customers.models import Customer, Event
-ids = list(Customer.objects.values_list('id', flat=True)[:{args.users}])
-at = now()
-rows = [(f'raw-{{i}}', 'Product Viewed Raw', ids[i % len(ids)], '', at - timedelta(seconds=i), at,
-         'bench', {{'sku': f'SKU-{{i % 500}}', 'price': 1200, 'n': i}},
-         {{'library': {{'name': 'analytics-python', 'version': '2.4.0'}}}}) for i in range({args.events})]
-t = time.perf_counter()
-with transaction.atomic():
-    table_insert(Event, EVENT_FIELDS, rows, batch_size=10000)
-print(json.dumps({{'seconds': time.perf_counter() - t}}))
-""",
-            )
-        )
-        n = args.events
-        print(
-            f"database: {args.db}, events: {n:,}, users: {args.users:,}, "
-            f"subscribers: {args.subscribers}, gunicorn: {args.gunicorn}, "
-            f"upload_size: {args.upload_size}, SDK threads: {args.sdk_threads}, "
-            f"SDK processes: {args.clients}, chunk: {args.chunk}"
-        )
-        print(f"SDK enqueue: {enqueued:.1f} s")
-        print(f"accepted (SDK flushed, all 200): {accepted:.1f} s = {n / accepted:,.0f} events/s")
-        print(f"processed into timelines: {processed:.1f} s = {n / processed:,.0f} events/s")
-        print(f"stored {done:,}, distinct message ids {distinct:,}, SDK errors {len(failures)}")
-        print(
-            f"raw bulk insert of the same rows: {raw['seconds']:.1f} s = "
-            f"{n / raw['seconds']:,.0f} rows/s"
-        )
-        print(f"ratio processed / raw: {(n / processed) / (n / raw['seconds']):.2f}")
-        print(
-            f"CPU seconds: SDK clients {sdk_cpu:.1f}, gunicorn {web_cpu:.1f}, "
-            f"worker {worker_cpu:.1f} (per 1,000 events: {1000 * sdk_cpu / n:.2f}, "
-            f"{1000 * web_cpu / n:.2f}, {1000 * worker_cpu / n:.2f})"
-        )
+        for phase, rate in rates.items():
+            ratios = f"{rate / (n / raw['insert']):.2f} against executemany"
+            if "copy" in raw:
+                ratios += f", {rate / (n / raw['copy']):.2f} against COPY"
+            lines.append(f"ratio processed / raw ({phase}): {ratios}")
+        print("\n".join(lines))
     finally:
-        for proc in procs:
-            proc.kill()
+        for proc in (web, worker):
+            if proc is not None:
+                proc.kill()
         if executor is not None:
             executor.stop()
 
