@@ -8,6 +8,7 @@ from kizuna.analytics.api import router as analytics_router
 from kizuna.api import errors
 from kizuna.api.auth import AUTHENTICATED
 from kizuna.api.transport import JSONObjectParser, LocalTimeJSONRenderer, body_size_guard
+from kizuna.campaigns.api import router as campaigns_router
 from kizuna.catalog.api import router as catalog_router
 from kizuna.commerce.api import router as commerce_router
 from kizuna.customers.api import router as customers_router
@@ -48,3 +49,4 @@ api.add_router("/", loyalty_router)
 api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
 api.add_router("/", segments_router)
+api.add_router("/", campaigns_router)
