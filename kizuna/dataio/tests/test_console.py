@@ -21,7 +21,7 @@ def _english():
 
 
 def test_pages_need_login_and_permissions(make_staff) -> None:
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the assertions read English text
     assert client.get("/data/").status_code == 302
     client.force_login(make_staff("analyst"))
     assert client.get("/data/").status_code == 200
@@ -33,7 +33,7 @@ def test_upload_preview_then_run_as_a_job(
     make_staff, settings, tmp_path, django_capture_on_commit_callbacks
 ) -> None:
     settings.DATA_DIR = tmp_path
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the assertions read English text
     client.force_login(make_staff("admin"))
     upload = SimpleUploadedFile(
         "hubspot.csv",
@@ -82,7 +82,7 @@ def test_a_running_job_shows_live_progress_from_the_cache(make_staff, tmp_path) 
     )
     ImportJob.objects.filter(pk=job.pk).update(status="running")
     cache.set(f"dataio:import-job:{job.pk}:rows", 250)
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the assertions read English text
     client.force_login(make_staff("admin"))
     body = client.get(f"/data/jobs/{job.pk}/progress/").content.decode()
     assert 'value="25"' in body and "250 of about 1000 rows" in body and "hx-get" in body
@@ -119,7 +119,7 @@ def test_duplicates_page_and_merge(make_staff) -> None:
             "postal_code": "100-0001",
         }
     )
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the assertions read English text
     client.force_login(make_staff("marketer"))
     page = client.get("/data/duplicates/")
     assert f"Merge into #{a.pk}" in page.content.decode()
@@ -138,7 +138,7 @@ def test_duplicates_page_and_merge(make_staff) -> None:
 
 
 def test_sources_page_shows_the_key_once(make_staff) -> None:
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the assertions read English text
     client.force_login(make_staff("admin"))
     created = client.post("/data/sources/", {"name": "Web shop"}).content.decode()
     assert "kzw_" in created
@@ -151,7 +151,7 @@ def test_sources_page_shows_the_key_once(make_staff) -> None:
 
 def test_customer_csv_export(make_staff) -> None:
     services.customer_create(data={"family_name": "山田", "email": "y@example.com"})
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")  # the assertions read English text
     client.force_login(make_staff("analyst"))
     response = client.get("/data/customers.csv")
     text = b"".join(response.streaming_content).decode("utf-8-sig")  # type: ignore[attr-defined]

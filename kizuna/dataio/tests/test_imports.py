@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.utils import translation
+from django.utils import timezone, translation
 
 from kizuna.catalog.models import Product
 from kizuna.commerce.models import Order
@@ -176,3 +176,80 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     data = json.loads(dump.getvalue())
     assert data["customer"]["email"] == "ken@example.com"
     assert {i["kind"] for i in data["identities"]} == {"external", "email"}
+
+
+PROFILE_COLUMNS = (
+    "external_id,family_name,given_name,family_name_kana,given_name_kana,email,phone,"
+    "birthday,gender,postal_code,prefecture,city,address_line,locale\n"
+)
+
+
+def test_imported_customers_are_stored_as_the_services_store_them(tmp_path: Path) -> None:
+    """The bulk write (COPY on PostgreSQL, INSERTs on SQLite) stores what customer_create
+    stores, with one signup time on the customer, its identities and its created event."""
+    from kizuna.customers.models import Event
+    from kizuna.customers.services import customer_create
+
+    values = {
+        "family_name": "山田",
+        "given_name": "花子",
+        "family_name_kana": "やまだ",
+        "given_name_kana": "ﾊﾅｺ",
+        "email": "Hanako@Example.JP",
+        "phone": "03(1234)5678",
+        "birthday": "1990-04-01",
+        "gender": "female",
+        "postal_code": "１５０-０００１",
+        "prefecture": "JP-13",
+        "city": "渋谷区",
+        "address_line": "神南1-2-3",
+        "locale": "en",
+    }
+    before = timezone.now()
+    path = _csv(tmp_path, PROFILE_COLUMNS + "c1," + ",".join(values.values()) + "\n")
+    report = run_import("customers", path)
+    assert (report.created, report.errors) == (1, [])
+    imported = Customer.objects.get()
+    reference = customer_create(
+        data={**values, "email": "other@example.jp", "phone": "090-1234-5678"}
+    )
+    fields = [f.name for f in Customer._meta.concrete_fields]
+    skip = {"id", "email", "phone", "created_at", "updated_at", "first_seen_at", "last_seen_at"}
+    for name in fields:
+        if name not in skip:
+            assert getattr(imported, name) == getattr(reference, name), name
+    assert (imported.email, imported.phone) == ("hanako@example.jp", "+81312345678")
+    assert imported.gender == "female" and imported.birthday.isoformat() == "1990-04-01"
+    signup = imported.created_at
+    assert before <= signup <= timezone.now() and signup.tzinfo is not None
+    assert imported.updated_at == imported.first_seen_at == imported.last_seen_at == signup
+    identities = Identity.objects.filter(customer=imported).order_by("kind")
+    assert [(i.kind, i.value, i.source, i.created_at) for i in identities] == [
+        ("email", "hanako@example.jp", "import", signup),
+        ("external", "c1", "import", signup),
+        ("phone", "+81312345678", "import", signup),
+    ]
+    event = Event.objects.get(customer=imported)
+    assert (event.type, event.source, event.properties, event.context) == (
+        "customer.created",
+        "import",
+        {},
+        {},
+    )
+    assert event.occurred_at == event.received_at == signup and len(event.message_id) == 32
+
+
+def test_reimport_of_many_rows_updates_only_the_changed(tmp_path: Path) -> None:
+    rows = [f"c{i},山田,花子{i},c{i}@example.com,090{10_000_000 + i:08d},\n" for i in range(2000)]
+    first = run_import("customers", _csv(tmp_path, HEADER + "".join(rows)))
+    assert (first.created, first.errors) == (2000, [])
+    rows[5] = "c5,佐藤,花子5,c5@example.com,090-1000-0005,\n"  # same phone, written differently
+    rows[1500] = "c1500,山田,花子1500,new1500@example.com,09010001500,\n"
+    rows.append("c2000,鈴木,一郎,c2000@example.com,,\n")
+    again = run_import("customers", _csv(tmp_path, HEADER + "".join(rows), name="b.csv"))
+    assert (again.created, again.updated, again.unchanged, again.errors) == (1, 2, 1998, [])
+    assert Customer.objects.get(identities__value="c5").family_name == "佐藤"
+    moved = Customer.objects.get(identities__value="c1500")
+    assert moved.email == "new1500@example.com"
+    assert Identity.objects.get(kind="email", value="new1500@example.com").customer == moved
+    assert Customer.objects.count() == 2001
