@@ -5,6 +5,7 @@ from kizuna.console import (
     plotly_assets,
     views,
     views_analytics,
+    views_campaigns,
     views_data,
     views_loyalty,
     views_messaging,
@@ -121,4 +122,23 @@ urlpatterns = [
         name="messaging_template_frame",
     ),
     path("messaging/suppressions/", views_messaging.suppressions, name="messaging_suppressions"),
+    path("campaigns/", views_campaigns.campaign_list, name="campaign_list"),
+    path("campaigns/new/", views_campaigns.campaign_edit, name="campaign_new"),
+    path("campaigns/<int:campaign_id>/", views_campaigns.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:campaign_id>/edit/", views_campaigns.campaign_edit, name="campaign_edit"),
+    path(
+        "campaigns/<int:campaign_id>/test/",
+        views_campaigns.campaign_test_send,
+        name="campaign_test_send",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/results.csv",
+        views_campaigns.campaign_results_csv,
+        name="campaign_results_csv",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/<slug:action>/",
+        views_campaigns.campaign_action,
+        name="campaign_action",
+    ),
 ]
