@@ -71,6 +71,8 @@ class Config:
     tracking_rate: str
     tracking_max_batch_bytes: int
     tracking_process_chunk: int
+    # where /v1/ requests are stored before processing: "" = the main database
+    tracking_inbox_url: str = ""
     at_risk_threshold: float = 0.5
     clv_horizon_months: int = 12
     clv_discount_rate: float = 0.10
@@ -90,6 +92,17 @@ def load() -> Config:
     database_url = (
         os.environ.get("KIZUNA_DATABASE_URL") or f"sqlite:///{data_dir / 'kizuna.sqlite3'}"
     )
+    # On SQLite the tracking inbox is a file of its own by default, so that accepting events
+    # never waits for the worker's write lock on the main database; "default" keeps it there.
+    inbox_url = os.environ.get("KIZUNA_TRACKING_INBOX_URL") or (
+        f"sqlite:///{data_dir / 'inbox.sqlite3'}" if database_url.startswith("sqlite:") else ""
+    )
+    if inbox_url == "default":
+        inbox_url = ""
+    if inbox_url and not inbox_url.startswith("sqlite:"):
+        raise ConfigError(
+            f"KIZUNA_TRACKING_INBOX_URL must be sqlite:///... or default, got {inbox_url!r}"
+        )
     queue_url = os.environ.get("KIZUNA_QUEUE_URL") or f"sqlite:///{data_dir / 'queue.sqlite3'}"
     if not queue_url.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
         raise ConfigError(
@@ -112,6 +125,7 @@ def load() -> Config:
         tracking_rate=os.environ.get("KIZUNA_TRACKING_RATE") or "20000/m",
         tracking_max_batch_bytes=_int("KIZUNA_TRACKING_MAX_BATCH_BYTES", 500 * 1024),
         tracking_process_chunk=_int("KIZUNA_TRACKING_PROCESS_CHUNK", 5000),
+        tracking_inbox_url=inbox_url,
         at_risk_threshold=_float("KIZUNA_AT_RISK_THRESHOLD", 0.5),
         clv_horizon_months=_int("KIZUNA_CLV_HORIZON_MONTHS", 12),
         clv_discount_rate=_float("KIZUNA_CLV_DISCOUNT_RATE", 0.10),

@@ -102,6 +102,11 @@ def _database(url: str) -> dict[str, Any]:
 
 
 DATABASES = {"default": _database(CONFIG.database_url)}
+if CONFIG.tracking_inbox_url:
+    # The tracking inbox (accepted /v1/ requests) in a SQLite file of its own: accepting
+    # never waits for the worker's write lock on the main database (docs/ingestion.md).
+    DATABASES["inbox"] = _database(CONFIG.tracking_inbox_url)
+DATABASE_ROUTERS = ["kizuna.tracking.routers.InboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if CONFIG.cache_url:

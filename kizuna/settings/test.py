@@ -14,6 +14,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # A file, not pytest-django's shared-cache memory database: threads in the concurrency tests
 # then lock like real processes do (WAL + IMMEDIATE), instead of "table is locked".
 DATABASES["default"]["TEST"] = {"NAME": str(CONFIG.data_dir / f"test-{os.getpid()}.sqlite3")}
+# The tracking inbox stays in the test database (rolled back with each test); its own file
+# is exercised by the tracking tests that run real processes with the base settings.
+DATABASES.pop("inbox", None)
 
 if os.environ.get("KIZUNA_TEST_DB") == "postgresql":
     # HOST/PORT/USER are filled in by conftest once pytest-postgresql has started a server.

@@ -42,7 +42,10 @@ class InboxBatch(models.Model):
     """An accepted request's validated messages, stored before the response: the durable
     hand-over from the web process to the worker (which processes and marks it)."""
 
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
+    # No database constraint: on SQLite the inbox is a database file of its own (routers.py).
+    source = models.ForeignKey(
+        Source, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     received_at = models.DateTimeField(_("received at"))
     message_count = models.PositiveIntegerField(_("messages"))
     payload = models.TextField(_("payload"))  # a JSON array of normalised messages

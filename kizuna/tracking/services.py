@@ -13,7 +13,7 @@ import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, connections, router, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
@@ -166,35 +166,52 @@ def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
     return found
 
 
-def _pending(limit: int) -> list[tuple[int, int, str, str]]:
-    qs = InboxBatch.objects.filter(processed_at__isnull=True).order_by("id")
-    if connection.vendor == "postgresql":
-        qs = qs.select_for_update(skip_locked=True, of=("self",))
-    rows: list[tuple[int, int, str, str]] = []
+def _pending(limit: int, database: str) -> list[tuple[int, int, str, int]]:
+    """The oldest pending batches, up to about `limit` messages: (id, count, payload,
+    source id). On PostgreSQL (inbox in the main database) locked for this transaction,
+    skipping batches another worker holds."""
+    qs = InboxBatch.objects.using(database).filter(processed_at__isnull=True).order_by("id")
+    if connections[database].vendor == "postgresql":
+        qs = qs.select_for_update(skip_locked=True)
+    rows: list[tuple[int, int, str, int]] = []
     total = 0
-    for batch_id, count, payload, slug in qs.values_list(
-        "id", "message_count", "payload", "source__slug"
+    for batch_id, count, payload, source_id in qs.values_list(
+        "id", "message_count", "payload", "source_id"
     )[:500]:
-        rows.append((batch_id, count, payload, slug))
+        rows.append((batch_id, count, payload, source_id))
         total += count
         if total >= limit:
             break
     return rows
 
 
-def inbox_process(*, max_messages: int | None = None) -> ProcessStats:
+def inbox_process(*, max_messages: int | None = None, inbox: str | None = None) -> ProcessStats:
     """Process the oldest pending inbox batches (up to about `max_messages` messages) in
     one transaction: resolve identities, update profiles, append new events (a messageId
     already stored is skipped), merge on alias, and mark the batches processed. A crash
-    anywhere rolls all of it back, and the batches are processed again later."""
+    anywhere rolls all of it back, and the batches are processed again later.
+
+    With the inbox in a database of its own (`inbox`, by default the router's choice), the
+    batches are marked processed right after that transaction commits: a crash in between
+    leaves them pending, and processing them again adds nothing (every message's id is then
+    stored, and a stored messageId is skipped whole), so the effect is still exactly once.
+    Processors queue for the main database's write lock before reading the inbox."""
     limit = max_messages or int(getattr(settings, "TRACKING_PROCESS_CHUNK", DEFAULT_CHUNK))
+    inbox = inbox or router.db_for_write(InboxBatch)
+    main = router.db_for_write(Event)
     stats = ProcessStats()
-    with transaction.atomic():
-        pending = _pending(limit)
+    with transaction.atomic(using=main):
+        pending = _pending(limit, inbox)
         if not pending:
             return stats
+        slugs = dict(
+            Source.objects.using(main)
+            .filter(pk__in={row[3] for row in pending})
+            .values_list("id", "slug")
+        )
         messages: list[dict[str, Any]] = []
-        for _id, _count, payload, slug in pending:
+        for _id, _count, payload, source_id in pending:
+            slug = slugs[source_id]
             for message in protocol.loads(payload):
                 message["_source"] = slug
                 messages.append(message)
@@ -207,7 +224,11 @@ def inbox_process(*, max_messages: int | None = None) -> ProcessStats:
                 _process_alias(message, stats)
             segment.append(message)
         _process_segment(segment, stats)
-        InboxBatch.objects.filter(pk__in=[row[0] for row in pending]).update(processed_at=now())
+        done = InboxBatch.objects.using(inbox).filter(pk__in=[row[0] for row in pending])
+        if inbox == main:
+            done.update(processed_at=now())
+    if inbox != main:
+        done.update(processed_at=now())
     return stats
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from django.db import router
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
 
 from kizuna.core.timeutil import now
+from kizuna.customers.models import Event
 from kizuna.tracking.models import InboxBatch
 from kizuna.tracking.services import inbox_process
 
@@ -17,15 +19,26 @@ KEEP_PROCESSED = timedelta(days=7)
 
 
 def drain(max_seconds: float = DRAIN_SECONDS) -> int:
-    """Process pending batches until none are left (or the time is up); returns messages."""
+    """Process pending batches until none are left (or the time is up); returns messages.
+    With the inbox in a database of its own, batches left in the main database's inbox
+    table (stored before that) are drained first."""
     done = 0
     deadline = time.monotonic() + max_seconds
-    while time.monotonic() < deadline:
-        stats = inbox_process()
-        if not stats.batches:
-            break
-        done += stats.messages
+    inboxes = [router.db_for_write(InboxBatch)]
+    main = router.db_for_write(Event)
+    if inboxes[0] != main and _has_pending(main):
+        inboxes.insert(0, main)
+    for inbox in inboxes:
+        while time.monotonic() < deadline:
+            stats = inbox_process(inbox=inbox)
+            if not stats.batches:
+                break
+            done += stats.messages
     return done
+
+
+def _has_pending(database: str) -> bool:
+    return InboxBatch.objects.using(database).filter(processed_at__isnull=True).exists()
 
 
 @db_task()
@@ -42,7 +55,10 @@ def inbox_drain_periodic() -> int:
 
 @db_periodic_task(crontab(minute="17", hour="*"))
 def inbox_prune() -> int:
-    deleted, _rows = InboxBatch.objects.filter(processed_at__lt=now() - KEEP_PROCESSED).delete()
+    deleted = 0
+    for database in {router.db_for_write(InboxBatch), router.db_for_write(Event)}:
+        old = InboxBatch.objects.using(database).filter(processed_at__lt=now() - KEEP_PROCESSED)
+        deleted += old.delete()[0]
     return deleted
 
 
@@ -50,5 +66,6 @@ def inbox_prune() -> int:
 def wake_on_start() -> None:
     """A worker (re)starting queues a drain when batches are pending: after a crash the
     interrupted batch (rolled back, still pending) is processed again right away."""
-    if InboxBatch.objects.filter(processed_at__isnull=True).exists():
+    main = router.db_for_write(Event)
+    if _has_pending(router.db_for_write(InboxBatch)) or _has_pending(main):
         inbox_drain()

@@ -68,9 +68,10 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path) ->
         env=env,
         check=True,
     )
-    db = tmp_path / "kizuna.sqlite3"
+    db, inbox = tmp_path / "kizuna.sqlite3", tmp_path / "inbox.sqlite3"  # the inbox's own file
     events = "select count(*) from customers_event where type = 'Viewed'"
-    assert _count(db, "select count(*) from tracking_inboxbatch") == BATCHES + RETRIED
+    assert _count(inbox, "select count(*) from tracking_inboxbatch") == BATCHES + RETRIED
+    assert _count(db, "select count(*) from tracking_inboxbatch") == 0
     assert _count(db, events) == 0  # accepted, not yet processed: that is the worker's job
 
     total = BATCHES * PER_BATCH
@@ -98,7 +99,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path) ->
     )
     try:
         pending = "select count(*) from tracking_inboxbatch where processed_at is null"
-        assert _wait(lambda: _count(db, pending) == 0, 60)
+        assert _wait(lambda: _count(inbox, pending) == 0, 60)
     finally:
         worker.terminate()
         worker.wait(timeout=20)
@@ -117,3 +118,43 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path) ->
     )
     assert _count(db, "select count(*) from customers_customer") == 300  # one per userId
     assert _count(db, "select count(*) from customers_identity where kind = 'external'") == 300
+
+
+def test_accepting_does_not_wait_for_the_main_database_write_lock(tmp_path: Path) -> None:
+    """On SQLite the inbox is a file of its own: while another connection holds the main
+    database's write lock (as the worker does while processing), requests are still
+    accepted at once; the worker then processes them into the main database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
+    env.update(KIZUNA_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="kizuna.settings.base")
+    subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
+    created = subprocess.run(
+        [*KIZUNA, "source", "create", "Shop"], env=env, check=True, capture_output=True, text=True
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    db, inbox = tmp_path / "kizuna.sqlite3", tmp_path / "inbox.sqlite3"
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the main database's write lock, held
+        holder.execute("UPDATE tracking_source SET name = 'Shop'")
+        # 3 batches of 50; the server's busy timeout (20 s) would fail a waiting INSERT.
+        subprocess.run(
+            [sys.executable, "-c", POSTER, key, "3", "50", "0"], env=env, check=True, timeout=60
+        )
+        pending = "select sum(message_count) from tracking_inboxbatch where processed_at is null"
+        assert _count(inbox, pending) == 150
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _count(db, "select count(*) from customers_event where type = 'Viewed'") == 0
+    drained = subprocess.run(
+        [*KIZUNA, "shell", "-c", "from kizuna.tracking.tasks import drain; print(drain())"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert drained.stdout.strip().splitlines()[-1] == "150"
+    viewed = "from customers_event where type = 'Viewed'"
+    assert _count(db, f"select count(*) {viewed}") == 150
+    assert _count(db, f"select count(distinct message_id) {viewed}") == 150
+    assert _count(inbox, "select count(*) from tracking_inboxbatch where processed_at is null") == 0
