@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from datetime import timedelta
 
@@ -60,6 +61,20 @@ def inbox_prune() -> int:
         old = InboxBatch.objects.using(database).filter(processed_at__lt=now() - KEEP_PROCESSED)
         deleted += old.delete()[0]
     return deleted
+
+
+def freeze_loaded_objects() -> None:
+    """Move everything alive after start-up (Django, the loaded apps) out of the cyclic
+    garbage collector's reach: its full collections otherwise walk those objects again and
+    again while a chunk of thousands of messages is processed (about 30 % of the worker's
+    CPU per message). The objects live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
+
+
+@on_startup()
+def freeze_on_start() -> None:
+    freeze_loaded_objects()
 
 
 @on_startup()

@@ -9,6 +9,7 @@ are the very same as through the full handler.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from django.core.handlers.exception import convert_exception_to_response
@@ -20,6 +21,14 @@ PREFIX = "/v1/"
 
 
 class IngestHandler(WSGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        # Built once the project is loaded: from here on the cyclic garbage collector leaves
+        # the loaded modules' objects alone (a 1,000-message batch otherwise pays for full
+        # collections walking them: about a quarter of the CPU per accepted message).
+        gc.collect()
+        gc.freeze()
+
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
