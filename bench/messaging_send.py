@@ -218,6 +218,10 @@ def main() -> None:
             server_ms = (last[2] - first[2]) * 1000 / n
             steady = n / (last[3] - first[3])
             print(
+                f"worker start-up: first delivery finished {first[3] - started:.1f} s after the "
+                f"start, worker CPU by then {first[1]:.1f} s"
+            )
+            print(
                 f"steady state ({n} deliveries): {steady:.0f} messages/s; CPU per message: "
                 f"worker processes {worker_ms:.2f} ms, SMTP server + polling {server_ms:.2f} ms; "
                 f"CPU-bound ceiling on {os.cpu_count()} idle cores: "

@@ -3,8 +3,10 @@ offline, one-click unsubscribe headers, VERP, the plain-text part, ISO-2022-JP."
 
 from __future__ import annotations
 
-from email import policy
+from email import message_from_bytes, policy
 from email.header import decode_header, make_header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from typing import Any
 
 import dkim
@@ -216,6 +218,38 @@ def test_serialisation_is_the_standard_librarys_byte_for_byte(charset: str) -> N
         unsubscribe_url="https://shop.example.jp/t/u/" + "A" * 120 + "/",
     )
     raw = serialise(root)
-    assert raw == root.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
+    stock = policy.compat32.clone(linesep="\r\n")
+    assert raw == root.as_bytes(policy=stock)
+    # ... and the parts are those MIMEText makes.
+    reference = MIMEMultipart("alternative", boundary=root.get_boundary())
+    reference.attach(MIMEText(message.rendered["text"], "plain", charset))
+    reference.attach(MIMEText(message.rendered["html"], "html", charset))
+    for name, value in root.items():
+        if name not in ("Content-Type", "MIME-Version"):
+            reference[name] = value
+    assert raw == reference.as_bytes(policy=stock)
     assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_the_boundary_never_occurs_in_a_part(monkeypatch) -> None:
+    from kizuna.messaging.channels import email
+
+    drawn = iter(["a" * 20, "b" * 20])
+    monkeypatch.setattr(email.secrets, "token_hex", lambda n: next(drawn))
+    taken = "=" * 15 + "a" * 20 + "=="
+    message = OutboundMessage(
+        delivery_id=1,
+        idempotency_key="k",
+        to="x@example.jp",
+        rendered={"subject": "s", "text": f"line\n--{taken}\n", "html": ""},
+        marketing=False,
+    )
+    root = build_message(
+        channel_settings={"from_address": "n@kizuna.example", "charset": "iso-2022-jp"},
+        message=message,
+    )
+    assert root.get_boundary() == "=" * 15 + "b" * 20 + "=="
+    parsed = message_from_bytes(serialise(root), policy=policy.default)
+    (part,) = parsed.iter_parts()
+    assert part.get_content().replace("\r\n", "\n") == f"line\n--{taken}\n"

@@ -275,3 +275,27 @@ def test_each_message_of_a_batch_costs_the_same_few_statements(
 
     assert statements(8, "b") - statements(4, "a") == 4 * 6
     assert Event.objects.filter(type="email.sent").count() == 12
+
+
+def test_a_duplicate_wake_up_reads_once_and_writes_nothing(
+    smtp_server, email_channel, newsletter
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [
+        services.delivery_enqueue(
+            source="campaign:dup",
+            customer=make_customer(f"d{i}@example.jp"),
+            channel=email_channel,
+            template=newsletter,
+        )[0].pk
+        for i in range(3)
+    ]
+    assert services.delivery_send_batch(delivery_ids=ids).sent == ids
+    with CaptureQueriesContext(connection) as queries:
+        again = services.delivery_send_batch(delivery_ids=ids)
+    assert again.skipped == ids and again.sent == []
+    assert len(queries.captured_queries) == 1
+    assert queries.captured_queries[0]["sql"].startswith("SELECT")
+    assert len(smtp_server[1].messages) == 3
