@@ -164,7 +164,7 @@ def segment_members(request: HttpRequest, segment_id: int) -> Any:
 
 @router.post(
     "/segments/{segment_id}/refresh",
-    response=responses({200: RefreshOut}, lookup=True),
+    response=responses({200: RefreshOut}, lookup=True, body=True),
     auth=require_perm("segments.change_segment"),
 )
 def segment_refresh(request: HttpRequest, segment_id: int) -> Any:
