@@ -7,7 +7,8 @@ class ConsoleConfig(AppConfig):
     verbose_name = "Staff console"
 
     def ready(self) -> None:
-        from kizuna.console import views_loyalty, views_messaging
+        from kizuna.console import views_loyalty, views_messaging, views_segments
 
         views_loyalty.register_panels()
         views_messaging.register_panels()
+        views_segments.register_panels()

@@ -18,8 +18,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from kizuna.console.analytics_charts import ACCENT, _layout, _plain
+from kizuna.console.panels import CustomerPanel, register_customer_panel
 from kizuna.console.views import _htmx_vary, _page, _staff, staff_required
 from kizuna.core.errors import NotFound
+from kizuna.customers.models import Customer
 from kizuna.segments import rules as rule_language
 from kizuna.segments import selectors, services
 from kizuna.segments.models import Segment, SegmentKind, SegmentSnapshot
@@ -58,6 +60,23 @@ def _segment(segment_id: int) -> Segment:
         from django.http import Http404
 
         raise Http404 from exc
+
+
+def segments_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] | None:
+    memberships = list(selectors.customer_segments(customer=customer)[:50])
+    return {"memberships": memberships} if memberships else None
+
+
+def register_panels() -> None:
+    register_customer_panel(
+        CustomerPanel(
+            key="segments",
+            template="console/segments/_customer_panel.html",
+            context=segments_panel,
+            permission="segments.view_segment",
+            order=60,
+        )
+    )
 
 
 # --- the field menu -------------------------------------------------------------------------

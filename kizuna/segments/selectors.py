@@ -102,3 +102,12 @@ def segment_snapshots(*, segment: Segment, limit: int = 365) -> list[SegmentSnap
     )
     rows.reverse()
     return rows
+
+
+def customer_segments(*, customer: Customer) -> QuerySet[SegmentMembership]:
+    """The segments a customer was in at their last refresh (or is listed in), by name."""
+    return (
+        SegmentMembership.objects.filter(customer=customer)
+        .select_related("segment")
+        .order_by("segment__name", "segment_id")
+    )

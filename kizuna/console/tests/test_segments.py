@@ -191,3 +191,17 @@ def test_permissions(
 def test_anonymous_is_sent_to_login(client: Client) -> None:
     response = client.get("/segments/")
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_customer_360_lists_the_segments_of_the_customer(
+    as_role: Callable[[str], Client], people: list[Customer]
+) -> None:
+    segment = segment_save(data={"name": "Tokyo", "rules": TOKYO})
+    segment_refresh(segment=segment)
+    client = as_role("marketer")
+    tokyo = client.get(f"/customers/{people[0].pk}/").content.decode()
+    assert 'id="segments"' in tokyo and f'href="/segments/{segment.pk}/">Tokyo</a>' in tokyo
+    osaka = client.get(f"/customers/{people[2].pk}/").content.decode()
+    assert 'id="segments"' not in osaka
+    support = as_role("support").get(f"/customers/{people[0].pk}/").content.decode()
+    assert 'id="segments"' not in support
