@@ -123,7 +123,11 @@ def pending_counter(args: argparse.Namespace, env: dict[str, str], work: Path): 
     else:
         import sqlite3
 
-        conn = sqlite3.connect(str(work / "kizuna.sqlite3"), timeout=30)
+        # The inbox's own file (the SQLite default), else the main database.
+        inbox = work / "inbox.sqlite3"
+        conn = sqlite3.connect(
+            str(inbox if inbox.exists() else work / "kizuna.sqlite3"), timeout=30
+        )
 
     def pending() -> int:
         return int(conn.execute(query).fetchone()[0])
