@@ -237,6 +237,7 @@ def test_imported_customers_are_stored_as_the_services_store_them(tmp_path: Path
         {},
     )
     assert event.occurred_at == event.received_at == signup and len(event.message_id) == 32
+    assert int(event.message_id[16:], 16) == imported.pk
 
 
 def test_reimport_of_many_rows_updates_only_the_changed(tmp_path: Path) -> None:
