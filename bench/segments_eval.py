@@ -309,6 +309,48 @@ def render(
     return "\n".join(lines)
 
 
+REFRESH_RULES = {
+    "version": 1,
+    "match": "all",
+    "conditions": [
+        {"field": "profile.prefecture", "op": "in", "value": PREFECTURES},
+        {"field": "profile.email", "op": "is_set"},
+    ],
+}
+
+
+def refresh_figures() -> str:
+    """Materialise a broad segment (~85,000 members) twice: the first refresh enters
+    everyone (membership rows, one `segment.entered` event each, bus publication), the
+    second finds nothing changed. Not a target of the issue: reported for scale."""
+    from kizuna.segments.models import Segment
+    from kizuna.segments.services import segment_refresh, segment_save
+
+    Segment.objects.filter(slug="bench-refresh").delete()
+    segment = segment_save(
+        data={"name": "bench refresh", "slug": "bench-refresh", "rules": REFRESH_RULES}
+    )
+    rows = []
+    for label in ("first refresh (all enter)", "second refresh (no change)"):
+        wall, cpu, result = timed(lambda: segment_refresh(segment=segment))
+        rows.append(
+            f"| {label} | {result.size:,} | {result.entered:,} | {result.left:,} "
+            f"| {wall:.1f} s | {cpu:.1f} s |"
+        )
+        print(rows[-1], flush=True)
+    return "\n".join(
+        [
+            "",
+            "Refresh (materialise) of a broad segment, prefecture in 5 prefectures and email set "
+            "(no target; CPU is this process's):",
+            "",
+            "| refresh | members | entered | left | wall | CPU |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
+
+
 def run(args: argparse.Namespace) -> None:
     from django.db import connection
 
@@ -331,6 +373,8 @@ def run(args: argparse.Namespace) -> None:
     after = os.getloadavg()
     load_avg = f"{before[0]:.1f} / {after[0]:.1f}"
     text = render(sizes, configs, load_avg, pg)
+    if args.refresh:
+        text += "\n" + refresh_figures()
     print()
     print(text)
     print()
@@ -349,6 +393,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--refresh", action="store_true", help="also time two refreshes")
     parser.add_argument(
         "--keep-server", action="store_true", help="load, then keep the data directory"
     )
