@@ -1092,7 +1092,23 @@ class Compilation:
         return ~q if node.get("negate") else q
 
     def segment_q(self, segment_id: int) -> Q:
-        ref = self.ctx.segments[segment_id]
+        ref = self.ctx.segments.get(segment_id)
+        if ref is None:
+            raise ValidationError(
+                {"segment": [_("Segment #%(id)s no longer exists.") % {"id": segment_id}]}
+            )
+        if ref.kind == "dynamic":
+            # Its rules were valid when saved; the trait schema or tiers may have changed.
+            inner = Compilation(self.ctx)
+            inner._stack = [*self._stack, segment_id]
+            _check_document(ref.rules, inner)
+            if inner.errors:
+                raise ValidationError(
+                    {
+                        f"segment[{segment_id}].{path}": messages
+                        for path, messages in inner.errors.items()
+                    }
+                )
         if ref.kind != "dynamic":
             from kizuna.segments.models import SegmentMembership
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.db import IntegrityError, transaction
 
 from kizuna.core.events import WILDCARD, DomainEvent, subscribe
@@ -9,6 +11,9 @@ from kizuna.segments.models import SegmentMembership
 
 # Events that never change who is in a segment (or would feed back into a refresh).
 IGNORED_PREFIXES = ("segment.", "email.", "line.", "message.", "webhook.")
+# This process asked for a refresh at this monotonic time: a stream of ingested events
+# costs one call to the queue's storage per half debounce window, not one per event.
+_last_request = {"at": float("-inf")}
 
 
 def refresh_on_event(event: DomainEvent) -> None:
@@ -18,6 +23,10 @@ def refresh_on_event(event: DomainEvent) -> None:
         return
     from kizuna.segments import tasks
 
+    moment = time.monotonic()
+    if moment - _last_request["at"] < tasks.DEBOUNCE_SECONDS / 2:
+        return
+    _last_request["at"] = moment
     tasks.request_refresh()
 
 

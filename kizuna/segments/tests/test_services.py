@@ -193,24 +193,53 @@ def test_delete_refuses_a_segment_others_refer_to(world: World) -> None:
     assert Segment.objects.filter(pk=base.pk).exists()
 
 
-def test_domain_events_request_one_debounced_refresh(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scheduled: list[int] = []
-    store: dict[str, str] = {}
+def test_domain_events_request_one_debounced_refresh(world: World) -> None:
+    from huey.contrib.djhuey import HUEY
 
-    class FakeHuey:
-        def put_if_empty(self, key: str, value: str) -> bool:
-            return store.setdefault(key, value) == value and len(scheduled) == 0
-
-    monkeypatch.setattr(tasks, "HUEY", FakeHuey())
-    monkeypatch.setattr(
-        tasks.segments_refresh_soon, "schedule", lambda delay: scheduled.append(delay)
-    )
+    HUEY.get(tasks.PENDING_KEY)  # no refresh pending
+    HUEY.storage.flush_schedule()
+    subscribers._last_request["at"] = float("-inf")
     event = bus.DomainEvent(type="order.placed", occurred_at=world.a.created_at, customer_id=1)
     subscribers.refresh_on_event(event)
     subscribers.refresh_on_event(event)
     subscribers.refresh_on_event(
         bus.DomainEvent(type="segment.entered", occurred_at=world.a.created_at, customer_id=1)
     )
-    assert scheduled == [tasks.DEBOUNCE_SECONDS]
+    assert [t.name for t in HUEY.scheduled()] == ["segments_refresh_soon"]
+    # another process (or this one, later) finds the refresh already pending
+    subscribers._last_request["at"] = float("-inf")
+    subscribers.refresh_on_event(event)
+    assert len(HUEY.scheduled()) == 1
+    # the refresh runs: the next event asks for the next one
+    segment = services.segment_save(data={"name": "Tokyo", "rules": doc(TOKYO)})
+    tasks.segments_refresh_soon.call_local()
+    assert member_ids(segment) == {world.a.pk}
+    subscribers._last_request["at"] = float("-inf")
+    subscribers.refresh_on_event(event)
+    assert len(HUEY.scheduled()) == 2
+    HUEY.storage.flush_schedule()
+    HUEY.get(tasks.PENDING_KEY)
+
+
+def test_a_referred_segment_whose_rules_no_longer_compile_is_reported(world: World) -> None:
+    from kizuna.customers.models import TraitDefinition
+    from kizuna.segments.selectors import segment_customers
+
+    vip = services.segment_save(
+        data={"name": "VIP", "rules": doc({"field": "trait.vip", "op": "is", "value": True})}
+    )
+    user = services.segment_save(
+        data={
+            "name": "Uses VIP",
+            "rules": doc({"field": "segment", "op": "includes", "value": vip.pk}),
+        }
+    )
+    assert set(segment_customers(segment=user).values_list("pk", flat=True)) == {world.a.pk}
+    TraitDefinition.objects.filter(key="vip").delete()
+    with pytest.raises(ValidationError) as info:
+        segment_customers(segment=user)
+    assert info.value.message_dict == {
+        f"segment[{vip.pk}].conditions[0].field": ["unknown field 'trait.vip'"]
+    }
+    # the scheduled refresh skips it and goes on
+    assert [r.segment_id for r in services.segments_refresh_all()] == []
