@@ -11,9 +11,11 @@ from kizuna.segments.models import SegmentMembership
 
 # Events that never change who is in a segment (or would feed back into a refresh).
 IGNORED_PREFIXES = ("segment.", "email.", "line.", "message.", "webhook.")
-# This process asked for a refresh at this monotonic time: a stream of ingested events
-# costs one call to the queue's storage per half debounce window, not one per event.
-_last_request = {"at": float("-inf")}
+# Until this monotonic time this process need not ask the queue again: it scheduled a
+# refresh that starts after it (or, for a few seconds, found one already pending). A stream
+# of ingested events then costs a call to the queue's storage now and then, not per event.
+_skip_until = {"at": float("-inf")}
+PENDING_RECHECK_SECONDS = 5
 
 
 def refresh_on_event(event: DomainEvent) -> None:
@@ -24,10 +26,13 @@ def refresh_on_event(event: DomainEvent) -> None:
     from kizuna.segments import tasks
 
     moment = time.monotonic()
-    if moment - _last_request["at"] < tasks.DEBOUNCE_SECONDS / 2:
+    if moment < _skip_until["at"]:
         return
-    _last_request["at"] = moment
-    tasks.request_refresh()
+    if tasks.request_refresh():
+        # the refresh starts DEBOUNCE_SECONDS from now, after everything until then
+        _skip_until["at"] = moment + tasks.DEBOUNCE_SECONDS - 1
+    else:
+        _skip_until["at"] = moment + PENDING_RECHECK_SECONDS
 
 
 def memberships_follow_merge(event: DomainEvent) -> None:
