@@ -243,3 +243,23 @@ def test_a_referred_segment_whose_rules_no_longer_compile_is_reported(world: Wor
     }
     # the scheduled refresh skips it and goes on
     assert [r.segment_id for r in services.segments_refresh_all()] == []
+
+
+def test_refresh_of_rules_with_subqueries_finds_who_left(world: World) -> None:
+    """The left/entered statements nest the compiled condition (with its own EXISTS and
+    IN subqueries) inside another query: members are still judged one by one correctly."""
+    from kizuna.analytics.models import CustomerScore
+
+    rules = doc(
+        {"field": "score.churn_risk", "op": "gt", "value": 0.05},
+        {"field": "event.count", "event_type": "Product Viewed", "op": "gte", "value": 1},
+        {"field": "consent", "purpose": "marketing", "channel": "email", "op": "is", "value": True},
+    )
+    segment = services.segment_save(data={"name": "Mixed", "rules": rules})
+    assert (services.segment_refresh(segment=segment).entered, member_ids(segment)) == (
+        1,
+        {world.a.pk},
+    )
+    CustomerScore.objects.filter(customer=world.a).update(p_alive=0.99)
+    result = services.segment_refresh(segment=segment)
+    assert (result.entered, result.left, member_ids(segment)) == (0, 1, set())
