@@ -180,18 +180,40 @@ def _rsassa_pkcs1_v1_5_sign(hash: Any, private_key: dict[str, int]) -> bytes:
     return bytes(key.sign(hash.digest(), padding.PKCS1v15(), Prehashed(algorithm)))
 
 
-# dkimpy has no pluggable signer; its module-level RSA function is replaced once here. The
-# tests verify every signature with dkimpy's own verifier.
+# dkimpy has no pluggable signer; its module-level RSA function is replaced once here, and its
+# PEM parsing (the same channel key for every message) is memoised. The tests verify every
+# signature with dkimpy's own verifier.
 dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_pkcs1_v1_5_sign
+dkim.parse_pem_private_key = functools.lru_cache(maxsize=16)(dkim.crypto.parse_pem_private_key)
+
+
+class _Signer(dkim.DKIM):
+    """dkimpy's signer, splitting only the header block of a CRLF message into lines: the
+    body it would get back from joining its lines with CRLF is the body as it is."""
+
+    def set_message(self, message: bytes) -> None:
+        head, blank, body = message.partition(b"\r\n\r\n")
+        if (
+            not blank
+            or body.count(b"\n") != body.count(b"\r\n")
+            or b"\n" in head.replace(b"\r\n", b"")
+        ):
+            super().set_message(message)  # bare LFs: dkimpy's own parsing normalises them
+            return
+        super().set_message(head + b"\r\n\r\n")
+        self.body = body
 
 
 def dkim_sign(raw: bytes, *, selector: str, domain: str, private_key: str) -> bytes:
-    headers = [h for h in DKIM_HEADERS if h in raw.split(b"\r\n\r\n", 1)[0].lower()]
-    signature = dkim.sign(
-        raw,
+    """`dkim.sign(raw, ...)` (RSA-SHA256, relaxed/simple) over the headers we sign that
+    the message has: the DKIM-Signature header, prepended."""
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    headers = [h for h in DKIM_HEADERS if h in head]
+    signature = _Signer(raw).sign(
         selector.encode(),
         domain.encode(),
         private_key.encode(),
+        canonicalize=(b"relaxed", b"simple"),
         include_headers=headers,
     )
     return bytes(signature) + raw

@@ -253,3 +253,42 @@ def test_the_boundary_never_occurs_in_a_part(monkeypatch) -> None:
     parsed = message_from_bytes(serialise(root), policy=policy.default)
     (part,) = parsed.iter_parts()
     assert part.get_content().replace("\r\n", "\n") == f"line\n--{taken}\n"
+
+
+def test_dkim_signature_is_dkimpys_own(monkeypatch, dkim_key) -> None:
+    """`dkim_sign` parses only the header block: the signature is the one `dkim.sign` makes
+    of the whole message (also with bare LFs, where dkimpy's parsing is used)."""
+    from kizuna.messaging.channels import email
+
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_764_000_000)
+    message = OutboundMessage(
+        delivery_id=3,
+        idempotency_key="k3",
+        to="hanako@example.jp",
+        rendered={"subject": "秋のセール", "text": "本文\n" * 30, "html": "<p>本文</p>\n" * 30},
+        marketing=True,
+        customer_name="山田 花子",
+    )
+    root = build_message(
+        channel_settings={"from_address": "news@kizuna.example", "from_name": "絆商店"},
+        message=message,
+        unsubscribe_url="https://shop.example.jp/t/u/x/",
+    )
+    crlf = serialise(root)
+    for raw in (crlf, crlf.replace(b"\r\n", b"\n"), crlf + b"tail\nwith a bare LF\r\n"):
+        head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].lower()
+        expected = dkim.sign(
+            raw,
+            b"kz1",
+            b"kizuna.example",
+            dkim_key[0].encode(),
+            include_headers=[h for h in email.DKIM_HEADERS if h in head],
+        )
+        signed = email.dkim_sign(
+            raw, selector="kz1", domain="kizuna.example", private_key=dkim_key[0]
+        )
+        assert signed == expected + raw
+    assert dkim.verify(
+        email.dkim_sign(crlf, selector="kz1", domain="kizuna.example", private_key=dkim_key[0]),
+        dnsfunc=_dns(dkim_key[1]),
+    )
