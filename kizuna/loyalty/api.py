@@ -17,7 +17,7 @@ from kizuna.customers.models import Customer
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
 from kizuna.loyalty import selectors, services
-from kizuna.loyalty.models import Account, CouponDefinition, CouponUse, LedgerEntry, Reward
+from kizuna.loyalty.models import CouponDefinition, CouponUse, LedgerEntry
 
 router = Router(tags=["loyalty"])
 
@@ -171,21 +171,18 @@ def redeem(
     original redemption; a key reused for another request is a 422."""
     customer = _customer(customer_id)
     key = _key(idempotency_key, payload.idempotency_key)
-    reward = Reward.objects.filter(code=payload.reward).first()
-    if reward is None:
-        raise ValidationError({"reward": _("No reward with code %(c)s.") % {"c": payload.reward}})
-    replay = LedgerEntry.objects.filter(idempotency_key=key).exists()
-    redemption = services.reward_redeem(
-        customer=customer, reward=reward, idempotency_key=key, actor=request_actor(request)
+    result = services.reward_redeem_result(
+        customer=customer, reward=payload.reward, idempotency_key=key, actor=request_actor(request)
     )
+    redemption = result.redemption
     body = {
         "id": redemption.pk,
-        "reward": reward.code,
+        "reward": payload.reward,
         "points": redemption.points,
         "entry": _entry(redemption.entry),
-        "balance": Account.objects.get(pk=redemption.account_id).balance,
+        "balance": result.balance,
     }
-    return Status(200 if replay else 201, body)
+    return Status(201 if result.created else 200, body)
 
 
 @router.post(

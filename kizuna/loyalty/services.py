@@ -2,7 +2,8 @@
 the same transaction as the balance and lot projections it moves, under the account's row
 lock, with its idempotency key claimed by a unique constraint in that transaction.
 
-Lock order everywhere: accounts (by id) → reward / coupon definition → coupon → lots.
+Lock order everywhere: accounts (by id) → their lots → reward / coupon definition → coupon
+(a lot is only ever locked by a transaction holding its account).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,7 +21,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, Sum, Value
 from django.utils.translation import gettext as _
 
 from kizuna.catalog.models import Product
@@ -110,6 +112,51 @@ def programme_active() -> Programme | None:
     """The programme if the business has set one up (reactions to events do nothing
     before that)."""
     return Programme.objects.order_by("id").first()
+
+
+# How long a process trusts its snapshot of the programme's event points without asking
+# the database again (saves and deletes in this process forget it at once; another
+# process's change is seen within this time).
+EVENT_POINTS_TTL = 1.0
+
+
+@dataclass(frozen=True)
+class _EventPoints:
+    loaded_at: float
+    points: dict[str, Any] | None  # None: no programme yet
+
+
+_event_points: _EventPoints | None = None
+
+
+def programme_event_points() -> dict[str, Any] | None:
+    """The programme's points per engagement event type (None before a programme exists),
+    from a per-process snapshot: the wildcard subscriber asks this for every event on the
+    bus, so it costs a query at most once per `EVENT_POINTS_TTL` per process instead of once
+    per event. Inside a transaction the snapshot is not refreshed from what it reads (that
+    may still roll back)."""
+    global _event_points
+    snapshot = _event_points
+    started = time.monotonic()
+    if snapshot is not None and started - snapshot.loaded_at < EVENT_POINTS_TTL:
+        return snapshot.points
+    programme = programme_active()
+    points = dict(programme.event_points) if programme is not None else None
+    if not connection.in_atomic_block:
+        _event_points = _EventPoints(started, points)
+    return points
+
+
+def _forget_event_points() -> None:
+    global _event_points
+    _event_points = None
+
+
+def programme_changed(**_kwargs: Any) -> None:
+    """Signal receiver (programme saved or deleted, tables flushed): forget the snapshot
+    now and again once the change commits, so no reader keeps what it read before."""
+    _forget_event_points()
+    transaction.on_commit(_forget_event_points)
 
 
 def member_number(customer_id: int) -> str:
@@ -286,8 +333,11 @@ def _debit(
     return entry
 
 
-def _entry_event(entry: LedgerEntry, customer_id: int, type: str, extra: dict[str, Any]) -> None:
-    customer = Customer.objects.get(pk=customer_id)
+def _entry_event(
+    entry: LedgerEntry, customer: Customer | int, type: str, extra: dict[str, Any]
+) -> None:
+    if not isinstance(customer, Customer):
+        customer = Customer.objects.get(pk=customer)
     event_record(
         type=type,
         customer=customer,
@@ -546,7 +596,13 @@ def points_adjust(
 # --- rewards ------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class RedeemResult:
+    redemption: Redemption
+    created: bool  # False: a retry answered with the redemption made before
+    balance: int  # the member's balance once this transaction commits
+
+
 def reward_redeem(
     *,
     customer: Customer,
@@ -556,44 +612,92 @@ def reward_redeem(
 ) -> Redemption:
     """Exchange points for a reward. Retrying with the same key returns the same
     redemption; the balance and the stock can never be overspent."""
+    return reward_redeem_result(
+        customer=customer, reward=reward, idempotency_key=idempotency_key, actor=actor
+    ).redemption
+
+
+def _lock_member(customer: Customer) -> Account:
+    """The customer's account, created if needed, locked (one query when it exists)."""
+    account = Account.objects.select_for_update().filter(customer_id=customer.pk).first()
+    if account is None:
+        account_id = account_for(customer).pk
+        account = _lock(account_id)[account_id]
+    return account
+
+
+@transaction.atomic
+def reward_redeem_result(
+    *,
+    customer: Customer,
+    reward: Reward | str,
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+) -> RedeemResult:
+    """`reward_redeem`, also saying whether this call redeemed or replayed, and the balance;
+    `reward` may be given by its code (an unknown code is a `reward` error).
+
+    One transaction: the member's account row is locked first (so retries of one key and
+    concurrent redemptions of one member queue there and each sees the one before it), the
+    key is checked, the reward is read with its tier restriction in one query, points are
+    taken FIFO from the lots under the balance guard, and a limited stock is decremented
+    last by a guarded UPDATE (its row lock is held only for the end of the transaction)."""
     errors: dict[str, list[str]] = {}
     _check_key(idempotency_key, errors)
     _raise(errors)
-    digest = payload_hash({"reward": reward.pk, "customer": customer.pk})
-    if (existing := _replayed(idempotency_key, digest)) is not None:
-        return existing.redemption
+    account = _lock_member(customer)
     at = now()
-    account_id = account_for(customer).pk
-    account = _lock(account_id)[account_id]
-    locked = Reward.objects.select_for_update().get(pk=reward.pk)
-    if not locked.active or (locked.valid_from and at < locked.valid_from):
+    tiers = Reward.eligible_tiers.through.objects.filter(reward_id=OuterRef("pk"))
+    which = Q(code=reward) if isinstance(reward, str) else Q(pk=reward.pk)
+    current = (
+        Reward.objects.filter(which)
+        .annotate(
+            restricted=Exists(tiers),
+            tier_allowed=(
+                Exists(tiers.filter(tier_id=account.tier_id))
+                if account.tier_id is not None
+                else Value(False)
+            ),
+        )
+        .first()
+    )
+    if current is None:
+        raise ValidationError({"reward": [_("No reward with code %(c)s.") % {"c": reward}]})
+    digest = payload_hash({"reward": current.pk, "customer": customer.pk})
+    if (existing := _replayed(idempotency_key, digest)) is not None:
+        return RedeemResult(existing.redemption, False, account.balance)
+    if not current.active or (current.valid_from and at < current.valid_from):
         raise ValidationError({"reward": [_("This reward is not available.")]})
-    if locked.valid_until and at >= locked.valid_until:
+    if current.valid_until and at >= current.valid_until:
         raise ValidationError({"reward": [_("This reward has ended.")]})
-    eligible = list(locked.eligible_tiers.values_list("pk", flat=True))
-    if eligible and account.tier_id not in eligible:
+    if current.restricted and not current.tier_allowed:
         raise ValidationError({"reward": [_("This reward is not available at your tier.")]})
-    taken = Reward.objects.filter(pk=locked.pk, stock__gte=1).update(stock=F("stock") - 1)
-    if locked.stock is not None and taken != 1:
+    if current.stock is not None and current.stock < 1:
         raise ValidationError({"reward": [_("This reward is out of stock.")]})
     with acting_as(actor):
         entry = _debit(
             account,
             kind=EntryKind.REDEEM,
-            points=locked.points_price,
+            points=current.points_price,
             key=idempotency_key,
             digest=digest,
-            reason=_("Reward: %(r)s") % {"r": locked.name},
+            reason=_("Reward: %(r)s") % {"r": current.name},
             source=EntrySource.REWARD,
-            source_ref=f"reward:{locked.code}",
+            source_ref=f"reward:{current.code}",
             staff=_staff(actor),
             occurred_at=at,
         )
         redemption = Redemption.objects.create(
-            account=account, reward=locked, entry=entry, points=locked.points_price
+            account=account, reward=current, entry=entry, points=current.points_price
         )
-    _entry_event(entry, customer.pk, "points.redeemed", {"reward": locked.code})
-    return redemption
+    _entry_event(entry, customer, "points.redeemed", {"reward": current.code})
+    # The stock read above may be stale: this guarded UPDATE is what decides.
+    if (
+        current.stock is not None
+        and Reward.objects.filter(pk=current.pk, stock__gte=1).update(stock=F("stock") - 1) != 1
+    ):
+        raise ValidationError({"reward": [_("This reward is out of stock.")]})
+    return RedeemResult(redemption, True, account.balance)
 
 
 # --- expiry and tiers (monthly) -----------------------------------------------------------
@@ -1158,11 +1262,15 @@ def on_order_refunded(event: bus.DomainEvent) -> None:
 
 def on_engagement_event(event: bus.DomainEvent) -> None:
     """Points for engagement events named in the programme (check-in, review, survey...)."""
-    if event.customer_id is None or event.type.startswith(OWN_EVENT_PREFIXES):
+    if (
+        event.customer_id is None
+        or event.event_id is None
+        or event.type.startswith(OWN_EVENT_PREFIXES)
+    ):
         return
-    programme = programme_active()
-    points = programme.event_points.get(event.type) if programme is not None else None
-    if not points or event.event_id is None:
+    event_points = programme_event_points()
+    points = event_points.get(event.type) if event_points else None
+    if not points:
         return
     points_award(
         customer=Customer.objects.get(pk=event.customer_id),

@@ -56,3 +56,22 @@ def test_staff_user_reset_sets_password_role_and_reactivates(make_staff) -> None
     assert list(user.groups.values_list("name", flat=True)) == ["support"]
     with pytest.raises(ValidationError):
         services.staff_user_reset(user=user, password="x", role="owner")
+
+
+def test_api_key_use_is_recorded_at_most_once_a_minute(
+    admin_user, django_assert_num_queries
+) -> None:
+    key = services.api_key_create(name="k", role="analyst", created_by=admin_user).api_key
+    with django_assert_num_queries(1):
+        services.api_key_touch(api_key=key)
+    first = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert first is not None
+    fresh = ApiKey.objects.get(pk=key.pk)
+    with django_assert_num_queries(0):
+        services.api_key_touch(api_key=fresh)
+    stale = ApiKey.objects.get(pk=key.pk)
+    stale.last_used_at = first - services.TOUCH_EVERY
+    with django_assert_num_queries(1):
+        services.api_key_touch(api_key=stale)
+    touched = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert touched is not None and touched > first

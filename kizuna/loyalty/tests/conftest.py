@@ -1,12 +1,29 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 
 from kizuna.catalog.services import category_create, product_create
 from kizuna.customers.services import customer_create
+from kizuna.loyalty import services
 from kizuna.loyalty.models import Programme, Tier
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Messages are asserted in English (the installation's default language is Japanese)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_event_points() -> None:
+    """No test sees the programme snapshot of the one before it."""
+    services._forget_event_points()
 
 
 @pytest.fixture

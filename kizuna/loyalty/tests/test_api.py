@@ -19,7 +19,7 @@ def call(make_staff):
         client = Client()
 
         def send(method: str, path: str, body=None, key_header: str | None = None):
-            headers = {"Authorization": f"Bearer {key.secret}"}
+            headers = {"Authorization": f"Bearer {key.secret}", "Accept-Language": "en"}
             if key_header:
                 headers["Idempotency-Key"] = key_header
             if method == "GET":
@@ -51,6 +51,16 @@ def test_balance_ledger_redeem_and_replay(programme, customer, call):
     assert poor.json()["detail"][0]["field"] == "points"
     missing = api("POST", path, {"reward": "latte"})
     assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "idempotency_key"
+    unknown = api("POST", path, {"reward": "mocha"}, key_header="pos-3")
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["field"] == "reward"
+    assert "mocha" in unknown.json()["detail"][0]["message"]
+    nobody = api("POST", "/api/v1/customers/999999/loyalty/redemptions", {"reward": "latte"}, "p")
+    assert nobody.status_code == 404
+    # The key of a redemption replayed for another reward is refused, not replayed.
+    other_reward = Reward.objects.create(code="tea", name="Tea", points_price=1)
+    reused = api("POST", path, {"reward": other_reward.code}, key_header="pos-1")
+    assert reused.status_code == 422 and reused.json()["detail"][0]["field"] == "idempotency_key"
     ledger = api("GET", f"/api/v1/customers/{customer.pk}/loyalty/ledger")
     assert [e["points"] for e in ledger.json()["items"]] == [-100, 120]
     assert LedgerEntry.objects.count() == 2

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import date, timedelta
 
@@ -257,6 +258,43 @@ def test_engagement_event_points(programme, customer):
     assert Account.objects.get(customer=customer).balance == 5
 
 
+def test_engagement_events_without_points_cost_no_query(
+    programme, customer, monkeypatch, django_assert_num_queries
+):
+    monkeypatch.setattr(services, "EVENT_POINTS_TTL", 3600.0)
+    programme.event_points = {"Store Checked In": 5}
+    programme.save()
+    viewed = bus.DomainEvent(
+        type="Page Viewed", occurred_at=now(), customer_id=customer.pk, event_id=1
+    )
+    with django_assert_num_queries(1):  # the snapshot is read once...
+        services.on_engagement_event(viewed)
+    with django_assert_num_queries(0):  # ...and then costs nothing
+        for i in range(2, 200):
+            services.on_engagement_event(dataclasses.replace(viewed, event_id=i))
+    assert not Account.objects.filter(customer=customer).exists()
+    # Saving the programme is seen by the very next event.
+    programme.event_points = {"Page Viewed": 2}
+    programme.save()
+    services.on_engagement_event(dataclasses.replace(viewed, event_id=500))
+    assert Account.objects.get(customer=customer).balance == 2
+    # Without a snapshot lifetime every event asks the database, as before.
+    monkeypatch.setattr(services, "EVENT_POINTS_TTL", 0.0)
+    with django_assert_num_queries(1):
+        services.on_engagement_event(dataclasses.replace(viewed, type="Other", event_id=501))
+
+
+def test_event_points_snapshot_not_kept_from_inside_a_transaction(programme, monkeypatch):
+    monkeypatch.setattr(services, "EVENT_POINTS_TTL", 3600.0)
+    services.programme_changed()
+    with transaction.atomic():
+        programme.event_points = {"Store Checked In": 7}
+        programme.save()
+        assert services.programme_event_points() == {"Store Checked In": 7}
+        transaction.set_rollback(True)
+    assert services.programme_event_points() == {}
+
+
 def test_coupons_issue_use_and_bad_input(programme, customer, other):
     d = services.coupon_definition_create(
         data={
@@ -410,3 +448,64 @@ def test_fifty_concurrent_coupon_uses_respect_total_limit(programme, customer):
     assert outcomes.count("ok") == 7 and outcomes.count("refused:code") == 43
     d.refresh_from_db()
     assert d.uses == 7 == CouponUse.objects.count()
+
+
+@pytest.mark.parametrize("skip_own_fk_checks", [True, False])
+def test_earn_batch_matches_the_per_order_rules(
+    programme, customer, other, monkeypatch, skip_own_fk_checks
+):
+    from datetime import datetime
+
+    from kizuna.core.timeutil import JST
+    from kizuna.loyalty import bulk
+
+    monkeypatch.setattr(bulk, "SKIP_OWN_FK_CHECKS", skip_own_fk_checks)
+    services.points_award(customer=customer, points=50, idempotency_key="seed", reason="x")
+    services.points_earn_for_order(customer_id=customer.pk, order_id=1, number="N-1", total=900)
+    at = datetime(2026, 10, 1, 12, tzinfo=JST)
+    rows = [
+        bulk.OrderEarnRow(customer.pk, 1, "N-1", 900, at),  # earned already: skipped
+        bulk.OrderEarnRow(customer.pk, 2, "N-2", 1_250, at),
+        bulk.OrderEarnRow(customer.pk, 3, "N-3", 0, at),  # nothing to earn
+        bulk.OrderEarnRow(other.pk, 4, "N-4", 3_000, at + timedelta(days=1)),
+        bulk.OrderEarnRow(other.pk, 5, "N-5", 99, at),  # rounds down to 0
+        bulk.OrderEarnRow(other.pk, 6, "N-6", 10_000, at),
+    ]
+    with transaction.atomic():
+        assert bulk.points_earn_batch(rows, events=True) == (3, 12 + 30 + 100)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW session_replication_role")
+                assert cursor.fetchone()[0] == "origin"
+    assert Account.objects.get(customer=customer).balance == 50 + 9 + 12
+    fresh = Account.objects.get(customer=other)
+    assert fresh.balance == 130
+    assert fresh.member_number == services.member_number(other.pk)
+    batch = {
+        e.source_ref: e
+        for e in LedgerEntry.objects.filter(source_ref__in=["order:2", "order:4", "order:6"])
+    }
+    assert [batch[f"order:{n}"].balance_after for n in (2, 6, 4)] == [71, 100, 130]
+    for n, total in [(2, 1_250), (4, 3_000), (6, 10_000)]:
+        entry = batch[f"order:{n}"]
+        assert entry.payload_hash == services.order_digest(n, total)
+        assert entry.idempotency_key == f"earn:order:{n}"
+        assert entry.reason == f"Order N-{n}"
+        [[lot_id, lot_points]] = entry.allocations
+        assert lot_points == entry.points
+        lot = Lot.objects.get(pk=lot_id)
+        assert (lot.entry_id, lot.points, lot.remaining, lot.account_id) == (
+            entry.pk,
+            entry.points,
+            entry.points,
+            entry.account_id,
+        )
+        # The per-order service sees the batch's entry as its own (same key and payload).
+        again = services.points_earn_for_order(
+            customer_id=lot.account.customer_id, order_id=n, number=f"N-{n}", total=total
+        )
+        assert again is not None and again.pk == entry.pk
+    assert Event.objects.filter(type="points.earned", customer=other).count() == 2
+    assert_projections_equal_ledger()
+    assert bulk.points_earn_batch(rows) == (0, 0)  # a re-run writes nothing
+    assert LedgerEntry.objects.count() == 5
