@@ -304,8 +304,9 @@ def points_earn_batch(
                 (account_id, points, before + points, row, key, lot_points, expiry_memo[day])
             )
         if postgresql:
+            new_accounts = list(zip(new_ids, new_customers, strict=True))
             total_points = _earn_write_postgresql(
-                entries, new_customers, balances, value, events=events
+                entries, new_accounts, balances, value, events=events
             )
             return len(entries), total_points
         entry_ids = allocate_ids(LedgerEntry, len(entries))
@@ -396,18 +397,50 @@ def _sequence(cursor: Any, table: str) -> str:
     return str(cursor.fetchone()[0])
 
 
+# Entries and lots written by a batch reference only rows this very transaction created or
+# holds FOR UPDATE (the members' accounts, the entries just inserted), so PostgreSQL's
+# per-row foreign-key triggers on those two inserts cannot find anything wrong: when the
+# database role may set `session_replication_role` (a superuser, or on PostgreSQL 15+ a
+# role granted `SET ON PARAMETER session_replication_role`), they are switched off for
+# those two statements only. Otherwise (or with this False) every row is checked.
+SKIP_OWN_FK_CHECKS = True
+# Local buffers for the staging tables (only takes effect before a session's first temp
+# table; 1M staged orders are about 150 MB).
+TEMP_BUFFERS = "256MB"
+
+
+def _without_own_fk_checks(cursor: Any) -> bool:
+    """Switch off trigger-based checks until `_with_fk_checks` (see SKIP_OWN_FK_CHECKS).
+    True when it could."""
+    from django.db import DatabaseError
+
+    if not SKIP_OWN_FK_CHECKS:
+        return False
+    try:
+        with transaction.atomic():
+            cursor.execute("SET LOCAL session_replication_role = replica")
+    except DatabaseError:  # not allowed for this role: the checked path
+        return False
+    return True
+
+
+def _with_fk_checks(cursor: Any) -> None:
+    cursor.execute("SET LOCAL session_replication_role = origin")
+
+
 def _earn_write_postgresql(
     entries: Sequence[tuple[Any, ...]],
-    new_customers: Sequence[int],
+    new_accounts: Sequence[tuple[int, int]],
     balances: dict[int, int],
     value: Decimal,
     *,
     events: bool,
 ) -> int:
     """Write computed earn entries set-based: the rows go once through COPY into temporary
-    tables, and INSERT ... SELECT builds accounts, entries (with their lot allocations),
-    lots and, optionally, timeline events inside the server. Returns the points."""
-    from kizuna.loyalty.services import member_number, order_digest
+    tables, and INSERT ... SELECT builds accounts, entries (with their lot allocations and
+    payload hashes), lots and, optionally, timeline events inside the server. Returns the
+    points."""
+    from kizuna.loyalty.services import member_number
 
     connection = _connection()
     total_points = 0
@@ -415,28 +448,36 @@ def _earn_write_postgresql(
         raw = cursor.cursor
         entry_seq = _sequence(cursor, "loyalty_ledgerentry")
         lot_seq = _sequence(cursor, "loyalty_lot")
+        cursor.execute(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'")
+        account_seq = _sequence(cursor, "loyalty_account")
         cursor.execute(
-            "CREATE TEMP TABLE tmp_loyalty_new (customer_id bigint, member_number text, "
-            "balance bigint) ON COMMIT DROP"
+            f"CREATE TEMP TABLE tmp_loyalty_new (id bigint DEFAULT nextval('{account_seq}'), "
+            "customer_id bigint, member_number text, balance bigint) ON COMMIT DROP"
         )
-        with raw.copy("COPY tmp_loyalty_new FROM STDIN") as copy:
-            for c in new_customers:
-                copy.write_row((c, member_number(c), balances[-c]))
+        with raw.copy(
+            "COPY tmp_loyalty_new (customer_id, member_number, balance) FROM STDIN"
+        ) as copy:
+            for ref, c in new_accounts:
+                copy.write_row((c, member_number(c), balances[ref]))
+        # Customers are not ours to lock: the new accounts' references to them are checked.
         cursor.execute(
-            "INSERT INTO loyalty_account (customer_id, member_number, balance, tier_value, "
-            "created_at) SELECT customer_id, member_number, balance, 0, now() "
+            "INSERT INTO loyalty_account (id, customer_id, member_number, balance, tier_value, "
+            "created_at) SELECT id, customer_id, member_number, balance, 0, now() "
             "FROM tmp_loyalty_new"
         )
+        cursor.execute("CREATE INDEX ON tmp_loyalty_new (customer_id)")
+        cursor.execute("ANALYZE tmp_loyalty_new")
+        # account_ref: the account id, or -customer id for the accounts just created.
         cursor.execute(
-            "CREATE TEMP TABLE tmp_loyalty_earn (account_ref bigint, points bigint, "
-            "balance_after bigint, spend bigint, order_id bigint, number text, "
-            "placed_at timestamptz, lot_points bigint, expires_on date, digest text, "
+            "CREATE TEMP TABLE tmp_loyalty_earn (account_ref bigint, "
+            "points bigint, balance_after bigint, spend bigint, order_id bigint, number text, "
+            "placed_at timestamptz, lot_points bigint, expires_on date, "
             f"entry_id bigint DEFAULT nextval('{entry_seq}'), "
             f"lot_id bigint DEFAULT nextval('{lot_seq}')) ON COMMIT DROP"
         )
         columns = (
             "account_ref, points, balance_after, spend, order_id, number, placed_at, "
-            "lot_points, expires_on, digest"
+            "lot_points, expires_on"
         )
         with raw.copy(f"COPY tmp_loyalty_earn ({columns}) FROM STDIN") as copy:
             for account_id, points, after, row, _key, lot_points, expires in entries:
@@ -452,31 +493,37 @@ def _earn_write_postgresql(
                         row.placed_at,
                         lot_points,
                         expires,
-                        order_digest(row.order_id, row.total),
                     )
                 )
-        account = "CASE WHEN t.account_ref > 0 THEN t.account_ref ELSE a.id END"
+        cursor.execute("ANALYZE tmp_loyalty_earn")
+        account = "COALESCE(n.id, t.account_ref)"
         join = (
-            "FROM tmp_loyalty_earn AS t LEFT JOIN loyalty_account AS a "
-            "ON t.account_ref < 0 AND a.customer_id = -t.account_ref"
+            "FROM tmp_loyalty_earn AS t LEFT JOIN tmp_loyalty_new AS n "
+            "ON t.account_ref < 0 AND n.customer_id = -t.account_ref"
         )
+        unchecked = _without_own_fk_checks(cursor)
+        # The payload hash is services.order_digest's, computed by the server.
         cursor.execute(
             "INSERT INTO loyalty_ledgerentry (id, account_id, kind, points, balance_after, "
             "spend_minor, idempotency_key, payload_hash, reason, source, source_ref, staff_id, "
             "allocations, occurred_at, created_at) "
             f"SELECT t.entry_id, {account}, 'earn', t.points, t.balance_after, t.spend, "
-            "'earn:order:' || t.order_id, t.digest, left('Order ' || t.number, 200), 'order', "
-            "'order:' || t.order_id, NULL, CASE WHEN t.lot_points > 0 THEN "
+            "'earn:order:' || t.order_id, "
+            "encode(sha256(convert_to('earn:' || t.order_id || ':' || t.spend, 'UTF8')), 'hex'), "
+            "left('Order ' || t.number, 200), 'order', 'order:' || t.order_id, NULL, "
+            "CASE WHEN t.lot_points > 0 THEN "
             "jsonb_build_array(jsonb_build_array(t.lot_id, t.lot_points)) ELSE '[]'::jsonb END, "
             f"t.placed_at, now() {join}"
         )
         cursor.execute(
             "INSERT INTO loyalty_lot (id, account_id, entry_id, kind, points, remaining, "
             "value_per_point, earned_at, expires_on) "
-            f"SELECT t.lot_id, {account}, t.entry_id, 'free', t.lot_points, t.lot_points, %s, "
-            f"t.placed_at, t.expires_on {join} WHERE t.lot_points > 0",
+            f"SELECT t.lot_id, {account}, t.entry_id, 'free', t.lot_points, t.lot_points, "
+            f"%s, t.placed_at, t.expires_on {join} WHERE t.lot_points > 0",
             [value],
         )
+        if unchecked:
+            _with_fk_checks(cursor)
         cursor.execute(
             "UPDATE loyalty_account AS a SET balance = a.balance + d.p FROM ("
             "SELECT account_ref, SUM(points) AS p FROM tmp_loyalty_earn "
