@@ -23,7 +23,10 @@ from kizuna.customers.models import ConsentEntry, Customer, Event, Identity
 from kizuna.customers.services import customer_create
 from kizuna.demo import business as biz
 from kizuna.demo import load
+from kizuna.demo import segments as demo_segments
 from kizuna.demo.generate import generate
+from kizuna.segments.models import Segment, SegmentMembership
+from kizuna.segments.selectors import segment_customers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,8 +68,8 @@ def test_small_load_is_consistent(loaded: object) -> None:
     # first/last seen are exactly each customer's first and last event of their own
     # activity: what the system's batch jobs record about them (analytics'
     # `customer.at_risk`, the monthly loyalty run's expiries and tier changes, which the demo
-    # runs "now" when a month has just ended) does not make a customer seen.
-    system_types = ["points.expired", "tier.changed"]
+    # runs "now" when a month has just ended, segment entries) does not make a customer seen.
+    system_types = ["points.expired", "tier.changed", "segment.entered", "segment.left"]
     spans = {
         row["customer"]: (row["lo"], row["hi"])
         for row in Event.objects.exclude(source="analytics")
@@ -86,6 +89,15 @@ def test_small_load_is_consistent(loaded: object) -> None:
     assert types["identity.linked"] == Identity.objects.filter(kind="line").count() > 0
     assert types["consent.granted"] + types["consent.withdrawn"] == ConsentEntry.objects.count()
     assert types["Product Viewed"] and types["App Opened"] and types["Store Visited"]
+
+    # The demo's segments are materialised: members as the rules say, entries on timelines.
+    assert sorted(Segment.objects.values_list("slug", flat=True)) == sorted(
+        spec["slug"] for spec in demo_segments.SEGMENTS
+    )
+    for segment in Segment.objects.all():
+        members = set(segment.memberships.values_list("customer_id", flat=True))
+        assert members == set(segment_customers(segment=segment).values_list("pk", flat=True))
+    assert types["segment.entered"] == SegmentMembership.objects.count() > 0
     sample = Order.objects.order_by("pk").first()
     assert sample is not None
     event = Event.objects.get(message_id=f"order.placed:{sample.number}")
