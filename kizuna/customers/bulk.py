@@ -14,7 +14,8 @@ Two deliberate differences from the services:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -542,6 +543,108 @@ class UpsertResult:
     errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)  # row number -> field
 
 
+Job = tuple[type[Any], list[str], Callable[[int, int], Iterable[Sequence[Any]]]]
+
+
+def _creation_jobs(
+    new: Sequence[tuple[str, dict[str, Any]]], customer_ids: list[int], stamp: Any, source: str
+) -> list[Job]:
+    """The rows that create customers `new[start:stop]`: the customer, its identities
+    (external id, email, phone) and its `customer.created` event, per table."""
+    defaults = list(_PROFILE_DEFAULTS.items())
+    # The event's message id: 64 random bits drawn once per call, then the customer's id.
+    # As unique as `ids.message_id()`, and the ids of a call are consecutive in the unique
+    # index instead of scattered over it (a third less server work for these rows).
+    prefix = ids.message_id()[:16]
+
+    def customers(start: int, stop: int) -> Iterator[tuple[Any, ...]]:
+        for i in range(start, stop):
+            clean = new[i][1]
+            yield (
+                customer_ids[i],
+                *[clean.get(name, default) for name, default in defaults],
+                stamp,
+                stamp,
+                stamp,
+                stamp,
+            )
+
+    def identities(start: int, stop: int) -> Iterator[tuple[Any, ...]]:
+        for i in range(start, stop):
+            ext, clean = new[i]
+            cid = customer_ids[i]
+            yield (cid, IdentityKind.EXTERNAL, ext, source, stamp)
+            if clean.get("email"):
+                yield (cid, IdentityKind.EMAIL, clean["email"], source, stamp)
+            if clean.get("phone"):
+                yield (cid, IdentityKind.PHONE, clean["phone"], source, stamp)
+
+    def events(start: int, stop: int) -> Iterator[tuple[Any, ...]]:
+        # As `events_insert` writes them (received when they occurred).
+        for cid in customer_ids[start:stop]:
+            yield (f"{prefix}{cid:016x}", "customer.created", cid, "", stamp, stamp, source, {}, {})
+
+    return [
+        (Customer, CUSTOMER_FIELDS, customers),
+        (Identity, ["customer", "kind", "value", "source", "created_at"], identities),
+        (Event, EVENT_FIELDS, events),
+    ]
+
+
+class CopyBehind:
+    """COPYs run on a thread, on the caller's connection and so in its transaction, while
+    the caller goes on with work that needs no database (reading and checking the next rows
+    of an import); the PostgreSQL server then inserts one chunk while Python checks the next.
+
+    psycopg holds the connection's lock for the whole of a COPY, so anything else that uses
+    the connection meanwhile waits for it. `wait()` joins the thread and raises what the
+    COPY raised (Django's database errors, as `table_copy` raises them); it must be called
+    before the transaction ends, also on the way out of a failure, so that nothing is
+    still being written when it commits or rolls back.
+    """
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._done: tuple[int, Progress | None] = (0, None)
+
+    def start(
+        self,
+        jobs: list[tuple[type[Any], list[str], Iterable[Sequence[Any]]]],
+        count: int,
+        progress: Progress | None,
+    ) -> None:
+        self.wait()
+        shared = connections[self.alias]
+        shared.inc_thread_sharing()
+
+        def run() -> None:
+            connections[self.alias] = shared  # this thread works in the caller's transaction
+            try:
+                for model, fields, rows in jobs:
+                    table_copy(model, fields, rows)
+            except BaseException as exc:  # raised in the caller's thread by wait()
+                self._error = exc
+
+        self._done = (count, progress)
+        self._thread = threading.Thread(target=run, name="kizuna-copy-behind", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        thread.join()
+        connections[self.alias].dec_thread_sharing()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        count, progress = self._done
+        if progress is not None:
+            progress(count)
+
+
 def customers_bulk_upsert(
     *,
     rows: Sequence[tuple[int, str, dict[str, Any]]],
@@ -550,6 +653,7 @@ def customers_bulk_upsert(
     dry_run: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    behind: CopyBehind | None = None,
 ) -> UpsertResult:
     """Create or update customers from `(row number, external id, profile fields)`.
 
@@ -559,7 +663,13 @@ def customers_bulk_upsert(
     another customer, an external id given twice) are reported by row number and field:
     with `skip_bad_rows` the others are still written, otherwise nothing is. `dry_run`
     checks everything and writes nothing.
+
+    With `behind` (on PostgreSQL, inside the caller's transaction) the new customers are
+    copied on its thread while the caller reads and checks the next rows; the caller must
+    `behind.wait()` before its transaction ends (a failed COPY raises there).
     """
+    if behind is not None:
+        behind.wait()  # the previous chunk's rows are in before anything is looked up
     definitions: dict[str, dict[str, Any]] = {
         d["key"]: dict(d) for d in TraitDefinition.objects.values("key", "type", "choices")
     }
@@ -615,66 +725,18 @@ def customers_bulk_upsert(
     # several times cheaper for psycopg to write than an aware datetime in every row.
     copying = connections[router.db_for_write(Customer)].vendor == "postgresql"
     stamp: Any = created_at.isoformat() if copying else created_at
-    defaults = list(_PROFILE_DEFAULTS.items())
-    prefix = ids.message_id()[:16]
+    if behind is not None and not (copying and transaction.get_connection().in_atomic_block):
+        behind = None  # only inside the caller's transaction, and worth it only for COPY
     with transaction.atomic():
         new = [(ext, clean) for _n, ext, clean in good if ext not in existing]
-        ids_new = allocate_ids(Customer, len(new))
-        for chunk in batched(range(len(new)), batch_size):
-            part = [(ids_new[i], *new[i]) for i in chunk]
-            table_copy(
-                Customer,
-                CUSTOMER_FIELDS,
-                (
-                    (
-                        cid,
-                        *[clean.get(name, default) for name, default in defaults],
-                        stamp,
-                        stamp,
-                        stamp,
-                        stamp,
-                    )
-                    for cid, _ext, clean in part
-                ),
-            )
-            table_copy(
-                Identity,
-                ["customer", "kind", "value", "source", "created_at"],
-                (
-                    (cid, kind, value, source, stamp)
-                    for cid, ext, clean in part
-                    for kind, value in (
-                        (IdentityKind.EXTERNAL, ext),
-                        (IdentityKind.EMAIL, clean.get("email")),
-                        (IdentityKind.PHONE, clean.get("phone")),
-                    )
-                    if value
-                ),
-            )
-            # The `customer.created` events, as `events_insert` writes them but for the
-            # message id: 64 random bits drawn once per call, then the customer's id. As
-            # unique, and the ids of a chunk are consecutive in the unique index instead of
-            # scattered over it (a third less server work for these rows).
-            table_copy(
-                Event,
-                EVENT_FIELDS,
-                (
-                    (
-                        f"{prefix}{cid:016x}",
-                        "customer.created",
-                        cid,
-                        "",
-                        stamp,
-                        stamp,
-                        source,
-                        {},
-                        {},
-                    )
-                    for cid, _ext, _clean in part
-                ),
-            )
-            if progress is not None:
-                progress(len(chunk))
+        jobs = _creation_jobs(new, allocate_ids(Customer, len(new)), stamp, source)
+        if behind is None:
+            for start in range(0, len(new), batch_size):
+                stop = min(start + batch_size, len(new))
+                for model, fields, make_rows in jobs:
+                    table_copy(model, fields, make_rows(start, stop))
+                if progress is not None:
+                    progress(stop - start)
         result.created = len(new)
         # Re-imported rows: read the current values of a batch at once, update the changed.
         known = [(existing[ext], clean) for _n, ext, clean in good if ext in existing]
@@ -703,4 +765,6 @@ def customers_bulk_upsert(
                 result.updated += 1
             if progress is not None:
                 progress(len(batch))
+    if behind is not None and new:
+        behind.start([(m, f, make(0, len(new))) for m, f, make in jobs], len(new), progress)
     return result

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,7 +31,7 @@ from kizuna.commerce.bulk import LineRow, OrderRow, orders_bulk_place
 from kizuna.commerce.models import Order
 from kizuna.core.bulk import batched
 from kizuna.core.timeutil import JST
-from kizuna.customers.bulk import customers_bulk_upsert
+from kizuna.customers.bulk import CopyBehind, customers_bulk_upsert
 from kizuna.customers.choices import IdentityKind
 from kizuna.customers.models import Identity
 from kizuna.dataio.mapping import FIELDS, auto_mapping
@@ -39,6 +40,7 @@ from kizuna.dataio.readers import FileFormatError, open_table
 CHUNK = 50_000
 PREVIEW_ROWS = 20
 Progress = Callable[[int], None]
+Handler = Callable[[list[tuple[int, dict[str, Any]]], "ImportReport", bool], None]
 
 
 @dataclass(frozen=True)
@@ -111,26 +113,37 @@ def run_import(
             RowError(0, "mapping", _("Unknown fields: %(f)s.") % {"f": ", ".join(bad_targets)})
         )
         return report
-    handler = {"customers": _customers, "products": _products, "orders": _orders}[kind]
+    # Customers: each chunk's rows are copied in on a thread while the next chunk is read
+    # and checked (PostgreSQL; see CopyBehind). Joined before the transaction ends.
+    behind = CopyBehind()
+    handlers: dict[str, Handler] = {
+        "customers": partial(_customers, behind=behind),
+        "products": _products,
+        "orders": _orders,
+    }
+    handler = handlers[kind]
     try:
         with transaction.atomic():
-            first = True
-            for chunk in batched(table.rows, CHUNK):
-                if first:
-                    if not columns:  # JSON Lines: the keys of the first records
-                        columns = list(dict.fromkeys(k for _n, r in chunk[:100] for k in r))
-                    report.mapping = {**auto_mapping(kind, columns), **explicit}
-                    report.unmapped = [c for c in columns if c not in report.mapping]
-                    first = False
-                rows = [(n, _mapped(r, report.mapping)) for n, r in chunk]
-                if len(report.preview) < PREVIEW_ROWS:
-                    report.preview.extend(
-                        {"row": n, **r} for n, r in rows[: PREVIEW_ROWS - len(report.preview)]
-                    )
-                report.rows += len(rows)
-                handler(rows, report, skip_bad_rows)
-                if progress is not None:
-                    progress(len(rows))
+            try:
+                first = True
+                for chunk in batched(table.rows, CHUNK):
+                    if first:
+                        if not columns:  # JSON Lines: the keys of the first records
+                            columns = list(dict.fromkeys(k for _n, r in chunk[:100] for k in r))
+                        report.mapping = {**auto_mapping(kind, columns), **explicit}
+                        report.unmapped = [c for c in columns if c not in report.mapping]
+                        first = False
+                    rows = [(n, _mapped(r, report.mapping)) for n, r in chunk]
+                    if len(report.preview) < PREVIEW_ROWS:
+                        report.preview.extend(
+                            {"row": n, **r} for n, r in rows[: PREVIEW_ROWS - len(report.preview)]
+                        )
+                    report.rows += len(rows)
+                    handler(rows, report, skip_bad_rows)
+                    if progress is not None:
+                        progress(len(rows))
+            finally:
+                behind.wait()  # nothing is still being written when this commits or rolls back
             if report.errors and not skip_bad_rows:
                 raise ImportAborted
             if dry_run:
@@ -148,12 +161,18 @@ def run_import(
 # --- customers ----------------------------------------------------------------------------
 
 
-def _customers(rows: list[tuple[int, dict[str, Any]]], report: ImportReport, skip: bool) -> None:
+def _customers(
+    rows: list[tuple[int, dict[str, Any]]],
+    report: ImportReport,
+    skip: bool,
+    *,
+    behind: CopyBehind | None = None,
+) -> None:
     items = []
     for number, data in rows:
         external_id = str(data.pop("external_id", "") or "")
         items.append((number, external_id, data))
-    result = customers_bulk_upsert(rows=items, skip_bad_rows=True)
+    result = customers_bulk_upsert(rows=items, skip_bad_rows=True, behind=behind)
     # (All-or-nothing is the import's transaction: the chunk's good rows are written and
     # rolled back with everything else if any row of the file is bad.)
     report.created += result.created

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -219,7 +220,7 @@ def test_imported_customers_are_stored_as_the_services_store_them(tmp_path: Path
         if name not in skip:
             assert getattr(imported, name) == getattr(reference, name), name
     assert (imported.email, imported.phone) == ("hanako@example.jp", "+81312345678")
-    assert imported.gender == "female" and imported.birthday.isoformat() == "1990-04-01"
+    assert imported.gender == "female" and str(imported.birthday) == "1990-04-01"
     signup = imported.created_at
     assert before <= signup <= timezone.now() and signup.tzinfo is not None
     assert imported.updated_at == imported.first_seen_at == imported.last_seen_at == signup
@@ -254,3 +255,66 @@ def test_reimport_of_many_rows_updates_only_the_changed(tmp_path: Path) -> None:
     assert moved.email == "new1500@example.com"
     assert Identity.objects.get(kind="email", value="new1500@example.com").customer == moved
     assert Customer.objects.count() == 2001
+
+
+def _rows(count: int) -> list[str]:
+    return [f"c{i},山田,花子,c{i}@example.com,090{10_000_000 + i:08d},\n" for i in range(count)]
+
+
+def _nothing_written() -> bool:
+    from kizuna.customers.models import Event
+
+    return not (Customer.objects.exists() or Identity.objects.exists() or Event.objects.exists())
+
+
+def test_all_or_nothing_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks already handed to the database (on PostgreSQL: copying on their thread while
+    the next chunk is checked) are rolled back with everything else."""
+    from kizuna.customers.models import Event
+    from kizuna.dataio import importers
+
+    monkeypatch.setattr(importers, "CHUNK", 500)
+    rows = _rows(1600)
+    rows[1233] = "c1233,山田,花子,not-an-email,,\n"
+    path = _csv(tmp_path, HEADER + "".join(rows))
+    report = run_import("customers", path)
+    assert [(e.row, e.field) for e in report.errors] == [(1234, "email")]
+    assert not report.applied and _nothing_written()
+    broken = [*rows[:1300], 'c1300,"山田,花子,,,\n', *rows[1301:]]  # a quote never closed
+    report = run_import("customers", _csv(tmp_path, HEADER + "".join(broken), name="b.csv"))
+    assert [e.row for e in report.errors] == [1301] and _nothing_written()
+    skipped = run_import("customers", path, skip_bad_rows=True)
+    assert (skipped.created, skipped.skipped) == (1599, 1)
+    assert Customer.objects.count() == Event.objects.count() == 1599
+    assert Identity.objects.count() == 3 * 1599
+
+
+def test_a_failed_write_rolls_back_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails in the database (here: made to fail on the third chunk's
+    identities, as a unique constraint would) fails the import, and nothing is kept."""
+    from django.db import IntegrityError, connection
+
+    from kizuna.customers import bulk
+    from kizuna.dataio import importers
+
+    monkeypatch.setattr(importers, "CHUNK", 500)
+    real_copy = bulk.table_copy
+    calls: list[str] = []
+
+    threads: set[str] = set()
+
+    def failing_copy(model, fields, rows, **kwargs):
+        calls.append(model.__name__)
+        threads.add(threading.current_thread().name)
+        if calls.count("Identity") == 3:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real_copy(model, fields, rows, **kwargs)
+
+    monkeypatch.setattr(bulk, "table_copy", failing_copy)
+    with pytest.raises(IntegrityError):
+        run_import("customers", _csv(tmp_path, HEADER + "".join(_rows(1600))))
+    assert calls.count("Customer") >= 3 and _nothing_written()
+    # On PostgreSQL the chunks were copied on the import's writer thread.
+    assert ("kizuna-copy-behind" in threads) == (connection.vendor == "postgresql")
