@@ -137,6 +137,18 @@ if profile: pstats.Stats(profile).sort_stats("cumulative").print_stats(18)
 """
 
 
+RESULTS = """
+import sys, time
+import django
+django.setup()
+from kizuna.campaigns.models import Campaign
+from kizuna.campaigns.selectors import campaign_results
+c0, t0 = time.process_time(), time.perf_counter()
+row = campaign_results(campaign=Campaign.objects.get(pk=int(sys.argv[1])))["variants"][0]
+print(f"results page (after the send): {time.process_time() - c0:.2f} s CPU, {time.perf_counter() - t0:.2f} s wall; sent {row['sent']}, refused {row['refused']}")
+"""
+
+
 class Counter:
     def __init__(self) -> None:
         self.count = 0
@@ -280,6 +292,13 @@ def main() -> None:
             value = marks.get(key)
             print(f"  {label}: " + (f"{value:.0f} s" if value is not None else "not reached"))
         print(f"deliveries by status: {statuses}; SMTP server received {handler.count}")
+        print(
+            subprocess.run(
+                [sys.executable, "-c", RESULTS, str(campaign_id)],
+                env=env, check=True, capture_output=True, text=True, cwd=ROOT,
+            ).stdout.strip()
+        )  # fmt: skip
+        print(f"load: {os.getloadavg()}")
         print(
             f"end to end ({args.workers} {args.worker_type} workers): "
             + (f"{marks['done']:.0f} s for {expected} recipients = {sent / marks['done']:.0f} messages/s"
