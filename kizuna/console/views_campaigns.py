@@ -66,10 +66,12 @@ class CampaignForm(forms.Form):
         label=gettext_lazy("At most per minute (blank: no limit)"), min_value=1, required=False
     )
     holdout_percent = forms.IntegerField(
-        label=gettext_lazy("Holdout (control group) %"), min_value=0, max_value=50, initial=0
+        label=gettext_lazy("Holdout (control group), percent"), min_value=0, max_value=50, initial=0
     )
     test_percent = forms.IntegerField(
-        label=gettext_lazy("Test on % of the audience (100: no separate winner send)"),
+        label=gettext_lazy(
+            "Test on this percentage of the audience (100: no separate winner send)"
+        ),
         min_value=1,
         max_value=100,
         initial=100,

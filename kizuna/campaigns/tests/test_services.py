@@ -478,3 +478,20 @@ def test_excluded_and_included_segment_and_template_kind(
     assert info.value.message_dict == {
         "variants[0].email_template": ["Choose a template for Email."]
     }
+
+
+def test_a_repeated_hand_over_creates_no_second_delivery(
+    commit, smtp_server, email_channel, newsletter, tokyo
+) -> None:
+    for i in range(3):
+        make_customer(f"c{i}@example.jp")
+    campaign = _launch(commit, make_campaign([tokyo], email_channel, newsletter))
+    assert len(smtp_server[1].messages) == 3
+    # As if the recipient rows had not been marked (a crash cannot split the two: they are
+    # one transaction, but the deliveries' idempotency keys hold on their own as well).
+    Recipient.objects.filter(campaign=campaign).update(status="pending")
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    assert commit(services.campaign_dispatch, campaign_id=campaign.pk) == 3
+    assert Delivery.objects.count() == 3 and len(smtp_server[1].messages) == 3
+    campaign.refresh_from_db()
+    assert campaign.status == "completed"
