@@ -75,6 +75,11 @@ def audience_ids(*, campaign: Campaign, limit: int | None = None) -> list[int]:
     return list(qs[:limit] if limit else qs)
 
 
+def audience_timezones(*, campaign: Campaign) -> dict[int, str]:
+    """{customer id: time zone} of the audience, in id order."""
+    return dict(audience(campaign=campaign).order_by("pk").values_list("pk", "timezone"))
+
+
 def segment_member_ids(*, segment: Segment) -> list[int]:
     return list(segment_selectors.segment_customers(segment=segment).values_list("pk", flat=True))
 

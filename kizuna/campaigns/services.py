@@ -539,8 +539,8 @@ def campaign_start(*, campaign_id: int) -> int:
         return 0
     variants = list(campaign.variants.select_related("sent_email_template", "line_template"))
     weights = [v.weight for v in variants]
-    ids = selectors.audience_ids(campaign=campaign)
-    customers = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "timezone"))
+    customers = selectors.audience_timezones(campaign=campaign)  # one query, in id order
+    ids = list(customers)
     line_ids = selectors.line_followers(campaign=campaign, customer_ids=ids)
     segments = _first_segment(campaign, ids)
     seed = str(campaign.pk)
@@ -709,14 +709,11 @@ def campaign_pick_winner(*, campaign_id: int, force: bool = False) -> dict[str, 
     decision["metric"] = campaign.metric
     decision["decided_at"] = now().isoformat()
     winner = next(v for v in variants if v.key == decision["winner"])
-    waiting = list(
-        Recipient.objects.filter(campaign=campaign, status=RecipientStatus.WAITING).values_list(
-            "pk", "customer_id"
-        )
-    )
-    timezones = dict(
-        Customer.objects.filter(pk__in=[cid for _pk, cid in waiting]).values_list("pk", "timezone")
-    )
+    rows = Recipient.objects.filter(campaign=campaign, status=RecipientStatus.WAITING)
+    waiting, timezones = [], {}
+    for pk, cid, zone in rows.values_list("pk", "customer_id", "customer__timezone"):
+        waiting.append((pk, cid))
+        timezones[cid] = zone
     times = _send_times(campaign, [(cid, winner) for _pk, cid in waiting], now(), timezones)
     by_time: dict[datetime, list[int]] = defaultdict(list)
     for pk, cid in waiting:
