@@ -1,13 +1,20 @@
 """Single-redemption latency through the REST API under 20 concurrent clients.
 
-    .venv/bin/python bench/loyalty_redeem_api.py [--clients 20] [--requests 2000]
+    .venv/bin/python bench/loyalty_redeem_api.py [--clients 20] [--requests 2000] [--rate 2]
 
 Starts its own PostgreSQL (bench/loyalty_pg.py) and a real gunicorn server on loopback
 (gthread workers), creates members with points and a reward, then 20 client threads (each
 its own HTTP connection) POST /api/v1/customers/{id}/loyalty/redemptions with a fresh
-Idempotency-Key. Two rounds: members spread over 2,000 customers, then every client on one
-hot customer (all requests serialise on that member's row lock). Prints p50/p95/p99 and
-throughput; checks afterwards that the ledger equals the balances. Target: p95 < 50 ms.
+Idempotency-Key. Two closed-loop rounds (each client sends its next request as soon as the
+last one is answered): members spread over 2,000 customers, then every client on one hot
+customer (all requests serialise on that member's row lock). Prints p50/p95/p99 and
+throughput, and the CPU the server (gunicorn workers, PostgreSQL) spent per request; checks
+afterwards that the ledger equals the balances. Target: p95 < 50 ms.
+
+With --rate R, a third round follows at a stated offered load (open loop): each client
+sends R requests a second on a fixed schedule, spread over the 2,000 members, and latency is
+measured from the moment a request was due (a late send counts its wait), so a server that
+falls behind shows it.
 """
 
 from __future__ import annotations
@@ -43,12 +50,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def round_(base: str, key: str, customers: list[int], clients: int, total: int) -> dict:
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and of its children it has reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of `root`, its exited children and its live children."""
+    total = _cpu(root)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == root:
+            total += sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def postmaster_pid(port: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"postgres") and str(port).encode() in b" ".join(cmd):
+            return int(entry.name)
+    return None
+
+
+def round_(
+    base: str,
+    key: str,
+    customers: list[int],
+    clients: int,
+    total: int,
+    rate: float | None = None,
+) -> dict:
     latencies: list[float] = []
     codes: dict[int, int] = {}
     lock = threading.Lock()
     per_client = total // clients
     barrier = threading.Barrier(clients)
+    late = [0]
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
@@ -56,9 +108,18 @@ def round_(base: str, key: str, customers: list[int], clients: int, total: int) 
         session.headers["Authorization"] = f"Bearer {key}"
         barrier.wait()
         mine = []
-        for _ in range(per_client):
+        start = time.perf_counter() + (seed / clients) / rate if rate else 0.0
+        for i in range(per_client):
             customer = rng.choice(customers)
             started = time.perf_counter()
+            if rate:  # open loop: the request is due at its slot, sent then or late
+                due = start + i / rate
+                if due > started:
+                    time.sleep(due - started)
+                else:
+                    with lock:
+                        late[0] += 1
+                started = due
             r = session.post(
                 f"{base}/api/v1/customers/{customer}/loyalty/redemptions",
                 json={"reward": "shot"},
@@ -88,6 +149,7 @@ def round_(base: str, key: str, customers: list[int], clients: int, total: int) 
         "p99": q[98],
         "max": max(latencies),
         "rps": len(latencies) / wall,
+        "late": late[0],
     }
 
 
@@ -97,6 +159,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=10)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="also an open-loop round: requests/s per client"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kz-bench-") as data_dir, postgres() as url:
         setup_django(url, data_dir)
@@ -142,6 +207,7 @@ def main() -> None:
             env=env,
         )
         base = f"http://127.0.0.1:{port}"
+        postmaster = postmaster_pid(int(url.rsplit(":", 1)[1].split("/")[0]))
         try:
             for _ in range(100):
                 try:
@@ -154,15 +220,30 @@ def main() -> None:
                 f"gunicorn gthread {args.workers} workers x {args.threads} threads, "
                 f"{args.clients} clients, PostgreSQL on loopback"
             )
-            for label, pool in [
-                ("spread over 2,000 members", customers),
-                ("one hot member", customers[:1]),
-            ]:
-                r = round_(base, key, pool, args.clients, args.requests)
+            rounds: list[tuple[str, list[int], float | None]] = [
+                ("closed loop, spread over 2,000 members", customers, None),
+                ("closed loop, one hot member", customers[:1], None),
+            ]
+            if args.rate:
+                rounds.append(
+                    (
+                        f"open loop at {args.rate:g} req/s per client "
+                        f"({args.rate * args.clients:g} req/s offered), spread over 2,000 members",
+                        customers,
+                        args.rate,
+                    )
+                )
+            for label, pool, rate in rounds:
+                web0 = tree_cpu(server.pid)
+                db0 = tree_cpu(postmaster) if postmaster else 0.0
+                r = round_(base, key, pool, args.clients, args.requests, rate)
+                web = (tree_cpu(server.pid) - web0) / r["requests"] * 1000
+                db = ((tree_cpu(postmaster) - db0) if postmaster else 0.0) / r["requests"] * 1000
                 print(
                     f"{label}: {r['requests']} requests {r['codes']}, p50 {r['p50']:.1f} ms, "
                     f"p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, "
-                    f"{r['rps']:.0f} req/s"
+                    f"{r['rps']:.0f} req/s; CPU per request: gunicorn {web:.1f} ms, "
+                    f"PostgreSQL {db:.1f} ms" + (f"; {r['late']} sent late" if rate else "")
                 )
         finally:
             server.send_signal(signal.SIGTERM)
