@@ -56,6 +56,29 @@ def write_csv(path: Path, rows: int) -> None:
             )
 
 
+def server_cpu(workdir: Path) -> float:
+    """CPU seconds of the PostgreSQL server started in `workdir`: the postmaster, its live
+    processes, and the backends it has already reaped (its children's times)."""
+    pid_file = workdir / "pg" / "postmaster.pid"
+    if not pid_file.exists():
+        return 0.0
+    master = int(pid_file.read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == master:  # utime, stime, cutime, cstime
+            total += sum(int(x) for x in fields[11:15]) / tick
+        elif int(fields[1]) == master:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -79,6 +102,8 @@ def main() -> None:
         started = time.perf_counter()
         write_csv(path, args.rows)
         generated = time.perf_counter() - started
+        load_before = os.getloadavg()
+        server_before = server_cpu(work)
         started = time.perf_counter()
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
@@ -89,6 +114,8 @@ def main() -> None:
         )
         seconds = time.perf_counter() - started
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server = server_cpu(work) - server_before
+        load_after = os.getloadavg()
         cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
             cpu_after.ru_stime - cpu_before.ru_stime
         )
@@ -107,7 +134,16 @@ def main() -> None:
             f"kizuna import customers: {seconds:.1f} s = {args.rows / seconds:,.0f} rows/s "
             f"(process start, migrations check and reading included)"
         )
-        print(f"CPU of the import process: {cpu:.1f} s (PostgreSQL server not included)")
+        print(
+            f"CPU of the import process: {cpu:.1f} s = {cpu / args.rows * 1e6:.0f} us/row "
+            "(PostgreSQL server not included)"
+        )
+        if args.db == "postgresql":
+            print(f"CPU of the PostgreSQL server meanwhile: {server:.1f} s")
+        print(
+            "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} "
+            "{:.2f}; {} cores".format(*load_before, *load_after, os.cpu_count())
+        )
         print(f"customers {customers:,}, identities {identities:,}")
         if customers != args.rows:
             raise SystemExit("customer count differs from the rows")

@@ -338,10 +338,14 @@ def clean_profile(
         if field in TEXT_FIELDS:
             if not isinstance(value, str):
                 errors.add(field, _("Expected text."))
-            elif len(nfkc(value)) > TEXT_FIELDS[field]:
+                continue
+            text = nfkc(value)  # (katakana() is nfkc() then the kana translation)
+            if len(text) > TEXT_FIELDS[field]:
                 errors.add(field, _("At most %(n)d characters.") % {"n": TEXT_FIELDS[field]})
             else:
-                clean[field] = katakana(value) if field in KANA_FIELDS else nfkc(value)
+                clean[field] = (
+                    text.translate(_HIRAGANA_TO_KATAKANA) if field in KANA_FIELDS else text
+                )
             continue
         try:
             if not isinstance(value, str) and field != "birthday":
