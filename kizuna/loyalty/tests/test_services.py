@@ -413,6 +413,25 @@ def test_fifty_concurrent_redemptions_never_overspend(programme, customer):
     assert_projections_equal_ledger()
 
 
+def test_concurrent_retries_of_one_key_redeem_once(programme, customer):
+    services.points_award(customer=customer, points=100, idempotency_key="seed", reason="x")
+    reward = Reward.objects.create(code="shot", name="Shot", points_price=10, stock=5)
+    ids: list[int] = []
+    outcomes = _race(
+        20,
+        lambda i: ids.append(
+            services.reward_redeem(customer=customer, reward=reward, idempotency_key="pos-9").pk
+        ),
+    )
+    assert outcomes == ["ok"] * 20  # each retry is answered with the one redemption
+    assert len(set(ids)) == 1 and len(ids) == 20
+    assert LedgerEntry.objects.filter(idempotency_key="pos-9").count() == 1
+    reward.refresh_from_db()
+    assert reward.stock == 4
+    assert Account.objects.get().balance == 90
+    assert_projections_equal_ledger()
+
+
 def test_fifty_concurrent_redemptions_limited_by_balance(programme, customer):
     services.points_award(customer=customer, points=95, idempotency_key="seed", reason="x")
     reward = Reward.objects.create(code="shot", name="Shot", points_price=10)
