@@ -79,6 +79,25 @@ def test_demo_no_serve_end_to_end(tmp_path: Path) -> None:
     with sqlite3.connect(data_dir / "kizuna.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM customers_customer").fetchone()[0] == 60
 
+    # --reset starts over: the database and the tracking inbox's own file are new.
+    inbox = data_dir / "inbox.sqlite3"
+    assert inbox.exists()
+    with sqlite3.connect(inbox) as db:
+        db.execute("CREATE TABLE old_marker (x)")
+    reset = subprocess.run(
+        [KIZUNA, "demo", "--no-serve", "--reset", "--customers", "40"],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert reset.returncode == 0, reset.stderr + reset.stdout
+    with sqlite3.connect(data_dir / "kizuna.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM customers_customer").fetchone()[0] == 40
+    with sqlite3.connect(inbox) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "old_marker" not in tables and "tracking_inboxbatch" in tables
+
 
 def test_worker_runs_on_the_sqlite_queue(tmp_path: Path) -> None:
     env = _env(tmp_path)

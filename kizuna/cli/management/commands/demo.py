@@ -142,10 +142,17 @@ class Command(BaseCommand):
         if not self._is_sqlite():
             return  # other databases are flushed after migrate
         connections.close_all()
-        name = Path(settings.DATABASES["default"]["NAME"])
-        for path in (name, Path(f"{name}-wal"), Path(f"{name}-shm"), Path(f"{name}-journal")):
-            path.unlink(missing_ok=True)
-        console.print("[yellow]✓[/] " + _("Removed the old database %(path)s.") % {"path": name})
+        # The tracking inbox's own file too: its pending batches name the old sources.
+        for alias in ("default", "inbox"):
+            db = settings.DATABASES.get(alias)
+            if db is None or "sqlite" not in db["ENGINE"]:
+                continue
+            name = Path(db["NAME"])
+            for path in (name, *(Path(f"{name}-{end}") for end in ("wal", "shm", "journal"))):
+                path.unlink(missing_ok=True)
+            console.print(
+                "[yellow]✓[/] " + _("Removed the old database %(path)s.") % {"path": name}
+            )
 
     def _load(self, console: Console, customers: int, seed: int) -> dict[str, float]:
         timings: dict[str, float] = {}
