@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats as sps
-
 DEFAULT_ALPHA = 0.05
 
 
@@ -57,6 +55,8 @@ def two_proportion_z_test(
     rate_a = successes_a / trials_a if trials_a else 0.0
     rate_b = successes_b / trials_b if trials_b else 0.0
     diff = rate_b - rate_a
+    from scipy import stats as sps  # imported on use: ~1 s at every worker start otherwise
+
     z_crit = float(sps.norm.ppf(1 - (1 - confidence) / 2))
     if not trials_a or not trials_b:
         return ProportionTest(
@@ -103,6 +103,8 @@ def chi_square_test(groups: list[tuple[int, int]]) -> ChiSquareTest:
         sum(col) == 0 for col in zip(*table, strict=True)
     ):
         return ChiSquareTest(0.0, 1.0, len(groups) - 1)
+    from scipy import stats as sps
+
     result = sps.chi2_contingency(table, correction=False)
     return ChiSquareTest(float(result.statistic), float(result.pvalue), int(result.dof))
 
