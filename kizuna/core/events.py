@@ -33,6 +33,9 @@ class DomainEvent:
     event_id: int | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     source: str = "kizuna"
+    # The stream's unique message id, where the publisher has it but not the row id (the
+    # tracking worker's set-based insert): what subscribers key their own idempotency on.
+    message_id: str | None = None
 
 
 Subscriber = Callable[[DomainEvent], None]

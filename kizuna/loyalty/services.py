@@ -1264,7 +1264,7 @@ def on_engagement_event(event: bus.DomainEvent) -> None:
     """Points for engagement events named in the programme (check-in, review, survey...)."""
     if (
         event.customer_id is None
-        or event.event_id is None
+        or (event.event_id is None and not event.message_id)
         or event.type.startswith(OWN_EVENT_PREFIXES)
     ):
         return
@@ -1272,12 +1272,14 @@ def on_engagement_event(event: bus.DomainEvent) -> None:
     points = event_points.get(event.type) if event_points else None
     if not points:
         return
+    # Ingested events come with their message id only (the tracking worker inserts in bulk).
+    ref = f"event:{event.event_id}" if event.event_id is not None else f"message:{event.message_id}"
     points_award(
         customer=Customer.objects.get(pk=event.customer_id),
         points=int(points),
-        idempotency_key=f"event:{event.event_id}",
+        idempotency_key=ref[:120],
         reason=event.type,
         source=EntrySource.EVENT,
-        source_ref=f"event:{event.event_id}",
+        source_ref=ref[:100],
         occurred_at=event.occurred_at,
     )

@@ -297,6 +297,7 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
                 customer_id=row[2],
                 properties=row[7],
                 source=row[6],
+                message_id=row[0],
             )
             for row in rows
         ]
