@@ -20,7 +20,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -28,18 +27,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from support import postgres_executor  # bench/support.py
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- analytics_scale:begin -->", "<!-- analytics_scale:end -->"
-PG_CTL = str(ROOT / "tests" / "support" / "pg_ctl")
 DAYS = 3 * 365
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def simulate(customers: int, per_customer: float, seed: int = 42):
@@ -160,23 +153,13 @@ def main() -> None:
         reuse(args)
         return
 
-    from pytest_postgresql.executors import PostgreSQLExecutor
-
     tmp = Path(tempfile.mkdtemp(prefix="kizuna-scale-"))
-    os.chmod(tmp, 0o755)  # noqa: S103 (the postgres user must reach the data directory)
-    port = free_port()
-    server = PostgreSQLExecutor(
-        executable=PG_CTL,
-        host="127.0.0.1",
-        port=port,
-        datadir=str(tmp / "data"),
-        unixsocketdir=str(tmp),
-        logfile=str(tmp / "postgres.log"),
-        startparams="-w -o '-c shared_buffers=2GB -c work_mem=256MB -c max_wal_size=8GB "
-        "-c synchronous_commit=off -c checkpoint_timeout=30min'",
-        dbname="kizuna_bench",
-        timeout=120,
+    server = postgres_executor(
+        tmp,
+        settings="-c shared_buffers=2GB -c work_mem=256MB -c max_wal_size=8GB "
+        "-c synchronous_commit=off -c checkpoint_timeout=30min",
     )
+    port = server.port
     server.start()
     try:
         os.environ.update(

@@ -30,11 +30,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from support import SmtpCounter, free_port  # bench/support.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -149,25 +149,6 @@ print(f"results page (after the send): {time.process_time() - c0:.2f} s CPU, {ti
 """
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.count += 1
-        return "250 OK"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def query(db: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(db, timeout=60) as conn:
         return conn.execute(sql).fetchall()
@@ -188,7 +169,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the dispatch")
     args = parser.parse_args()
 
-    handler = Counter()
+    handler = SmtpCounter()
     server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
     workdir = Path(tempfile.mkdtemp(prefix="kz-bench-campaign-"))

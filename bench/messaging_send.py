@@ -22,16 +22,15 @@ import argparse
 import os
 import signal
 import smtplib
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from support import SmtpCounter, free_port  # bench/support.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -95,23 +94,6 @@ for d in Delivery.objects.select_related("channel", "customer").order_by("id"):
 """
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.count += 1
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -146,7 +128,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
 
-    handler = Counter()
+    handler = SmtpCounter()
     server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
     workdir = Path(tempfile.mkdtemp(prefix="kz-bench-msg-"))

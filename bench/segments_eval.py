@@ -33,7 +33,6 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -42,10 +41,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from support import PG_CTL, postgres_executor  # bench/support.py
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- segments_eval:begin -->", "<!-- segments_eval:end -->"
-PG_CTL = str(ROOT / "tests" / "support" / "pg_ctl")
 PREFECTURES = ["JP-13", "JP-14", "JP-11", "JP-12", "JP-27"]
 EVENT_TYPES = [
     "Product Viewed",
@@ -92,12 +92,6 @@ WHERE c.merged_into_id IS NULL
   AND c.created_at < %(created_before)s
   AND 1.0 - s.p_alive > 0.5
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def load(customers: int, events: int) -> float:
@@ -411,23 +405,13 @@ def main() -> None:
         run(args)
         return
 
-    from pytest_postgresql.executors import PostgreSQLExecutor
-
     tmp = Path(tempfile.mkdtemp(prefix="kizuna-seg-"))
-    os.chmod(tmp, 0o755)  # noqa: S103 (the postgres user must reach the data directory)
-    port = free_port()
-    server = PostgreSQLExecutor(
-        executable=PG_CTL,
-        host="127.0.0.1",
-        port=port,
-        datadir=str(tmp / "data"),
-        unixsocketdir=str(tmp),
-        logfile=str(tmp / "postgres.log"),
-        startparams="-w -o '-c shared_buffers=2GB -c work_mem=64MB -c max_wal_size=8GB "
-        "-c synchronous_commit=off -c checkpoint_timeout=30min'",
-        dbname="kizuna_bench",
-        timeout=120,
+    server = postgres_executor(
+        tmp,
+        settings="-c shared_buffers=2GB -c work_mem=64MB -c max_wal_size=8GB "
+        "-c synchronous_commit=off -c checkpoint_timeout=30min",
     )
+    port = server.port
     server.start()
     try:
         os.environ.update(
