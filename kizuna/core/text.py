@@ -15,6 +15,7 @@ Pure functions, no Django models:
   suffix stemming (`stem_en`: plural -s/-es/-ies, -ing, -ed, -ly, a final silent e) so
   "delivery"/"deliveries" and "shipped"/"shipping" meet. `stem=False` keeps the folded words
   (for showing keywords to people).
+- `tokenize_marked(...)`: the same terms paired with a negation flag ("not good", 良くない).
 - `ngrams(tokens, n)`: adjacent token phrases, joined by a space (English) or nothing
   (Japanese), for phrase frequencies.
 
@@ -46,6 +47,7 @@ __all__ = [
     "normalize",
     "stem_en",
     "tokenize",
+    "tokenize_marked",
 ]
 
 _SPACE_RE = re.compile(r"\s+")
@@ -133,25 +135,37 @@ def stem_en(word: str) -> str:
     return w
 
 
-def _english_terms(words: Iterator[str] | Sequence[str], stem: bool) -> list[str]:
-    out: list[str] = []
-    for word in words:
-        if word in EN_STOP_WORDS or word.replace("’", "'") in EN_STOP_WORDS:
-            continue
-        if len(word) < 2 and not word.isdigit():
-            continue
-        if word.isdigit():
-            continue
-        if word.endswith(("'s", "’s")):
-            word = word[:-2]
-        term = stem_en(word) if stem else word
-        if term and term not in EN_STOP_WORDS:
-            out.append(term)
+_EN_NEGATORS = frozenset(
+    {"not", "no", "never", "nothing", "hardly", "without", "cannot", "nor", "neither"}
+)
+_EN_CLAUSE_RE = re.compile(r"[.,;:!?()\n]+| but ")
+NEGATION_WINDOW = 3  # words after "not" (English) / morphemes before ない (Japanese)
+
+
+def _english_term(word: str, stem: bool) -> str | None:
+    word = word.replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    if word in EN_STOP_WORDS or len(word) < 2 or word.isdigit():
+        return None
+    term = stem_en(word) if stem else word
+    return term if term and term not in EN_STOP_WORDS else None
+
+
+def _marked_en(text: str, stem: bool) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for clause in _EN_CLAUSE_RE.split(text):
+        negate_left = 0
+        for m in _EN_WORD_RE.finditer(clause):
+            word = m.group(0).replace("’", "'")
+            if word in _EN_NEGATORS or word.endswith("n't"):
+                negate_left = NEGATION_WINDOW
+                continue
+            term = _english_term(word, stem)
+            if term is not None:
+                out.append((term, negate_left > 0))
+            negate_left = max(0, negate_left - 1)
     return out
-
-
-def _tokenize_en(text: str, stem: bool) -> list[str]:
-    return _english_terms((m.group(0) for m in _EN_WORD_RE.finditer(text)), stem)
 
 
 @functools.lru_cache(maxsize=1)
@@ -185,13 +199,30 @@ def _chunks(text: str) -> Iterator[str]:
         yield text
 
 
-def _tokenize_ja(text: str, stem: bool) -> list[str]:
+def _is_ja_negator(pos: Sequence[str], base: str) -> bool:
+    return (pos[0] == "助動詞" and base in {"ない", "ぬ", "ず", "ん"}) or (
+        pos[0] == "形容詞" and pos[1] == "非自立可能" and base == "ない"
+    )
+
+
+def _marked_ja(text: str, stem: bool) -> list[tuple[str, bool]]:
     tok = _sudachi()
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
     for chunk in _chunks(text):
         after_numeral = False
+        since_content = NEGATION_WINDOW + 1  # morphemes since the last content word
         for m in tok.tokenize(chunk):
             pos = m.part_of_speech()
+            base = m.dictionary_form()
+            if _is_ja_negator(pos, base):
+                # 美味しくない, 買わない, 満足しません: the content word just before is negated.
+                if out and since_content <= NEGATION_WINDOW and not out[-1][1]:
+                    out[-1] = (out[-1][0], True)
+                since_content = NEGATION_WINDOW + 1
+                continue
+            since_content += 1
+            if pos[0] == "補助記号":
+                since_content = NEGATION_WINDOW + 1
             counter = after_numeral and pos[2] == "助数詞可能"  # 3回, 5円: a count, not a topic
             after_numeral = pos[1] == "数詞"
             if pos[0] not in _JA_CONTENT_POS or counter:
@@ -202,17 +233,35 @@ def _tokenize_ja(text: str, stem: bool) -> list[str]:
             if _LATIN_RE.match(surface):
                 # Latin-script words keep their spelling (Sudachi's normalised form of
                 # "good" is グッド) and follow the English rules.
-                out.extend(_english_terms([surface], stem))
+                term = _english_term(surface, stem)
+                if term is not None:
+                    out.append((term, False))
+                    since_content = 0
                 continue
             lemma = normalize(m.normalized_form())
-            if not lemma:
-                continue
-            if lemma in JA_STOP_WORDS or normalize(m.dictionary_form()) in JA_STOP_WORDS:
+            if not lemma or lemma in JA_STOP_WORDS or normalize(base) in JA_STOP_WORDS:
                 continue
             if len(lemma) == 1 and not _JA_RE.match(lemma):
                 continue  # a lone kana or symbol carries no content
-            out.append(lemma)
+            out.append((lemma, False))
+            since_content = 0
     return out
+
+
+def tokenize_marked(
+    text: str, lang: str | None = None, *, stem: bool = True
+) -> list[tuple[str, bool]]:
+    """`tokenize`, each term paired with whether it is negated: English "not good", "didn't
+    like it" (up to three words after the negator, within the clause); Japanese
+    良くない, 買わない, 満足しませんでした (the content word right before ない/ぬ/ず). For
+    dictionary-based sentiment."""
+    normalized = normalize(text)
+    if not normalized:
+        return []
+    language = lang or detect_language(normalized)
+    if language == "ja":
+        return _marked_ja(normalized, stem)
+    return _marked_en(normalized, stem)
 
 
 def tokenize(text: str, lang: str | None = None, *, stem: bool = True) -> list[str]:
@@ -220,13 +269,7 @@ def tokenize(text: str, lang: str | None = None, *, stem: bool = True) -> list[s
 
     `lang` is "ja" or "en"; `None` detects it (`detect_language`). Japanese analysis also
     handles the Latin-script words in the text through the English rules."""
-    normalized = normalize(text)
-    if not normalized:
-        return []
-    language = lang or detect_language(normalized)
-    if language == "ja":
-        return _tokenize_ja(normalized, stem)
-    return _tokenize_en(normalized, stem)
+    return [term for term, _negated in tokenize_marked(text, lang, stem=stem)]
 
 
 def ngrams(tokens: Sequence[str], n: int = 2, *, lang: str = "en") -> list[str]:

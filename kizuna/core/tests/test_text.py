@@ -117,3 +117,23 @@ def test_threads_get_their_own_tokenizer() -> None:
     assert not errors
     assert len(results) == 200
     assert all(r == ["スタッフ", "対応", "良い"] for r in results)
+
+
+def test_negation_marks_in_japanese() -> None:
+    assert text.tokenize_marked("美味しくない") == [("美味しい", True)]
+    assert text.tokenize_marked("満足しませんでした") == [("満足", True)]
+    assert text.tokenize_marked("二度と買わない") == [("買う", True)]
+    assert text.tokenize_marked("とても良かった") == [("良い", False)]
+    # The negation does not reach across punctuation.
+    assert text.tokenize_marked("良い。ない") == [("良い", False)]
+
+
+def test_negation_marks_in_english() -> None:
+    assert text.tokenize_marked("The coffee was not good") == [
+        ("coffee", False),
+        ("good", True),
+    ]
+    assert ("lik", True) in text.tokenize_marked("I didn't like the staff")
+    # A clause boundary ends the negation.
+    marked = text.tokenize_marked("Not cheap, but delicious")
+    assert ("cheap", True) in marked and ("delicious", False) in marked
