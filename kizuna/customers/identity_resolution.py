@@ -31,6 +31,8 @@ from kizuna.customers.bulk import _PROFILE_DEFAULTS, CUSTOMER_FIELDS, EventRow, 
 from kizuna.customers.choices import Gender, IdentityKind
 from kizuna.customers.models import Customer, Event, Identity
 from kizuna.customers.validation import (
+    katakana,
+    nfkc,
     normalize_email,
     normalize_identity,
     normalize_phone,
@@ -97,12 +99,15 @@ def profile_from_traits(traits: dict[str, Any]) -> dict[str, Any]:
         ("firstNameKana", "given_name_kana", 100),
     ):
         value = traits.get(key)
-        if isinstance(value, str) and value.strip() and len(value) <= limit:
-            out[target] = value.strip()
+        if isinstance(value, str) and value.strip():
+            # As clean_profile: NFKC (half-width kana, full-width letters), readings in katakana.
+            text = katakana(value) if target.endswith("_kana") else nfkc(value)
+            if len(text) <= limit:
+                out[target] = text
     if "family_name" not in out and "given_name" not in out:
         name = traits.get("name")
         if isinstance(name, str) and name.strip() and len(name) <= 200:
-            family, _sep, given = name.strip().partition(" ")
+            family, _sep, given = nfkc(name).partition(" ")
             out["family_name"], out["given_name"] = family[:100], given.strip()[:100]
     gender = traits.get("gender")
     if isinstance(gender, str) and gender.lower() in Gender.values:

@@ -18,7 +18,7 @@ from kizuna.customers.models import (
     Identity,
     TraitDefinition,
 )
-from kizuna.customers.validation import katakana
+from kizuna.customers.validation import hiragana, katakana
 from kizuna.iam.selectors import Principal, principal_has_perm
 
 
@@ -36,9 +36,15 @@ def customer_list(
     term = unicodedata.normalize("NFKC", search).strip()
     if term:
         kata = katakana(term)
+        hira = hiragana(term)
+        # Kana-insensitive: a name written in katakana or hiragana is found by either script.
         cond = (
             Q(family_name__icontains=term)
             | Q(given_name__icontains=term)
+            | Q(family_name__icontains=kata)
+            | Q(given_name__icontains=kata)
+            | Q(family_name__icontains=hira)
+            | Q(given_name__icontains=hira)
             | Q(family_name_kana__icontains=kata)
             | Q(given_name_kana__icontains=kata)
             | Q(email__icontains=term.lower())

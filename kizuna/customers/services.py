@@ -26,6 +26,7 @@ from kizuna.customers.choices import (
     LegalBasis,
     TraitType,
 )
+from kizuna.customers.japanese import fill_address_from_postal_code
 from kizuna.customers.models import ConsentEntry, Customer, Event, Identity, TraitDefinition
 from kizuna.customers.validation import FieldErrors, clean_profile, normalize_identity
 
@@ -259,6 +260,7 @@ def customer_create(
     already linked to another customer); nothing is written then.
     """
     clean, errors = clean_profile(data, definitions=_trait_definitions(), today=local_date(now()))
+    clean = fill_address_from_postal_code(clean)
     for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
         value = clean.get(kind)
         if value and Identity.objects.filter(kind=kind, value=value).exists():
@@ -293,6 +295,7 @@ def customer_update(
         today=local_date(now()),
         existing_traits=customer.traits,
     )
+    clean = fill_address_from_postal_code(clean, customer)
     for kind in (IdentityKind.EMAIL, IdentityKind.PHONE):
         value = clean.get(kind)
         if (

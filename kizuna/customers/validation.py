@@ -32,7 +32,13 @@ def nfkc(value: str) -> str:
 
 
 _HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+_KATAKANA_TO_HIRAGANA = {code + 0x60: code for code in range(0x3041, 0x3097)}
 KANA_FIELDS = {"family_name_kana", "given_name_kana"}
+
+
+def hiragana(value: str) -> str:
+    """NFKC, then katakana to hiragana (for kana-insensitive matching of names)."""
+    return nfkc(value).translate(_KATAKANA_TO_HIRAGANA)
 
 
 def katakana(value: str) -> str:
