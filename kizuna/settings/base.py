@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "kizuna.commerce",
     "kizuna.loyalty",
     "kizuna.subscriptions",
+    "kizuna.subscriptions",
     "kizuna.tracking",
     "kizuna.analytics",
     "kizuna.recommendations",
