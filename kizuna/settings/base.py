@@ -168,6 +168,7 @@ LOGOUT_REDIRECT_URL = "console:login"
 LANGUAGE_CODE = CONFIG.language_code
 LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
 LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+FORMAT_MODULE_PATH = "kizuna.formats"  # 2026年11月22日 in Japanese (kizuna/formats/ja)
 TIME_ZONE = CONFIG.time_zone
 USE_I18N = True
 USE_TZ = True
