@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "kizuna.subscriptions",
     "kizuna.tracking",
     "kizuna.analytics",
+    "kizuna.recommendations",
     "kizuna.segments",
     "kizuna.messaging",
     "kizuna.campaigns",
