@@ -133,3 +133,26 @@ def override_registry(*extra: PersonalDataHandler, only: bool = False) -> Iterat
         yield
     finally:
         _registry = saved
+
+
+def row_dict(obj: Any, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """A model instance's concrete fields as JSON-friendly values (foreign keys as ids,
+    dates as ISO strings): a convenience for `export` callables."""
+    import datetime
+    import decimal
+    import uuid
+
+    skip = set(exclude)
+    out: dict[str, Any] = {}
+    for field in obj._meta.concrete_fields:
+        if field.name in skip or field.attname in skip:
+            continue
+        value = getattr(obj, field.attname)
+        if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+            value = value.isoformat()
+        elif isinstance(value, decimal.Decimal | uuid.UUID):
+            value = str(value)
+        elif isinstance(value, bytes | memoryview):
+            continue
+        out[field.attname] = value
+    return out

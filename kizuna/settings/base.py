@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "kizuna.segments",
     "kizuna.messaging",
     "kizuna.campaigns",
+    "kizuna.privacy",
     "kizuna.console",
     "kizuna.dataio",
     "kizuna.portal",
