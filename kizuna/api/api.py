@@ -15,6 +15,7 @@ from kizuna.customers.api import router as customers_router
 from kizuna.dataio.api import router as dataio_router
 from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
+from kizuna.recommendations.api import router as recommendations_router
 from kizuna.segments.api import router as segments_router
 
 DESCRIPTION = """\
@@ -45,6 +46,7 @@ api.add_router("/customers", customers_router)
 api.add_router("/", catalog_router)
 api.add_router("/", commerce_router)
 api.add_router("/", analytics_router)
+api.add_router("/", recommendations_router)
 api.add_router("/", loyalty_router)
 api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)

@@ -40,9 +40,23 @@ _VIEW_ALL = [
     "messaging.view_delivery",
     "messaging.view_suppression",
     "campaigns.view_campaign",
+    "recommendations.view_modelversion",
+    "recommendations.view_trainingrun",
+    "recommendations.view_itemsetting",
 ]
 # Customer insight: run scoring on demand and plan KPI goals (admin, marketer, analyst).
-_INSIGHT_WRITE = ["analytics.add_scoringrun", "analytics.add_kpigoal", "analytics.delete_kpigoal"]
+_INSIGHT_WRITE = [
+    "analytics.add_scoringrun",
+    "analytics.add_kpigoal",
+    "analytics.delete_kpigoal",
+    "recommendations.add_trainingrun",  # train recommendations on demand
+]
+# Recommendations: which products and categories are consumable or excluded (admin, marketer).
+_RECOMMENDATIONS_MANAGE = [
+    "recommendations.add_itemsetting",
+    "recommendations.change_itemsetting",
+    "recommendations.delete_itemsetting",
+]
 _LOYALTY_SERVE = [  # serving members at the counter or on the phone
     "loyalty.add_redemption",
     "loyalty.add_couponuse",
@@ -113,6 +127,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_MESSAGING_ADMIN,
         *_CAMPAIGNS_SEND,
         *_SEGMENTS_MANAGE,
+        *_RECOMMENDATIONS_MANAGE,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -130,6 +145,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_MESSAGING_AUTHOR,
         *_CAMPAIGNS_AUTHOR,
         *_SEGMENTS_MANAGE,
+        *_RECOMMENDATIONS_MANAGE,
     ],
     Role.ANALYST: [*_VIEW_ALL, *_INSIGHT_WRITE, *_SEGMENTS_VIEW],
     Role.SUPPORT: [
