@@ -1,12 +1,14 @@
 from django.urls import path
 
-from kizuna.portal import views, views_preferences
+from kizuna.portal import views, views_preferences, views_surveys
 
 app_name = "portal"
 urlpatterns = [
     path("p/<str:token>/", views_preferences.preferences, name="preferences"),
     path("p/<str:token>/line/", views_preferences.line_link, name="line_link"),
     path("u/<str:token>/", views_preferences.unsubscribe_confirm, name="unsubscribe"),
+    path("s/<str:token>/", views_surveys.survey_answer, name="survey_answer"),
+    path("survey/<slug:slug>/", views_surveys.survey_public, name="survey_public"),
     path("<str:token>/", views.member_card, name="member_card"),
     path("<str:token>/history/", views.member_history, name="member_history"),
     path("<str:token>/qr.svg", views.member_qr, name="member_qr"),

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "kizuna.catalog",
     "kizuna.commerce",
     "kizuna.loyalty",
+    "kizuna.surveys",
     "kizuna.subscriptions",
     "kizuna.tracking",
     "kizuna.analytics",
