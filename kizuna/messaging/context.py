@@ -91,6 +91,18 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _recommendations(customer: Customer) -> Any:
+    from kizuna.recommendations import templating
+
+    return templating.list_function(customer)
+
+
+def _recommendation_carousel(customer: Customer) -> Any:
+    from kizuna.recommendations import templating
+
+    return templating.carousel_function(customer)
+
+
 def register_builtin_providers() -> None:
     register_provider("customer", _customer)
     register_provider("traits", _traits)
@@ -101,3 +113,7 @@ def register_builtin_providers() -> None:
         register_provider("loyalty", _loyalty)
     if apps.is_installed("kizuna.analytics"):
         register_provider("score", _score)
+    if apps.is_installed("kizuna.recommendations"):
+        # functions: recommendations(customer, n), recommendation_carousel(customer, n)
+        register_provider("recommendations", _recommendations)
+        register_provider("recommendation_carousel", _recommendation_carousel)
