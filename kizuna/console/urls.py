@@ -9,6 +9,7 @@ from kizuna.console import (
     views_data,
     views_loyalty,
     views_messaging,
+    views_recommendations,
     views_segments,
 )
 
@@ -69,6 +70,18 @@ urlpatterns = [
     path("insight/models/", views_analytics.models, name="analytics_models"),
     path("insight/run/", views_analytics.run_now, name="analytics_run"),
     path("insight/csv/<slug:table>.csv", views_analytics.download, name="analytics_csv"),
+    path("recommendations/", views_recommendations.report, name="recommendations_report"),
+    path("recommendations/train/", views_recommendations.train_now, name="recommendations_train"),
+    path(
+        "recommendations/settings/",
+        views_recommendations.setting_save,
+        name="recommendations_setting_save",
+    ),
+    path(
+        "recommendations/settings/<int:setting_id>/delete/",
+        views_recommendations.setting_delete,
+        name="recommendations_setting_delete",
+    ),
     path("segments/", views_segments.segment_list, name="segment_list"),
     path("segments/new/", views_segments.segment_new, name="segment_new"),
     path("segments/builder/", views_segments.segment_builder, name="segment_builder"),
