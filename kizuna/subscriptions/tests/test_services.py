@@ -12,7 +12,7 @@ from kizuna.customers.models import Event
 from kizuna.subscriptions import selectors, services
 from kizuna.subscriptions.models import Plan, Status, Subscription, SubscriptionEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 1, 10, 10, 0, tzinfo=JST)
 
@@ -32,44 +32,49 @@ def test_negative_price_refused_and_nothing_saved() -> None:
         Plan.objects.create(code="raw", name="Raw", price_yen=-5)  # the database refuses too
 
 
-def test_lifecycle_records_events_for_journeys(monthly, customer) -> None:
+def test_lifecycle_records_events_for_journeys(
+    monthly, customer, django_capture_on_commit_callbacks
+) -> None:
     seen: list[bus.DomainEvent] = []
     for kind in ("payment_failed", "cancelled", "renewed"):
-        bus.subscribe(f"subscription.{kind}", seen.append)
-    sub = services.subscription_start(customer=customer, plan=monthly, started_at=T0)
-    assert sub.status == Status.ACTIVE
-    assert sub.current_period_end == datetime(2026, 2, 10, 10, 0, tzinfo=JST)
-    sub = services.subscription_renew(subscription=sub, at=T0 + timedelta(days=31))
-    assert sub.current_period_start == datetime(2026, 2, 10, 10, 0, tzinfo=JST)
-    assert sub.current_period_end == datetime(2026, 3, 10, 10, 0, tzinfo=JST)
-    sub = services.subscription_payment_failed(
-        subscription=sub, at=T0 + timedelta(days=59), reason="card declined"
-    )
-    assert sub.status == Status.PAST_DUE
-    sub = services.subscription_pause(subscription=sub, at=T0 + timedelta(days=60))
-    sub = services.subscription_resume(subscription=sub, at=T0 + timedelta(days=70))
-    assert sub.status == Status.ACTIVE
-    sub = services.subscription_cancel(
-        subscription=sub, at=T0 + timedelta(days=80), reason="too expensive"
-    )
-    assert (sub.status, sub.cancel_reason) == (Status.CANCELLED, "too expensive")
-    kinds = list(
-        SubscriptionEvent.objects.filter(subscription=sub)
-        .order_by("occurred_at")
-        .values_list("kind", flat=True)
-    )
-    assert kinds == ["started", "renewed", "payment_failed", "paused", "resumed", "cancelled"]
-    assert [e.type for e in seen] == [
-        "subscription.renewed",
-        "subscription.payment_failed",
-        "subscription.cancelled",
-    ]
-    assert seen[1].properties["reason"] == "card declined"
-    assert seen[2].customer_id == customer.pk
-    assert Event.objects.filter(customer=customer, type__startswith="subscription.").count() == 6
-    with pytest.raises(ValidationError) as exc:
-        services.subscription_renew(subscription=sub)
-    assert "status" in exc.value.message_dict
+        bus.subscribe(f"subscription.{kind}", seen.append, in_transaction=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        sub = services.subscription_start(customer=customer, plan=monthly, started_at=T0)
+        assert sub.status == Status.ACTIVE
+        assert sub.current_period_end == datetime(2026, 2, 10, 10, 0, tzinfo=JST)
+        sub = services.subscription_renew(subscription=sub, at=T0 + timedelta(days=31))
+        assert sub.current_period_start == datetime(2026, 2, 10, 10, 0, tzinfo=JST)
+        assert sub.current_period_end == datetime(2026, 3, 10, 10, 0, tzinfo=JST)
+        sub = services.subscription_payment_failed(
+            subscription=sub, at=T0 + timedelta(days=59), reason="card declined"
+        )
+        assert sub.status == Status.PAST_DUE
+        sub = services.subscription_pause(subscription=sub, at=T0 + timedelta(days=60))
+        sub = services.subscription_resume(subscription=sub, at=T0 + timedelta(days=70))
+        assert sub.status == Status.ACTIVE
+        sub = services.subscription_cancel(
+            subscription=sub, at=T0 + timedelta(days=80), reason="too expensive"
+        )
+        assert (sub.status, sub.cancel_reason) == (Status.CANCELLED, "too expensive")
+        kinds = list(
+            SubscriptionEvent.objects.filter(subscription=sub)
+            .order_by("occurred_at")
+            .values_list("kind", flat=True)
+        )
+        assert kinds == ["started", "renewed", "payment_failed", "paused", "resumed", "cancelled"]
+        assert [e.type for e in seen] == [
+            "subscription.renewed",
+            "subscription.payment_failed",
+            "subscription.cancelled",
+        ]
+        assert seen[1].properties["reason"] == "card declined"
+        assert seen[2].customer_id == customer.pk
+        assert (
+            Event.objects.filter(customer=customer, type__startswith="subscription.").count() == 6
+        )
+        with pytest.raises(ValidationError) as exc:
+            services.subscription_renew(subscription=sub)
+        assert "status" in exc.value.message_dict
 
 
 def test_trial_then_active(customer) -> None:
@@ -103,16 +108,19 @@ def test_cancel_needs_a_reason(monthly, customer) -> None:
     assert "reason" in exc.value.message_dict
 
 
-def test_renewing_soon_once_per_period(monthly, yearly, customer, other) -> None:
+def test_renewing_soon_once_per_period(
+    monthly, yearly, customer, other, django_capture_on_commit_callbacks
+) -> None:
     seen: list[bus.DomainEvent] = []
-    bus.subscribe("subscription.renewing_soon", seen.append)
-    services.subscription_start(customer=customer, plan=monthly, started_at=T0)  # ends 2/10
-    services.subscription_start(customer=other, plan=yearly, started_at=T0)  # ends 2027
-    assert services.renewing_soon_notify(days=3, today=date(2026, 2, 7)) == 1
-    assert services.renewing_soon_notify(days=3, today=date(2026, 2, 7)) == 0  # idempotent
-    assert services.renewing_soon_notify(days=3, today=date(2026, 2, 6)) == 0
-    assert len(seen) == 1 and seen[0].customer_id == customer.pk
-    assert seen[0].properties["amount"] == 3000
+    bus.subscribe("subscription.renewing_soon", seen.append, in_transaction=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.subscription_start(customer=customer, plan=monthly, started_at=T0)  # ends 2/10
+        services.subscription_start(customer=other, plan=yearly, started_at=T0)  # ends 2027
+        assert services.renewing_soon_notify(days=3, today=date(2026, 2, 7)) == 1
+        assert services.renewing_soon_notify(days=3, today=date(2026, 2, 7)) == 0  # idempotent
+        assert services.renewing_soon_notify(days=3, today=date(2026, 2, 6)) == 0
+        assert len(seen) == 1 and seen[0].customer_id == customer.pk
+        assert seen[0].properties["amount"] == 3000
 
 
 def test_revenue_normalised_by_interval(monthly, yearly, customer, other) -> None:
@@ -188,3 +196,17 @@ def test_csv_bad_rows_name_row_and_field_and_write_nothing(monthly, customer) ->
     with pytest.raises(ValidationError) as exc:
         services.subscriptions_import(text="who,what\n1,2\n")
     assert "file" in exc.value.message_dict
+
+
+def test_personal_data_export_and_erase(monthly, customer) -> None:
+    from kizuna.core.personal_data import get_handler
+
+    sub = services.subscription_start(customer=customer, plan=monthly, started_at=T0)
+    services.subscription_cancel(subscription=sub, reason="moving abroad")
+    handler = get_handler("subscriptions.subscription")
+    rows = list(handler.export(customer.pk))
+    assert rows[0]["cancel_reason"] == "moving abroad" and rows[0]["plan_code"] == "coffee"
+    assert handler.erase(customer.pk, pseudonym="erased-1") == 2
+    assert handler.erase(customer.pk, pseudonym="erased-1") == 0
+    sub.refresh_from_db()
+    assert sub.cancel_reason == "" and sub.status == "cancelled"
