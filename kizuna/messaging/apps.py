@@ -10,3 +10,9 @@ class MessagingConfig(AppConfig):
         from kizuna.messaging import context, tasks  # noqa: F401  (tasks register with Huey)
 
         context.register_builtin_providers()
+        from django.apps import apps
+
+        if apps.is_installed("kizuna.surveys"):  # {{ surveys["<slug>"] }}: a signed link
+            from kizuna.surveys.links import template_links
+
+            context.register_provider("surveys", template_links)

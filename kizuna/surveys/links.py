@@ -14,7 +14,7 @@ time it is rendered.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 from django.conf import settings
 from django.core import signing
@@ -80,17 +80,19 @@ def public_url(survey: Survey) -> str:
     return settings.KIZUNA_PUBLIC_URL + reverse("portal:survey_public", args=[survey.slug])
 
 
-class SurveyLinks(dict[str, str]):
+class SurveyLinks(Mapping[str, str]):
     """The `surveys` template context: a mapping from an open survey's slug (or the slug with
     "-" replaced by "_") to the customer's link, resolved lazily so only the surveys a
-    template names get an invitation."""
+    template names get an invitation. Not a dict, so context copies keep it lazy."""
 
     def __init__(self, customer: Customer, channel: str = "") -> None:
-        super().__init__()
         self._customer = customer
         self._channel = channel
+        self._resolved: dict[str, str] = {}
 
-    def __missing__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> str:
+        if key in self._resolved:
+            return self._resolved[key]
         survey = (
             Survey.objects.filter(status=SurveyStatus.OPEN, slug__in={key, key.replace("_", "-")})
             .order_by("id")
@@ -99,23 +101,14 @@ class SurveyLinks(dict[str, str]):
         if survey is None:
             raise KeyError(key)
         url = survey_url(survey, self._customer, channel=self._channel)
-        self[key] = url
+        self._resolved[key] = url
         return url
 
-    def __contains__(self, key: object) -> bool:
-        if dict.__contains__(self, key):
-            return True
-        try:
-            self[str(key)]
-        except KeyError:
-            return False
-        return True
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(self._resolved))
 
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+    def __len__(self) -> int:
+        return len(self._resolved)
 
 
 def template_links(customer: Customer) -> SurveyLinks:

@@ -216,6 +216,9 @@ class Answer(models.Model):
     text = models.TextField(_("text"), blank=True)
     language = models.CharField(_("language"), max_length=5, blank=True)
     sentiment = models.FloatField(_("sentiment"), null=True, blank=True)
+    # The free text's content words (kizuna.core.text.tokenize, unstemmed), kept for the
+    # keyword frequencies so the results page does not analyse every answer again.
+    terms = models.JSONField(_("terms"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("answer")

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
-from kizuna.core.text import detect_language
+from kizuna.core.text import detect_language, tokenize
 from kizuna.core.timeutil import now
 from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import customer_update, event_record
@@ -532,6 +532,7 @@ def _response_submit(
             row.text = value
             row.language = detect_language(value)
             row.sentiment = sentiment.score(value, row.language)
+            row.terms = tokenize(value, row.language, stem=False)
             comment = comment or value
         rows.append(row)
     Answer.objects.bulk_create(rows)

@@ -264,12 +264,20 @@ def test_signed_links(survey: Survey, customer: Customer) -> None:
 
 
 def test_template_links_resolve_lazily(survey: Survey, customer: Customer) -> None:
+    from jinja2.sandbox import SandboxedEnvironment
+
     context = links.template_links(customer)
     assert Invitation.objects.count() == 0
     assert context["nps_2026"].startswith("http")
-    assert context["nps-2026"].startswith("http")
     assert "unknown" not in context
     assert context.get("unknown") is None
+    assert Invitation.objects.count() == 1
+    # As messaging's sandboxed Jinja templates reach it: attribute or item syntax.
+    env = SandboxedEnvironment()
+    fresh = links.template_links(customer)
+    rendered = env.from_string('{{ s.nps_2026 }}|{{ s["nps-2026"] }}').render(s=fresh)
+    first, second = rendered.split("|")
+    assert "/m/s/" in first and "/m/s/" in second
     assert Invitation.objects.count() == 1
 
 
@@ -286,3 +294,23 @@ def test_customer_merge_moves_responses(
     )
     response.refresh_from_db()
     assert response.customer_id == customer.pk
+
+
+def test_personal_data_export_and_erase(survey: Survey, customer: Customer) -> None:
+    from kizuna.surveys import personal_data
+
+    invitation = links.invitation_for(survey=survey, customer=customer)
+    services.response_submit(
+        survey=survey, invitation=invitation, answers={"nps": 4, "why": "山田です、配送が遅い"}
+    )
+    exported = list(personal_data._responses_export(customer.pk))
+    assert exported[0]["answers"][1]["text"] == "山田です、配送が遅い"
+    assert next(iter(personal_data._invitations_export(customer.pk)))["survey_id"] == survey.pk
+    assert personal_data._responses_erase(customer.pk, pseudonym="erased-x") == 1
+    assert personal_data._invitations_erase(customer.pk, pseudonym="erased-x") == 1
+    response = Response.objects.get()
+    assert response.customer_id is None and response.nps == 4  # the score stays, anonymous
+    assert not Answer.objects.exclude(text="").exists()
+    assert not Answer.objects.exclude(terms=[]).exists()
+    assert personal_data._responses_erase(customer.pk, pseudonym="erased-x") == 0  # idempotent
+    assert list(personal_data._responses_export(customer.pk)) == []
