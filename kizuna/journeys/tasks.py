@@ -8,7 +8,7 @@ import logging
 import time
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
 
 from kizuna.journeys import services
 
@@ -41,3 +41,9 @@ def journeys_sweep() -> int:
 @db_periodic_task(crontab(hour="15", minute="5"))  # 00:05 JST (Huey's crontab runs in UTC)
 def journeys_daily() -> dict[int, int]:
     return services.journeys_daily_triggers()
+
+
+@on_startup()
+def resume_on_start() -> None:
+    """A worker that starts (after a crash, a deploy) picks up whatever fell due meanwhile."""
+    run_due()
