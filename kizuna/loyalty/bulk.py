@@ -583,7 +583,8 @@ def points_reverse_batch(rows: Sequence[RefundRow]) -> int:
     unless the programme allows negative balances). Returns the entries written."""
     from kizuna.loyalty.services import payload_hash, programme_get
 
-    allow_negative = programme_get().allow_negative
+    programme = programme_get()
+    allow_negative = programme.allow_negative
     with transaction.atomic():
         earned = {
             int(ref.split(":")[1]): (account_id, points, spend)
@@ -606,11 +607,11 @@ def points_reverse_batch(rows: Sequence[RefundRow]) -> int:
             .values_list("pk", "balance")
         )
         lots: dict[int, list[rules.OpenLot]] = {}
-        for lot_id, account_id, remaining, expires_on, earned_at in Lot.objects.filter(
+        for lot_id, account_id, remaining, expires_on, earned_at, kind in Lot.objects.filter(
             account_id__in=accounts, remaining__gt=0
-        ).values_list("id", "account_id", "remaining", "expires_on", "earned_at"):
+        ).values_list("id", "account_id", "remaining", "expires_on", "earned_at", "kind"):
             lots.setdefault(account_id, []).append(
-                rules.OpenLot(lot_id, remaining, expires_on, earned_at)
+                rules.OpenLot(lot_id, remaining, expires_on, earned_at, kind == LotKind.PAID)
             )
         refunded: dict[int, int] = {}
         entries: list[dict[str, Any]] = []
@@ -632,7 +633,11 @@ def points_reverse_batch(rows: Sequence[RefundRow]) -> int:
                 points = min(points, max(0, balance))
             if points <= 0:
                 continue
-            taken = rules.fifo_allocate(lots.get(account_id, []), min(points, max(0, balance)))
+            taken = rules.fifo_allocate(
+                lots.get(account_id, []),
+                min(points, max(0, balance)),
+                programme.paid_points_order,
+            )
             by_id = {lot.id: lot for lot in lots.get(account_id, [])}
             for lot_id, take in taken:
                 by_id[lot_id].remaining -= take

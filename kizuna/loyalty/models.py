@@ -24,6 +24,21 @@ class Rounding(models.TextChoices):
     CEIL = "ceil", _("Round up")
 
 
+class PaidPointsOrder(models.TextChoices):
+    """Which points a redemption takes first (資金決済法: paid points are a prepaid
+    instrument; many programmes spend the free ones first so that less prepaid value
+    stays outstanding, or the paid ones first so that free points are not wasted)."""
+
+    EXPIRY = "expiry", _("First-expiring points first")
+    FREE_FIRST = "free_first", _("Free points first, paid points last")
+    PAID_FIRST = "paid_first", _("Paid points first")
+
+
+class TierPeriod(models.TextChoices):
+    ROLLING = "rolling", _("Rolling window")
+    YEARLY = "yearly", _("Yearly reset: this year's rank from last year's total")
+
+
 class TierBasis(models.TextChoices):
     SPEND = "spend", _("Spend in the window")
     POINTS = "points", _("Points earned in the window")
@@ -69,6 +84,25 @@ class Programme(models.Model):
         _("tier basis"), max_length=10, choices=TierBasis.choices, default=TierBasis.SPEND
     )
     tier_window_months = models.PositiveIntegerField(_("tier window (months)"), default=12)
+    tier_period = models.CharField(
+        _("tier period"),
+        max_length=10,
+        choices=TierPeriod.choices,
+        default=TierPeriod.ROLLING,
+        help_text=_(
+            "Yearly: ranks are reset each year; the rank for a year is held by the previous "
+            "year's total (and reached at once when this year's total qualifies)."
+        ),
+    )
+    tier_year_start_month = models.PositiveSmallIntegerField(
+        _("month the rank year starts"), default=1
+    )
+    paid_points_order = models.CharField(
+        _("order points are spent in"),
+        max_length=10,
+        choices=PaidPointsOrder.choices,
+        default=PaidPointsOrder.EXPIRY,
+    )
     tier_grace_months = models.PositiveIntegerField(
         _("months a tier is kept after the customer stops qualifying"), default=0
     )
@@ -86,6 +120,10 @@ class Programme(models.Model):
         verbose_name = _("loyalty programme")
         constraints = [
             models.CheckConstraint(condition=Q(earn_per_yen__gt=0), name="programme_rate_gt_0"),
+            models.CheckConstraint(
+                condition=Q(tier_year_start_month__gte=1) & Q(tier_year_start_month__lte=12),
+                name="programme_year_start_month_1_12",
+            ),
             models.CheckConstraint(
                 condition=Q(expected_breakage__gte=0) & Q(expected_breakage__lte=1),
                 name="programme_breakage_0_1",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "ceil": ROUND_CEILING}
@@ -135,6 +135,19 @@ def evaluate_tier(
     return earned, keep if earned is not None else None
 
 
+def rank_year_start(today: date, start_month: int = 1) -> date:
+    """The first day of the rank year `today` is in (years start on the 1st of
+    `start_month`: 1 for calendar years, 4 for Japanese fiscal years)."""
+    year = today.year if today.month >= start_month else today.year - 1
+    return date(year, start_month, 1)
+
+
+def rank_year_end(today: date, start_month: int = 1) -> date:
+    """The last day of the rank year `today` is in: the day a held rank is kept until."""
+    start = rank_year_start(today, start_month)
+    return _add_months(start, 12) - timedelta(days=1)
+
+
 def _add_months(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 + months
     year, month = divmod(index, 12)
@@ -169,16 +182,35 @@ class OpenLot:
     remaining: int
     expires_on: date | None
     earned_at: datetime
+    paid: bool = False
 
 
-def fifo_allocate(lots: Iterable[OpenLot], points: int) -> list[tuple[int, int]]:
-    """Take `points` from lots, first-expiring first (never-expiring last, then oldest).
+def fifo_allocate(
+    lots: Iterable[OpenLot], points: int, paid_order: str = "expiry"
+) -> list[tuple[int, int]]:
+    """Take `points` from lots, first-expiring first (never-expiring last, then oldest);
+    with `paid_order` "free_first" all free lots go before any paid lot, with "paid_first"
+    the other way round (first-expiring first within each kind).
     Returns [(lot id, points taken)]; raises ValueError if the lots hold too few."""
     taken: list[tuple[int, int]] = []
     need = points
+
+    def kind_rank(lot: OpenLot) -> int:
+        if paid_order == "free_first":
+            return 1 if lot.paid else 0
+        if paid_order == "paid_first":
+            return 0 if lot.paid else 1
+        return 0
+
     ordered = sorted(
         (lot for lot in lots if lot.remaining > 0),
-        key=lambda lot: (lot.expires_on is None, lot.expires_on or date.max, lot.earned_at, lot.id),
+        key=lambda lot: (
+            kind_rank(lot),
+            lot.expires_on is None,
+            lot.expires_on or date.max,
+            lot.earned_at,
+            lot.id,
+        ),
     )
     for lot in ordered:
         if need <= 0:

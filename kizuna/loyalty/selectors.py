@@ -23,9 +23,11 @@ from kizuna.loyalty.models import (
     EntrySource,
     LedgerEntry,
     Lot,
+    LotKind,
     Programme,
     Reward,
     Tier,
+    TierPeriod,
 )
 
 
@@ -40,6 +42,9 @@ class MemberCard:
     to_next: int = 0
     progress_percent: int = 0
     tier_value: int = 0
+    tier_held_until: date | None = None
+    paid_balance: int = 0
+    free_balance: int = 0
     expiring: list[tuple[date, int]] = field(default_factory=list)
 
 
@@ -76,20 +81,37 @@ def expiring_points(*, account: Account, months: int = 3) -> list[tuple[date, in
     ]
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), JST)
+
+
 def qualifying_values(
-    programme: Programme, today: date, account_id: int | None = None
+    programme: Programme,
+    today: date,
+    account_id: int | None = None,
+    *,
+    previous_year: bool = False,
 ) -> dict[int, int]:
-    """Each account's qualifying value in the rolling window: order spend net of refunds
-    (or points earned from orders), from the ledger."""
-    since = datetime.combine(
-        rules.months_back(today, programme.tier_window_months), datetime.min.time(), JST
-    )
+    """Each account's qualifying value, from the ledger: order spend net of refunds (or
+    points earned from orders) in the rolling window, or with a yearly tier period in the
+    rank year so far (`previous_year`: in the whole rank year before)."""
+    until = None
+    if programme.tier_period == TierPeriod.YEARLY:
+        start = rules.rank_year_start(today, programme.tier_year_start_month)
+        if previous_year:
+            until = _midnight(start)
+            start = rules.rank_year_start(start - timedelta(days=1), start.month)
+        since = _midnight(start)
+    else:
+        since = _midnight(rules.months_back(today, programme.tier_window_months))
     value_field = "spend_minor" if programme.tier_basis == "spend" else "points"
     qs = LedgerEntry.objects.filter(
         kind__in=[EntryKind.EARN, EntryKind.REVERSAL],
         occurred_at__gte=since,
         source=EntrySource.ORDER,
     )
+    if until is not None:
+        qs = qs.filter(occurred_at__lt=until)
     if account_id is not None:
         qs = qs.filter(account_id=account_id)
     return {
@@ -100,6 +122,17 @@ def qualifying_values(
     }
 
 
+def rank_values(programme: Programme, today: date, account_id: int | None = None) -> dict[int, int]:
+    """The value each account's rank is decided by: the rolling window's; with a yearly
+    period the better of last rank year's total (the rank it holds this year) and this
+    year's so far (reached early)."""
+    current = qualifying_values(programme, today, account_id)
+    if programme.tier_period != TierPeriod.YEARLY:
+        return current
+    held = qualifying_values(programme, today, account_id, previous_year=True)
+    return {a: max(current.get(a, 0), held.get(a, 0)) for a in current.keys() | held.keys()}
+
+
 def member_card(*, customer: Customer) -> MemberCard:
     programme = programme_current()
     account = account_get(customer=customer)
@@ -108,6 +141,17 @@ def member_card(*, customer: Customer) -> MemberCard:
         return card
     card.balance = account.balance
     card.tier = account.tier
+    card.tier_held_until = account.tier_kept_until
+    by_kind = dict(
+        Lot.objects.filter(account=account, remaining__gt=0)
+        .values_list("kind")
+        .annotate(n=Sum("remaining"))
+        .values_list("kind", "n")
+    )
+    card.paid_balance = int(by_kind.get(LotKind.PAID, 0) or 0)
+    card.free_balance = max(0, account.balance - card.paid_balance)
+    # Progress shown is this window's (with a yearly period: this rank year's, which holds
+    # next year's rank).
     account.tier_value = qualifying_values(programme, local_date(now()), account.pk).get(
         account.pk, 0
     )

@@ -43,11 +43,13 @@ from kizuna.loyalty.models import (
     LedgerEntry,
     Lot,
     LotKind,
+    PaidPointsOrder,
     Programme,
     Redemption,
     Reward,
+    TierPeriod,
 )
-from kizuna.loyalty.selectors import qualifying_values
+from kizuna.loyalty.selectors import rank_values
 
 MAX_POINTS = 10**9
 KEY_MAX = 120
@@ -270,11 +272,17 @@ def _credit(
 
 def _open_lots(account: Account) -> list[rules.OpenLot]:
     return [
-        rules.OpenLot(lot_id, remaining, expires_on, earned_at)
-        for lot_id, remaining, expires_on, earned_at in Lot.objects.filter(
+        rules.OpenLot(lot_id, remaining, expires_on, earned_at, kind == LotKind.PAID)
+        for lot_id, remaining, expires_on, earned_at, kind in Lot.objects.filter(
             account=account, remaining__gt=0
-        ).values_list("id", "remaining", "expires_on", "earned_at")
+        ).values_list("id", "remaining", "expires_on", "earned_at", "kind")
     ]
+
+
+def paid_points_order() -> str:
+    """The programme's order of spending free and paid points (expiry order by default)."""
+    order = Programme.objects.order_by("id").values_list("paid_points_order", flat=True).first()
+    return order or PaidPointsOrder.EXPIRY
 
 
 def _debit(
@@ -302,7 +310,13 @@ def _debit(
             {field: [_("Only %(n)d points are available.") % {"n": account.balance}]}
         )
     from_lots = min(points, available)
-    taken = rules.fifo_allocate(_open_lots(account), from_lots) if from_lots else []
+    taken: list[tuple[int, int]] = []
+    if from_lots:
+        lots = _open_lots(account)
+        # The programme's order matters only when paid points are among the lots (no query
+        # otherwise: most members hold free points only).
+        order = paid_points_order() if any(lot.paid for lot in lots) else PaidPointsOrder.EXPIRY
+        taken = rules.fifo_allocate(lots, from_lots, order)
     guard = Q(pk=account.pk) if allow_negative else Q(pk=account.pk, balance__gte=points)
     if Account.objects.filter(guard).update(balance=F("balance") - points) != 1:
         raise ValidationError({field: [_("Not enough points.")]})
@@ -509,26 +523,39 @@ def points_award(
     value_per_point: Decimal | None = None,
     actor: AbstractBaseUser | None = None,
     occurred_at: datetime | None = None,
+    expires_on: date | None = None,
 ) -> LedgerEntry:
-    """Give points (engagement events, goodwill, paid points bought for money)."""
+    """Give points (engagement events, goodwill, paid points bought for money).
+
+    `expires_on` gives these points their own expiry date (e.g. campaign points valid to
+    the end of next month) instead of the programme's rule; it must not be before the day
+    they are earned."""
     errors: dict[str, list[str]] = {}
     _check_key(idempotency_key, errors)
     if not _whole(points) or points <= 0 or points > MAX_POINTS:
         errors["points"] = [_("Points must be a whole number from 1 to %(n)d.") % {"n": MAX_POINTS}]
     if kind not in LotKind.values:
         errors["kind"] = [_("Choose free or paid points.")]
+    at = occurred_at or now()
+    if expires_on is not None and (not isinstance(expires_on, date) or expires_on < local_date(at)):
+        errors["expires_on"] = [_("The expiry date cannot be before the day points are earned.")]
     _raise(errors)
-    digest = payload_hash({"award": points, "customer": customer.pk, "kind": kind})
+    payload: dict[str, Any] = {"award": points, "customer": customer.pk, "kind": kind}
+    if expires_on is not None:
+        payload["expires_on"] = expires_on.isoformat()
+    digest = payload_hash(payload)
     if (existing := _replayed(idempotency_key, digest)) is not None:
         return existing
     programme = programme_get()
-    at = occurred_at or now()
     account_id = account_for(customer).pk
     account = _lock(account_id)[account_id]
     # Paid points are prepaid instruments: they do not expire by the programme's rule.
-    expires = (
-        None if kind == LotKind.PAID else rules.expiry_date(local_date(at), programme.expiry_months)
-    )
+    if expires_on is not None:
+        expires: date | None = expires_on
+    elif kind == LotKind.PAID:
+        expires = None
+    else:
+        expires = rules.expiry_date(local_date(at), programme.expiry_months)
     with acting_as(actor):
         entry = _credit(
             account,
@@ -818,7 +845,8 @@ def tiers_evaluate(*, today: date | None = None, chunk: int = 100_000) -> BatchR
     tiers = tier_rules(programme)
     by_id = {t.id: t for t in tiers}
     names = {t.pk: t.code for t in programme.tiers.all()}
-    values = qualifying_values(programme, today)
+    values = rank_values(programme, today)
+    yearly = programme.tier_period == TierPeriod.YEARLY
     result = BatchResult()
     at = now()
     top = Account.objects.aggregate(top=Max("pk"))["top"] or 0
@@ -833,14 +861,22 @@ def tiers_evaluate(*, today: date | None = None, chunk: int = 100_000) -> BatchR
                 .values_list("pk", "customer_id", "tier_id", "tier_kept_until")
             ):
                 value = values.get(account_id, 0)
-                new, keep = rules.evaluate_tier(
-                    current=by_id.get(tier_id) if tier_id else None,
-                    value=value,
-                    tiers=tiers,
-                    kept_until=kept_until,
-                    today=today,
-                    grace_months=programme.tier_grace_months,
-                )
+                if yearly:
+                    # The rank is what last year's (or this year's) total reaches; it is
+                    # held to the end of the rank year and reset by the next evaluation.
+                    new = rules.qualifying_tier(value, tiers)
+                    keep = (
+                        rules.rank_year_end(today, programme.tier_year_start_month) if new else None
+                    )
+                else:
+                    new, keep = rules.evaluate_tier(
+                        current=by_id.get(tier_id) if tier_id else None,
+                        value=value,
+                        tiers=tiers,
+                        kept_until=kept_until,
+                        today=today,
+                        grace_months=programme.tier_grace_months,
+                    )
                 new_id = new.id if new else None
                 if new_id != tier_id or keep != kept_until:
                     changes.append((account_id, new_id, value, keep))
@@ -848,7 +884,10 @@ def tiers_evaluate(*, today: date | None = None, chunk: int = 100_000) -> BatchR
                     events.append(
                         (
                             customer_id,
-                            f"tier.changed:{account_id}:{today.isoformat()}",
+                            # The new tier in the id: a second change on one day (an
+                            # upgrade after more orders) is its own event.
+                            f"tier.changed:{account_id}:{today.isoformat()}:"
+                            f"{names.get(new_id) if new_id else '-'}",
                             {
                                 "from": names.get(tier_id) if tier_id else None,
                                 "to": names.get(new_id) if new_id else None,
