@@ -501,3 +501,30 @@ def overdue_accounts(*, owner: Any | None = None) -> QuerySet[Account]:
     if owner is not None:
         accounts = accounts.filter(owner=owner)
     return accounts.order_by("next_follow_up_at")
+
+
+@dataclass(frozen=True)
+class CareRow:
+    care: CustomerCare
+    p_alive: float | None
+    clv_minor: int | None
+    overdue: bool
+    signals: list[str]
+
+
+def care_rows(rows: Any) -> list[CareRow]:
+    """One page of `my_customers` as display rows (no further queries)."""
+    at = now()
+    out = []
+    for care in rows:
+        score = getattr(care.customer, "score", None)
+        out.append(
+            CareRow(
+                care=care,
+                p_alive=score.p_alive if score else None,
+                clv_minor=score.clv_minor if score else None,
+                overdue=bool(care.next_follow_up_at and care.next_follow_up_at < at),
+                signals=risk_signals(care),
+            )
+        )
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI, Swagger
 
+from kizuna.accounts.api import router as accounts_router
 from kizuna.analytics.api import router as analytics_router
 from kizuna.api import errors
 from kizuna.api.auth import AUTHENTICATED, docs_guard
@@ -17,6 +18,7 @@ from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
 from kizuna.recommendations.api import router as recommendations_router
 from kizuna.segments.api import router as segments_router
+from kizuna.subscriptions.api import router as subscriptions_router
 
 DESCRIPTION = """\
 kizuna's REST API. Authenticate with an API key (`Authorization: Bearer kzk_...`, created in
@@ -53,3 +55,5 @@ api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
 api.add_router("/", segments_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", subscriptions_router)
+api.add_router("/", accounts_router)

@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     "kizuna.segments",
     "kizuna.messaging",
     "kizuna.campaigns",
-    "kizuna.accounts",
+    "kizuna.support",
     "kizuna.journeys",
     "kizuna.privacy",
     "kizuna.console",
