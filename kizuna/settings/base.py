@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "kizuna.messaging",
     "kizuna.campaigns",
     "kizuna.support",
+    "kizuna.support",
     "kizuna.journeys",
     "kizuna.privacy",
     "kizuna.console",
