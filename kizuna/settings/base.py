@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "kizuna.segments",
     "kizuna.messaging",
     "kizuna.campaigns",
+    "kizuna.accounts",
     "kizuna.support",
     "kizuna.support",
     "kizuna.journeys",
