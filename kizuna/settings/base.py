@@ -47,7 +47,6 @@ INSTALLED_APPS = [
     "kizuna.campaigns",
     "kizuna.accounts",
     "kizuna.support",
-    "kizuna.support",
     "kizuna.journeys",
     "kizuna.privacy",
     "kizuna.console",
