@@ -6,6 +6,15 @@ dropping out for good (beta-distributed). So a few customers are loyal regulars,
 lapse after a handful of visits, and some never come back after the first one. Each
 customer also has a spend level (gamma, as in the Gamma-Gamma spend model), a favourite
 drink, a home store and a channel mix, which shape their baskets.
+
+Customers also have a latent taste, so what they buy is learnable (recommendations): five
+flavour profiles (classic coffee, sweet and milky, Japanese tea, specialty coffee, light
+and plant-based) each favour some products. A customer's taste is a mix of the profiles
+drawn from a Dirichlet(0.3) (mostly one or two dominant profiles); a product's appeal to
+them is the dot product of their taste with the product's profile affinities, and they pick
+a product within a category with probability proportional to popularity x appeal^2.
+Their favourite drink and favourite food are drawn the same way and bought again and again.
+Tastes come from a random stream of their own, so names, visits and timing do not change.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
 from faker import Faker
 
 from kizuna.core.timeutil import JST
@@ -45,6 +55,30 @@ FAVOURITE_TRAIT = {
     "KC-D06": "cold_brew",
     "KC-D10": "americano",
 }
+
+
+# Flavour profiles and the products each one favours (affinity 1; others TASTE_FLOOR).
+PROFILES: dict[str, tuple[str, ...]] = {
+    "classic": (
+        "KC-D01", "KC-D07", "KC-D10", "KC-B01", "KC-B03", "KC-B04", "KC-B08",
+        "KC-F01", "KC-F05", "KC-F06", "KC-G01", "KC-G03",
+    ),
+    "sweet": (
+        "KC-D02", "KC-D03", "KC-D08", "KC-D09", "KC-D14", "KC-D15",
+        "KC-F03", "KC-F04", "KC-F09", "KC-F10", "KC-G05", "KC-G06",
+    ),
+    "japanese": (
+        "KC-D04", "KC-D05", "KC-D15", "KC-D16", "KC-F02", "KC-F07", "KC-F08", "KC-G02",
+    ),
+    "specialty": (
+        "KC-D06", "KC-D11", "KC-B02", "KC-B05", "KC-B06", "KC-G04", "KC-G07", "KC-D01",
+    ),
+    "light": ("KC-D12", "KC-D13", "KC-B07", "KC-F04", "KC-D16", "KC-G05", "KC-G02"),
+}  # fmt: skip
+TASTE_CONCENTRATION = 0.3  # Dirichlet parameter of each profile
+TASTE_FLOOR = 0.05  # appeal of a product outside the customer's profiles
+TASTE_POWER = 2.0
+FAVOURITE_FOOD_SHARE = 0.35  # of food picks: the customer's favourite
 
 
 @dataclass
@@ -140,6 +174,8 @@ class _Profile:
     dropout: float  # probability of never returning after a purchase
     spend: float  # basket size multiplier, mean 1
     favourite: str  # a drink SKU
+    favourite_food: str
+    taste_cum: dict[str, list[float]]  # per category: cumulative popularity x appeal
     home_store: str
     channels: list[float]  # cumulative weights of store, app, online
     app_user: bool
@@ -147,6 +183,11 @@ class _Profile:
 
 def _cum(weights: Sequence[float]) -> list[float]:
     return list(accumulate(weights))
+
+
+def _weights(cum: list[float], at: list[int]) -> list[float]:
+    """The weights at positions `at` of cumulative weights `cum`."""
+    return [cum[i] - (cum[i - 1] if i else 0.0) for i in at]
 
 
 def _pick(rng: random.Random, items: Any, cum: list[float]) -> Any:
@@ -168,10 +209,34 @@ class _Menu:
         self.cum = {c: _cum([i.weight for i in items]) for c, items in self.by_category.items()}
         self.by_sku = {item.sku: item for item in biz.MENU}
 
-    def pick(self, rng: random.Random, category: str, month: int) -> biz.MenuItem:
+        # membership (products x profiles) and popularity, in MENU order
+        self.order = [item.sku for item in biz.MENU]
+        self.membership = np.array(
+            [[item.sku in skus for skus in PROFILES.values()] for item in biz.MENU], float
+        )
+        self.popularity = np.array([item.weight for item in biz.MENU])
+        self.columns = {
+            c: [self.order.index(item.sku) for item in items]
+            for c, items in self.by_category.items()
+        }
+
+    def taste_tables(self, tastes: np.ndarray) -> list[dict[str, list[float]]]:
+        """Per customer (rows of `tastes`, each summing to 1) and category: the cumulative
+        weights popularity x appeal^power, appeal = taste . affinities (affinity 1 for the
+        product's profiles, TASTE_FLOOR for the others)."""
+        appeal = TASTE_FLOOR + (1 - TASTE_FLOOR) * (tastes @ self.membership.T)
+        weights = self.popularity * appeal**TASTE_POWER
+        per_category = {
+            c: np.cumsum(weights[:, cols], axis=1).tolist() for c, cols in self.columns.items()
+        }
+        return [{c: rows[n] for c, rows in per_category.items()} for n in range(len(tastes))]
+
+    def pick(
+        self, rng: random.Random, category: str, month: int, cum: list[float] | None = None
+    ) -> biz.MenuItem:
         items = self.by_category[category]
         for _attempt in range(5):
-            item = _pick(rng, items, self.cum[category])
+            item = _pick(rng, items, cum or self.cum[category])
             if not item.months or month in item.months:
                 return item
         return items[0]
@@ -200,6 +265,12 @@ def generate(
     until = until.astimezone(UTC).replace(microsecond=0)
     start = until - timedelta(days=365 * YEARS)
     menu = _Menu()
+    # Tastes from a stream of their own, so the rest of the business is as before.
+    taste_rng = np.random.default_rng([seed, 0x7A57E])
+    tastes = menu.taste_tables(
+        taste_rng.dirichlet([TASTE_CONCENTRATION] * len(PROFILES), size=customers)
+    )
+    favourite_draws = taste_rng.random(customers).tolist()
     store_prefs = {pref for _name, pref in biz.STORES}
     stores_by_pref: dict[str, list[str]] = {}
     for name, pref in biz.STORES:
@@ -213,6 +284,9 @@ def generate(
         *[biz.OTHER_PREFECTURES_WEIGHT / len(others)] * len(others),
     ]
     drinks = [i for i in menu.by_category["drinks"] if not i.months]
+    foods = [i for i in menu.by_category["food"] if not i.months]
+    drink_at = [menu.by_category["drinks"].index(i) for i in drinks]
+    food_at = [menu.by_category["food"].index(i) for i in foods]
 
     def tick(step: str, n: int = 1) -> None:
         if progress is not None:
@@ -280,7 +354,10 @@ def generate(
 
         signup = start + timedelta(seconds=int(span * rng.random() ** 0.8))
         signup = min(signup, until - timedelta(hours=1))
-        favourite = rng.choices(drinks, [d.weight for d in drinks])[0].sku
+        taste_cum = tastes[index]
+        favourite = _pick(rng, drinks, _cum(_weights(taste_cum["drinks"], drink_at))).sku
+        food_cum = _cum(_weights(taste_cum["food"], food_at))
+        favourite_food = foods[bisect(food_cum, favourite_draws[index] * food_cum[-1])].sku
         app_user = rng.random() < APP_USER_SHARE
         has_store = prefecture in stores_by_pref
         if has_store:
@@ -296,6 +373,8 @@ def generate(
             dropout=rng.betavariate(A, B),
             spend=rng.gammavariate(4.0, 0.25),
             favourite=favourite,
+            favourite_food=favourite_food,
+            taste_cum=taste_cum,
             home_store=home,
             channels=channels,
             app_user=app_user,
@@ -431,7 +510,8 @@ def _purchases(
         if p.channels[2] - p.channels[1] > 10 or p.app_user:
             for _visit in range(int(rng.expovariate(1 / (0.6 + len(times) / 10)))):
                 at = p.signup + (until - p.signup) * rng.random()
-                item = rng.choice(biz.MENU)
+                category = rng.choice(ONLINE_CATEGORIES)
+                item = menu.pick(rng, category, at.astimezone(JST).month, p.taste_cum[category])
                 events.append(
                     DemoEvent(
                         "Product Viewed",
@@ -481,8 +561,10 @@ def _basket(
             )
         if category == "drinks" and rng.random() < 0.5:
             sku = p.favourite
+        elif category == "food" and rng.random() < FAVOURITE_FOOD_SHARE:
+            sku = p.favourite_food
         else:
-            sku = menu.pick(rng, category, month).sku
+            sku = menu.pick(rng, category, month, p.taste_cum[category]).sku
         quantity = 2 if rng.random() < (0.1 if category in ("drinks", "beans") else 0.04) else 1
         chosen[sku] = chosen.get(sku, 0) + quantity
     return list(chosen.items())

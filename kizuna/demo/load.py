@@ -37,6 +37,7 @@ from kizuna.customers.services import trait_definition_create
 from kizuna.demo import analytics as demo_analytics
 from kizuna.demo import business as biz
 from kizuna.demo import loyalty as demo_loyalty
+from kizuna.demo import recommendations as demo_recommendations
 from kizuna.demo import segments as demo_segments
 from kizuna.demo.generate import DemoData
 from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
@@ -225,6 +226,11 @@ def load(data: DemoData, *, advance: Advance | None = None) -> LoadTimings:
     started = time.perf_counter()
     demo_segments.load()
     timed("segments", started)
+
+    # Recommendations trained on that history (one run, evaluated on its last weeks).
+    started = time.perf_counter()
+    demo_recommendations.load()
+    timed("recommendations", started)
     return timings
 
 

@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Params:
-    factors: int = 32
+    factors: int = 0  # 0: by catalogue size (als_factors)
     iterations: int = 12
-    regularization: float = 0.05
-    alpha: float = 8.0
+    regularization: float = 5.0
+    alpha: float = 2.0
     bpr_factors: int = 32
     bpr_iterations: int = 80
     bpr_learning_rate: float = 0.05
@@ -45,7 +45,9 @@ class Params:
 
     def check(self) -> dict[str, str]:
         errors: dict[str, str] = {}
-        for name in ("factors", "iterations", "bpr_factors", "bpr_iterations", "neighbours"):
+        if not 0 <= self.factors <= 10_000:
+            errors["factors"] = "factors must be between 0 (automatic) and 10000"
+        for name in ("iterations", "bpr_factors", "bpr_iterations", "neighbours"):
             if not 1 <= getattr(self, name) <= 10_000:
                 errors[name] = f"{name} must be between 1 and 10000"
         for name in ("regularization", "alpha", "bpr_learning_rate", "bpr_regularization"):
@@ -103,6 +105,15 @@ class Popularity:
         return self.overall
 
 
+def als_factors(params: Params, n_items: int) -> int:
+    """ALS factors: as configured, or (0) one per 8 products within 4..32: a small
+    catalogue is overfitted by many factors (on the demo's 41 products, 32 factors score
+    below popularity on the holdout; 5 score 1.5-2x above it)."""
+    if params.factors:
+        return params.factors
+    return max(4, min(32, n_items // 8))
+
+
 def _quiet_blas() -> Any:
     # implicit's own threads do the work; a BLAS thread pool inside them oversubscribes.
     return threadpool_limits(limits=1, user_api="blas")
@@ -118,14 +129,13 @@ def train_als(matrix: Matrix, params: Params) -> Factors:
     from implicit.cpu.als import AlternatingLeastSquares
 
     n_c, n_p = matrix.shape
+    factors = als_factors(params, n_p)
     if n_c == 0 or n_p == 0:
-        return Factors(
-            np.zeros((n_c, params.factors), np.float32), np.zeros((n_p, params.factors), np.float32)
-        )
+        return Factors(np.zeros((n_c, factors), np.float32), np.zeros((n_p, factors), np.float32))
     with _quiet_blas(), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         model = AlternatingLeastSquares(
-            factors=params.factors,
+            factors=factors,
             regularization=params.regularization,
             iterations=params.iterations,
             num_threads=params.threads,

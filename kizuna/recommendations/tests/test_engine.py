@@ -167,5 +167,12 @@ def test_a_model_survives_saving_and_loading(tmp_path):
 
 
 def test_params_are_checked():
-    errors = training.Params(factors=0, alpha=-1, threads=0).check()
+    errors = training.Params(factors=-1, alpha=-1, threads=0).check()
     assert set(errors) == {"factors", "alpha", "threads"}
+
+
+def test_als_factors_follow_the_catalogue_unless_set():
+    assert training.als_factors(training.Params(), 41) == 5
+    assert training.als_factors(training.Params(), 10) == 4
+    assert training.als_factors(training.Params(), 10_000) == 32
+    assert training.als_factors(training.Params(factors=7), 10_000) == 7

@@ -183,7 +183,7 @@ def test_bad_parameters_and_settings_are_refused(db, shop):
     world = shop()
     with pytest.raises(ValidationError) as err:
         services.training_run_request(
-            trigger=RunTrigger.API, params=services.default_params().__class__(factors=0)
+            trigger=RunTrigger.API, params=services.default_params().__class__(factors=-1)
         )
     assert "factors" in err.value.message_dict
     with pytest.raises(ValidationError) as err:
