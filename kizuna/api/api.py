@@ -19,6 +19,7 @@ from kizuna.messaging.api import router as messaging_router
 from kizuna.recommendations.api import router as recommendations_router
 from kizuna.segments.api import router as segments_router
 from kizuna.subscriptions.api import router as subscriptions_router
+from kizuna.surveys.api import router as surveys_router
 
 DESCRIPTION = """\
 kizuna's REST API. Authenticate with an API key (`Authorization: Bearer kzk_...`, created in
@@ -55,5 +56,6 @@ api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
 api.add_router("/", segments_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", surveys_router)
 api.add_router("/", subscriptions_router)
 api.add_router("/", accounts_router)

@@ -129,6 +129,27 @@ _SUBSCRIPTIONS_MANAGE = [
     "subscriptions.add_subscription",
     "subscriptions.change_subscription",
 ]
+# Surveys and community (issue 9): every role reads results, events and ideas; admins and
+# marketers build surveys and run events and the idea board; support checks guests in.
+_LISTEN_VIEW = [
+    "surveys.view_survey",
+    "surveys.view_response",
+    "community.view_communityevent",
+    "community.view_registration",
+    "community.view_idea",
+]
+_COMMUNITY_CHECK_IN = ["community.change_registration"]
+_LISTEN_MANAGE = [
+    *_LISTEN_VIEW,
+    *_COMMUNITY_CHECK_IN,
+    "surveys.add_survey",
+    "surveys.change_survey",
+    "surveys.add_response",  # answers collected elsewhere, recorded through the API
+    "community.add_communityevent",
+    "community.change_communityevent",
+    "community.change_idea",
+    "community.delete_ideacomment",
+]
 # The sales role's group (not yet a Role choice: that needs an iam migration of
 # ApiKey.role; until then staff join the "sales" group in the admin).
 SALES = "sales"
@@ -171,6 +192,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_RECOMMENDATIONS_MANAGE,
         *_ACCOUNTS_MANAGE,
         *_SUBSCRIPTIONS_MANAGE,
+        *_LISTEN_MANAGE,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -191,6 +213,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_RECOMMENDATIONS_MANAGE,
         *_ACCOUNTS_MANAGE,
         *_SUBSCRIPTIONS_MANAGE,
+        *_LISTEN_MANAGE,
     ],
     Role.ANALYST: [
         *_VIEW_ALL,
@@ -198,6 +221,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SEGMENTS_VIEW,
         *_ACCOUNTS_VIEW,
         "accounts.view_all_deals",
+        *_LISTEN_VIEW,
     ],
     Role.SUPPORT: [
         *_VIEW_ALL,
@@ -211,6 +235,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_ACCOUNTS_VIEW,
         "accounts.add_activity",
         "subscriptions.change_subscription",
+        *_LISTEN_VIEW,
+        *_COMMUNITY_CHECK_IN,
     ],
     SALES: [*_VIEW_ALL, *_ACCOUNTS_SELL],
 }
