@@ -7,8 +7,9 @@ class ConsoleConfig(AppConfig):
     verbose_name = "Staff console"
 
     def ready(self) -> None:
-        from kizuna.console import views_loyalty, views_messaging, views_segments
+        from kizuna.console import views_loyalty, views_messaging, views_segments, views_surveys
 
         views_loyalty.register_panels()
         views_messaging.register_panels()
         views_segments.register_panels()
+        views_surveys.register_panels()

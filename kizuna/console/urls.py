@@ -11,6 +11,7 @@ from kizuna.console import (
     views_messaging,
     views_recommendations,
     views_segments,
+    views_surveys,
 )
 
 app_name = "console"
@@ -154,4 +155,10 @@ urlpatterns = [
         views_campaigns.campaign_action,
         name="campaign_action",
     ),
+    path("surveys/", views_surveys.survey_list, name="survey_list"),
+    path("surveys/new/", views_surveys.survey_new, name="survey_new"),
+    path("surveys/<int:survey_id>/", views_surveys.survey_detail, name="survey_detail"),
+    path("surveys/<int:survey_id>/edit/", views_surveys.survey_edit, name="survey_edit"),
+    path("surveys/<int:survey_id>/status/", views_surveys.survey_status, name="survey_status"),
+    path("surveys/<int:survey_id>/export.csv", views_surveys.survey_export, name="survey_export"),
 ]
