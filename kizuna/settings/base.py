@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "kizuna.segments",
     "kizuna.messaging",
     "kizuna.campaigns",
+    "kizuna.line_marketing",
     "kizuna.accounts",
     "kizuna.support",
     "kizuna.journeys",
