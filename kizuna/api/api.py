@@ -19,6 +19,7 @@ from kizuna.messaging.api import router as messaging_router
 from kizuna.recommendations.api import router as recommendations_router
 from kizuna.segments.api import router as segments_router
 from kizuna.subscriptions.api import router as subscriptions_router
+from kizuna.support.api import router as support_router
 from kizuna.surveys.api import router as surveys_router
 
 DESCRIPTION = """\
@@ -59,3 +60,4 @@ api.add_router("/", campaigns_router)
 api.add_router("/", surveys_router)
 api.add_router("/", subscriptions_router)
 api.add_router("/", accounts_router)
+api.add_router("/", support_router)

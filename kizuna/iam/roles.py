@@ -150,6 +150,26 @@ _LISTEN_MANAGE = [
     "community.change_idea",
     "community.delete_ideacomment",
 ]
+# Support (issue 9): support staff and administrators work inquiries and keep the FAQ and
+# canned answers; marketers and analysts read them.
+_SUPPORT_VIEW = [
+    "support.view_inquiry",
+    "support.view_message",
+    "support.view_faqarticle",
+    "support.view_cannedanswer",
+]
+_SUPPORT_MANAGE = [
+    *_SUPPORT_VIEW,
+    "support.add_inquiry",
+    "support.change_inquiry",
+    "support.add_message",
+    "support.add_faqarticle",
+    "support.change_faqarticle",
+    "support.delete_faqarticle",
+    "support.add_cannedanswer",
+    "support.change_cannedanswer",
+    "support.change_slapolicy",
+]
 # The sales role's group (not yet a Role choice: that needs an iam migration of
 # ApiKey.role; until then staff join the "sales" group in the admin).
 SALES = "sales"
@@ -193,6 +213,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_ACCOUNTS_MANAGE,
         *_SUBSCRIPTIONS_MANAGE,
         *_LISTEN_MANAGE,
+        *_SUPPORT_MANAGE,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -214,6 +235,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_ACCOUNTS_MANAGE,
         *_SUBSCRIPTIONS_MANAGE,
         *_LISTEN_MANAGE,
+        *_SUPPORT_VIEW,
     ],
     Role.ANALYST: [
         *_VIEW_ALL,
@@ -222,6 +244,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_ACCOUNTS_VIEW,
         "accounts.view_all_deals",
         *_LISTEN_VIEW,
+        *_SUPPORT_VIEW,
     ],
     Role.SUPPORT: [
         *_VIEW_ALL,
@@ -237,6 +260,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "subscriptions.change_subscription",
         *_LISTEN_VIEW,
         *_COMMUNITY_CHECK_IN,
+        *_SUPPORT_MANAGE,
     ],
     SALES: [*_VIEW_ALL, *_ACCOUNTS_SELL],
 }
