@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "kizuna.commerce",
     "kizuna.loyalty",
     "kizuna.surveys",
+    "kizuna.community",
     "kizuna.subscriptions",
     "kizuna.tracking",
     "kizuna.analytics",
