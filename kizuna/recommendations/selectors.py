@@ -2,10 +2,11 @@
 products) from the active models held in memory, runs and versions for the console/API.
 
 Serving keeps each kind's active model in memory per process: loaded from its file on first
-use and again when the active version changes (one indexed query per request finds the
-active version). The catalogue's state (active products, categories, the consumable and
-excluded settings, names and prices) is cached per process for CATALOGUE_TTL seconds. No
-request reads orders or events.
+use and again when the active version changes (an indexed query finds the active version,
+at most once per KIZUNA_RECOMMENDATIONS_VERSION_CHECK_SECONDS, 1 s, per kind and process).
+The catalogue's state (active products, categories, the consumable and excluded settings,
+names and prices) is cached per process for CATALOGUE_TTL seconds. No request reads orders
+or events.
 """
 
 from __future__ import annotations
@@ -90,28 +91,44 @@ class _Loaded:
     version: ModelVersion
     model: engine.Trained
     catalogue: _Catalogue | None = None
+    checked_at: float = 0.0
 
 
 _lock = threading.Lock()
 _loaded: dict[str, _Loaded] = {}
+_none_checked: dict[str, float] = {}  # kinds found without an active version, and when
+
+
+def version_check_seconds() -> float:
+    return float(getattr(settings, "KIZUNA_RECOMMENDATIONS_VERSION_CHECK_SECONDS", 1.0))
 
 
 def cache_clear() -> None:
     """Forget the models and catalogue state held in memory (tests, after bulk changes)."""
     with _lock:
         _loaded.clear()
+        _none_checked.clear()
 
 
 def _active(kind: str) -> _Loaded | None:
+    ttl = version_check_seconds()
+    moment = time.monotonic()
+    held = _loaded.get(kind)
+    if held is not None and moment - held.checked_at < ttl:
+        return held
+    if held is None and moment - _none_checked.get(kind, -ttl) < ttl:
+        return None
     version = (
         ModelVersion.objects.filter(kind=kind, active=True)
         .only("id", "kind", "trained_at", "artifact")
         .first()
     )
     if version is None:
+        _loaded.pop(kind, None)
+        _none_checked[kind] = moment
         return None
-    held = _loaded.get(kind)
     if held is not None and held.version.pk == version.pk:
+        held.checked_at = moment
         return held
     with _lock:
         held = _loaded.get(kind)
@@ -122,7 +139,7 @@ def _active(kind: str) -> _Loaded | None:
         except (OSError, ValueError, KeyError):
             logger.exception("recommendations: cannot load %s (%s)", version, version.path)
             return None
-        held = _Loaded(version, model)
+        held = _Loaded(version, model, checked_at=moment)
         _loaded[kind] = held
         return held
 

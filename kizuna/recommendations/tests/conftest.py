@@ -45,6 +45,7 @@ def _isolated(settings: Any, tmp_path: Any) -> Iterator[None]:
 
     settings.DATA_DIR = tmp_path / "data"
     settings.KIZUNA_RECOMMENDATIONS_PARAMS = SMALL
+    settings.KIZUNA_RECOMMENDATIONS_VERSION_CHECK_SECONDS = 0  # see the active version at once
     selectors.cache_clear()
     with translation.override("en"):
         yield

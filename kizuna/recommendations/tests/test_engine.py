@@ -179,7 +179,7 @@ def test_als_factors_follow_the_catalogue_unless_set():
 
 
 def test_bpr_iterations_follow_the_data_unless_set():
-    assert training.bpr_epochs(training.Params(), 200_000) == 100
+    assert training.bpr_epochs(training.Params(), 200_000) == 40
     assert training.bpr_epochs(training.Params(), 10_000_000) == 15
     assert training.bpr_epochs(training.Params(), 100_000_000) == 10
     assert training.bpr_epochs(training.Params(bpr_iterations=3), 10_000_000) == 3

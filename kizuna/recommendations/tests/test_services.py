@@ -215,3 +215,33 @@ def test_the_command_trains_and_reports(shop):
     assert run.status == RunStatus.SUCCEEDED and run.trigger == RunTrigger.CLI
     text = out.getvalue()
     assert f"#{run.pk}" in text and "als" in text and "MAP@10" in text
+
+
+def test_a_data_subject_export_lists_the_recommended_products(shop):
+    from kizuna.core.personal_data import handlers
+
+    world = shop()
+    handler = {h.name: h for h in handlers()}["recommendations.products"]
+    assert list(handler.export(world.customers[0])) == []  # nothing trained yet
+    train(evaluate=False)
+    rows = list(handler.export(world.customers[0]))
+    assert 0 < len(rows) <= 10 and rows[0]["rank"] == 1 and rows[0]["model"] == "als"
+    assert handler.erase(world.customers[0], pseudonym="erased-x") == 0
+
+
+def test_the_active_version_is_looked_up_at_most_once_per_check_interval(
+    shop, settings, django_assert_num_queries
+):
+    world = shop()
+    first = train(evaluate=False)
+    customer = customer_get(world.customers[0])
+    settings.KIZUNA_RECOMMENDATIONS_VERSION_CHECK_SECONDS = 3600
+    selectors.recommendations_for(customer=customer, n=3)  # loads the model
+    with django_assert_num_queries(0):
+        result = selectors.recommendations_for(customer=customer, n=3)
+    train(evaluate=False)
+    assert selectors.recommendations_for(customer=customer, n=3).model == result.model
+    assert result.model is not None and result.model.version == first.versions.get(kind="als").pk
+    settings.KIZUNA_RECOMMENDATIONS_VERSION_CHECK_SECONDS = 0
+    newer = selectors.recommendations_for(customer=customer, n=3).model
+    assert newer is not None and newer.version != result.model.version
