@@ -11,6 +11,7 @@ from kizuna.console import (
     views_messaging,
     views_recommendations,
     views_segments,
+    views_support,
     views_surveys,
 )
 
@@ -161,4 +162,17 @@ urlpatterns = [
     path("surveys/<int:survey_id>/edit/", views_surveys.survey_edit, name="survey_edit"),
     path("surveys/<int:survey_id>/status/", views_surveys.survey_status, name="survey_status"),
     path("surveys/<int:survey_id>/export.csv", views_surveys.survey_export, name="survey_export"),
+    path("support/", views_support.queue, name="support_queue"),
+    path("support/new/", views_support.inquiry_new, name="support_new"),
+    path("support/<int:inquiry_id>/", views_support.inquiry_detail, name="support_inquiry"),
+    path("support/<int:inquiry_id>/reply/", views_support.inquiry_reply, name="support_reply"),
+    path("support/<int:inquiry_id>/change/", views_support.inquiry_change, name="support_change"),
+    path("support/faq/", views_support.faq_list, name="support_faq"),
+    path("support/faq/new/", views_support.faq_edit, name="support_faq_new"),
+    path("support/faq/<int:article_id>/", views_support.faq_edit, name="support_faq_edit"),
+    path(
+        "support/faq/<int:article_id>/delete/", views_support.faq_delete, name="support_faq_delete"
+    ),
+    path("support/canned/new/", views_support.canned_edit, name="support_canned_new"),
+    path("support/canned/<int:canned_id>/", views_support.canned_edit, name="support_canned_edit"),
 ]
