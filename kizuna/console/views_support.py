@@ -289,9 +289,9 @@ def inquiry_change(request: HttpRequest, inquiry_id: int) -> HttpResponse:
             actor=_staff(request),
         )
     except ValidationError as exc:
-        for field, errors in exc.message_dict.items():
-            for error in errors:
-                messages.error(request, f"{field}: {error}")
+        for key, problems in exc.message_dict.items():
+            for problem in problems:
+                messages.error(request, f"{key}: {problem}")
     else:
         messages.success(request, _("Inquiry updated."))
     return redirect("console:support_inquiry", inquiry.pk)
