@@ -1,7 +1,8 @@
 """The `kizuna` command: Django's management commands plus kizuna's own.
 
-`kizuna worker` is an alias for Huey's `run_huey`; everything else is a management
-command (`demo`, `serve`, `apikey`, `createuser`, `migrate`, ...).
+`kizuna worker` is Huey's `run_huey` with sending lanes (cli/management/commands/worker.py);
+everything else is a management command (`demo`, `serve`, `apikey`, `createuser`,
+`migrate`, ...).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-ALIASES = {"worker": "run_huey"}
+ALIASES: dict[str, str] = {}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,8 +11,12 @@ from kizuna.customers.choices import Locale
 from kizuna.customers.models import Customer
 from kizuna.messaging.choices import (
     BodyFormat,
+    BounceKind,
+    BreakerState,
     ChannelKind,
+    EngagementKind,
     Frequency,
+    Lane,
     Purpose,
     Status,
     SuppressionReason,
@@ -99,6 +103,7 @@ class Delivery(models.Model):
     variant = models.CharField(_("variant"), max_length=40, blank=True)
     purpose = models.CharField(_("purpose"), max_length=15, choices=Purpose.choices)
     topic = models.CharField(_("topic"), max_length=50, blank=True)
+    lane = models.CharField(_("lane"), max_length=15, choices=Lane.choices, default=Lane.BULK)
     extra_context = models.JSONField(_("extra context"), default=dict, blank=True)
     to_address = models.CharField(_("to"), max_length=255, blank=True)
     status = models.CharField(
@@ -122,6 +127,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["customer", "channel", "-sent_at"]),
             models.Index(fields=["status", "claimed_at"]),
+            models.Index(fields=["lane", "status"]),
+            models.Index(fields=["lane", "sent_at"]),
         ]
 
     def __str__(self) -> str:
@@ -243,3 +250,98 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.customer_id}: {self.frequency}"
+
+
+class Breaker(models.Model):
+    """The circuit breaker of one channel, shared by every worker process: closed (sending),
+    open (every delivery on the channel deferred until `retry_at`), half-open (one probe
+    batch may try; its outcome closes or re-opens the breaker)."""
+
+    channel = models.OneToOneField(
+        Channel, on_delete=models.CASCADE, primary_key=True, related_name="breaker"
+    )
+    state = models.CharField(
+        _("state"), max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED
+    )
+    failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    opened_count = models.PositiveIntegerField(_("times opened in a row"), default=0)
+    retry_at = models.DateTimeField(_("retry at"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("circuit breaker")
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}: {self.state}"
+
+
+class RateBucket(models.Model):
+    """A token bucket shared by every worker (per channel, per recipient domain): `tokens`
+    as of `refilled_at` (epoch seconds); refilled at the configured rate when taken from."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    tokens = models.FloatField(default=0)
+    refilled_at = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.1f}"
+
+
+class SendHold(models.Model):
+    """A pause: a whole lane (`lane:bulk`) or one source prefix (`source:campaign:12:`).
+    Held deliveries stay queued, untouched, until the hold is lifted."""
+
+    key = models.CharField(max_length=160, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Engagement(models.Model):
+    """Every open and click as it came (repeats included), classified human or machine
+    with the rule that decided (`kizuna.messaging.engagement`)."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="engagements")
+    kind = models.CharField(_("kind"), max_length=5, choices=EngagementKind.choices)
+    machine = models.BooleanField(_("machine"), default=False)
+    rule = models.CharField(_("rule"), max_length=40, blank=True)
+    url = models.CharField(_("URL"), max_length=500, blank=True)
+    method = models.CharField(max_length=8, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(_("at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("open or click")
+        indexes = [models.Index(fields=["delivery", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} {self.kind} {'machine' if self.machine else 'human'}"
+
+
+class BounceEvent(models.Model):
+    """Every bounce, complaint and auto-reply report as received, normalised; `key` makes a
+    replayed report (the same DSN, the same complaint webhook) a no-op. A report naming no
+    delivery of ours is kept with its reason."""
+
+    key = models.CharField(max_length=120, unique=True)
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.SET_NULL, null=True, blank=True, related_name="bounces"
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=BounceKind.choices)
+    status_code = models.CharField(_("status code"), max_length=20, blank=True)
+    diagnostic = models.CharField(_("diagnostic"), max_length=300, blank=True)
+    address_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True)
+    received_at = models.DateTimeField(_("received at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("bounce or complaint")
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status_code}"

@@ -38,11 +38,12 @@ from kizuna.customers import selectors as customer_selectors
 from kizuna.customers import services as customer_services
 from kizuna.customers.choices import ConsentStatus, IdentityKind
 from kizuna.customers.models import ConsentEntry, Customer, Identity
+from kizuna.messaging import breaker, crypto, guardrails, lanes, links, rendering
 from kizuna.messaging import context as message_context
-from kizuna.messaging import crypto, guardrails, links, rendering
 from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome, open_session
 from kizuna.messaging.choices import (
     BodyFormat,
+    BreakerState,
     ChannelKind,
     Frequency,
     Purpose,
@@ -56,6 +57,7 @@ from kizuna.messaging.models import (
     LineContact,
     LineLinkCode,
     Preference,
+    SendHold,
     Suppression,
     Template,
     TemplateVariant,
@@ -63,6 +65,12 @@ from kizuna.messaging.models import (
 
 LINE_EVENT_NAMES = {"follow": "followed", "unfollow": "unfollowed", "accountLink": "account_link"}
 MAX_ATTEMPTS = 6
+BATCH = 50  # deliveries per worker task
+# A channel that keeps failing (its breaker open) defers its deliveries without spending
+# their attempts; after this long they fail with the channel's last error.
+CHANNEL_GIVE_UP = timedelta(hours=24)
+CIRCUIT_REASON = "circuit open"
+CHANNEL_REASON = "channel: "
 BACKOFF_BASE_SECONDS = 30
 STALE_CLAIM = timedelta(minutes=15)
 LINK_CODE_TTL = timedelta(minutes=30)
@@ -101,9 +109,11 @@ _ALLOWED_SETTINGS = {
         "dkim_domain",
         "bounce_domain",
         "helo",
+        "rate_per_second",
+        "domain_rates",
     },
-    ChannelKind.LINE: {"host", "provider_id"},
-    ChannelKind.WEBHOOK: {"url"},
+    ChannelKind.LINE: {"host", "provider_id", "timeout", "rate_per_second"},
+    ChannelKind.WEBHOOK: {"url", "timeout", "rate_per_second"},
 }
 _ALLOWED_SECRETS = {
     ChannelKind.EMAIL: {"username", "password", "dkim_private_key", "inbound_token"},
@@ -149,10 +159,35 @@ def _clean_channel(
             errors["settings.security"] = [_("Choose none, starttls or tls.")]
         if "@" not in str(settings_in.get("from_address", "@")):
             errors["settings.from_address"] = [_("Enter an email address.")]
+    errors.update(_clean_rates(settings_in))
     if kind == ChannelKind.LINE:
         host = str(settings_in.get("host") or "")
         if host and not host.startswith(("https://", "http://127.", "http://localhost")):
             errors["settings.host"] = [_("The API host must be an https:// URL.")]
+    return errors
+
+
+def _positive(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _clean_rates(settings_in: dict[str, Any]) -> dict[str, list[str]]:
+    """rate_per_second: a number > 0; domain_rates: {"example.jp": 20, "*": 100}."""
+    errors: dict[str, list[str]] = {}
+    for key in ("rate_per_second", "timeout"):
+        if key in settings_in and not _positive(settings_in[key]):
+            errors[f"settings.{key}"] = [_("Enter a number greater than 0.")]
+    rates = settings_in.get("domain_rates")
+    if rates is not None and not (
+        isinstance(rates, dict)
+        and all(isinstance(k, str) and k and _positive(v) for k, v in rates.items())
+    ):
+        errors["settings.domain_rates"] = [
+            _('An object of domain → messages per second, e.g. {"example.jp": 20, "*": 100}.')
+        ]
     return errors
 
 
@@ -437,14 +472,20 @@ def _idempotency_key(
     return "d_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
-def _enqueue_on_commit(ids: list[int]) -> None:
-    from kizuna.messaging import tasks
+def _enqueue_on_commit(ids: list[int], lane: str) -> None:
+    """Wake the lane's workers for these deliveries once the transaction commits."""
 
     def wake(chunk: list[int]) -> None:
-        transaction.on_commit(lambda: tasks.send_deliveries(chunk))
+        transaction.on_commit(lambda: lanes.enqueue(lane, chunk))
 
-    for start in range(0, len(ids), tasks.BATCH):
-        wake(ids[start : start + tasks.BATCH])
+    for start in range(0, len(ids), BATCH):
+        wake(ids[start : start + BATCH])
+
+
+def enqueue_now(ids_by_lane: dict[str, list[int]], delay: float | None = None) -> None:
+    for lane, ids in ids_by_lane.items():
+        for start in range(0, len(ids), BATCH):
+            lanes.enqueue(lane, ids[start : start + BATCH], delay=delay)
 
 
 @transaction.atomic
@@ -488,13 +529,14 @@ def delivery_enqueue(
                 variant=variant,
                 purpose=template.purpose,
                 topic=template.topic,
+                lane=lanes.lane_for(source, template.purpose),
                 extra_context=extra_context or {},
                 to_address=to_address,
             )
             _history(delivery, Status.QUEUED)
     except IntegrityError:
         return Delivery.objects.get(idempotency_key=key), False
-    _enqueue_on_commit([delivery.pk])
+    _enqueue_on_commit([delivery.pk], delivery.lane)
     return delivery, True
 
 
@@ -513,6 +555,7 @@ def delivery_enqueue_many(
             "idempotency_key", flat=True
         )
     )
+    lane = lanes.lane_for(source, template.purpose)
     rows = [
         Delivery(
             idempotency_key=key,
@@ -523,6 +566,7 @@ def delivery_enqueue_many(
             locale=locales[cid],
             purpose=template.purpose,
             topic=template.topic,
+            lane=lane,
         )
         for cid, key in keys.items()
         if key not in taken
@@ -538,7 +582,7 @@ def delivery_enqueue_many(
         [DeliveryStatus(delivery_id=pk, status=Status.QUEUED, at=at) for pk in created],
         batch_size=500,
     )
-    _enqueue_on_commit(sorted(created))
+    _enqueue_on_commit(sorted(created), lane)
     return len(created)
 
 
@@ -855,16 +899,122 @@ def _claim(
     return claimed
 
 
+def lanes_of(delivery_ids: list[int]) -> dict[int, str]:
+    return dict(Delivery.objects.filter(pk__in=delivery_ids).values_list("pk", "lane"))
+
+
+def group_by_lane(delivery_ids: list[int]) -> dict[str, list[int]]:
+    lane_of = lanes_of(delivery_ids)
+    grouped: dict[str, list[int]] = {}
+    for pk in delivery_ids:
+        if pk in lane_of:
+            grouped.setdefault(lane_of[pk], []).append(pk)
+    return grouped
+
+
+def _held(delivery: Delivery, holds: set[str]) -> bool:
+    if not holds:
+        return False
+    if f"lane:{delivery.lane}" in holds:
+        return True
+    return any(key.startswith("source:") and delivery.source.startswith(key[7:]) for key in holds)
+
+
+def _defer_untried(
+    deliveries: list[Delivery], until: datetime, reason: str, result: BatchResult
+) -> None:
+    """Defer deliveries that were not tried (their channel's breaker is open): no attempt
+    spent, one UPDATE and one history insert for all of them."""
+    if not deliveries:
+        return
+    moment = now()
+    ids = [d.pk for d in deliveries]
+    with transaction.atomic():
+        changed = set(
+            Delivery.objects.filter(
+                pk__in=ids, status__in=[Status.QUEUED, Status.DEFERRED]
+            ).values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=changed).update(
+            status=Status.DEFERRED, reason=reason[:300], not_before=until, updated_at=moment
+        )
+        _write_history(
+            [_Record(d, Status.DEFERRED, moment, reason) for d in deliveries if d.pk in changed]
+        )
+    delay = max(1.0, (until - moment).total_seconds())
+    result.retry.extend((pk, delay) for pk in ids if pk in changed)
+
+
+def _rate_limit(
+    deliveries: list[Delivery], addresses: dict[int, str], result: BatchResult
+) -> list[Delivery]:
+    """Take tokens for the batch from the channel buckets (`rate_per_second`) and the
+    recipient-domain buckets (`domain_rates`); what did not get one waits, still queued."""
+    allowed = list(deliveries)
+    by_channel: dict[int, list[Delivery]] = {}
+    for d in allowed:
+        by_channel.setdefault(d.channel_id, []).append(d)
+    waiting: dict[int, float] = {}
+    for channel_id, group in by_channel.items():
+        s = group[0].channel.settings
+        if s.get("rate_per_second"):
+            granted, wait = breaker.take(
+                f"channel:{channel_id}", rate=float(s["rate_per_second"]), wanted=len(group)
+            )
+            for d in group[granted:]:
+                waiting[d.pk] = wait
+        rates = s.get("domain_rates") or {}
+        if rates:
+            by_domain: dict[str, list[Delivery]] = {}
+            for d in group:
+                if d.pk not in waiting:
+                    domain = addresses.get(d.pk, "").rpartition("@")[2].lower()
+                    by_domain.setdefault(domain, []).append(d)
+            for domain, members in by_domain.items():
+                rate = rates.get(domain, rates.get("*"))
+                if not rate or not domain:
+                    continue
+                granted, wait = breaker.take(
+                    f"domain:{domain}", rate=float(rate), wanted=len(members)
+                )
+                for d in members[granted:]:
+                    waiting[d.pk] = wait
+    if waiting:
+        result.retry.extend(waiting.items())
+        allowed = [d for d in allowed if d.pk not in waiting]
+    return allowed
+
+
+def _resume_channel(channel_id: int) -> None:
+    """The breaker closed: what it deferred (and the faults that opened it) is due now."""
+    moment = now()
+    deferred = Delivery.objects.filter(
+        channel_id=channel_id, status=Status.DEFERRED, not_before__gt=moment
+    ).filter(Q(reason__startswith=CIRCUIT_REASON) | Q(reason__startswith=CHANNEL_REASON))
+    ids = list(deferred.values_list("pk", flat=True))
+    if not ids:
+        return
+    Delivery.objects.filter(pk__in=ids).update(not_before=moment)
+    grouped = group_by_lane(ids)
+    transaction.on_commit(lambda: enqueue_now(grouped))
+
+
 def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -> BatchResult:
     """Send queued deliveries (one channel session per channel). Called by the worker task
     only.
+
+    Before anything is claimed: held deliveries (a paused lane or campaign) are left queued;
+    deliveries on a channel whose breaker is open are deferred to its retry time without
+    spending an attempt; the channel and recipient-domain token buckets are asked for the
+    batch at once, and what got no token waits for the refill.
 
     Each delivery is claimed in a transaction that also records the outcome of the one sent
     before it (one commit per message): the claim is committed before the provider is
     called, and the outcome of message n is committed before message n+1 is sent, so a crash
     leaves at most the one message in flight `sending` (then `unknown` for email: never sent
     twice). The guardrails are checked inside the claim's transaction; a refusal or deferral
-    is the claim itself, recorded with its reason."""
+    is the claim itself, recorded with its reason. A channel fault counts towards the
+    channel's breaker; once it opens, the rest of the batch on that channel is deferred."""
     worker = worker or worker_name()
     result = BatchResult()
     # Only what is still waiting: a duplicate wake-up (a sweep, a restarted worker) costs one
@@ -875,20 +1025,40 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
             pk__in=delivery_ids, status__in=[Status.QUEUED, Status.DEFERRED]
         )
     }
+    result.skipped.extend(pk for pk in delivery_ids if pk not in deliveries)
     if not deliveries:
-        result.skipped.extend(delivery_ids)
         return result
+    holds = send_holds()
+    if holds:
+        for pk in [pk for pk, d in deliveries.items() if _held(d, holds)]:
+            del deliveries[pk]
+            result.skipped.append(pk)
+    moment = now()
+    views = breaker.states({d.channel_id for d in deliveries.values()})
+    blocked: dict[int, datetime] = {}
+    for channel_id in {d.channel_id for d in deliveries.values()}:
+        ok, retry_at = breaker.allow(channel_id, views.get(channel_id), moment)
+        if not ok and retry_at is not None:
+            blocked[channel_id] = retry_at
+    untried: dict[int, list[Delivery]] = {}
+    for pk in [pk for pk, d in deliveries.items() if d.channel_id in blocked]:
+        untried.setdefault(deliveries[pk].channel_id, []).append(deliveries.pop(pk))
+    addresses = {d.pk: _address_for(d) for d in deliveries.values()}
+    in_order = [deliveries[pk] for pk in dict.fromkeys(delivery_ids) if pk in deliveries]
+    allowed = {d.pk for d in _rate_limit(in_order, addresses, result)}
+    deliveries = {pk: d for pk, d in deliveries.items() if pk in allowed}
     templates: dict[int, Template] = {}
     sessions: dict[int, Any] = {}
-    batch = _BatchFacts(list(deliveries.values()), now())
-    addresses = {d.pk: _address_for(d) for d in deliveries.values()}
+    batch = _BatchFacts(list(deliveries.values()), moment)
     batch.load_addresses([(d.channel.kind, addresses[d.pk]) for d in deliveries.values()])
     pending: _Record | None = None  # the outcome of the last send, written with the next claim
     try:
         for delivery_id in delivery_ids:
             delivery = deliveries.get(delivery_id)
-            if delivery is None:
-                result.skipped.append(delivery_id)
+            if delivery is None:  # not waiting, held, blocked or waiting for a token
+                continue
+            if delivery.channel_id in blocked:
+                untried.setdefault(delivery.channel_id, []).append(delivery)
                 continue
             address = addresses[delivery_id]
             with transaction.atomic():
@@ -908,7 +1078,19 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
             elif isinstance(decision, guardrails.Deferral):
                 result.retry.append((delivery_id, (decision.until - moment).total_seconds()))
             else:
-                pending = _send_one(delivery, address, templates, sessions)
+                pending, fault = _send_one(delivery, address, templates, sessions)
+                view = views.get(delivery.channel_id)
+                if fault:
+                    view = views[delivery.channel_id] = breaker.record_fault(
+                        delivery.channel_id, view, pending.reason
+                    )
+                    if view.state == BreakerState.OPEN and view.retry_at:
+                        blocked[delivery.channel_id] = view.retry_at
+                        pending.not_before = max(pending.not_before or view.retry_at, view.retry_at)
+                elif pending.status == Status.SENT and breaker.record_success(
+                    delivery.channel_id, view
+                ):
+                    _resume_channel(delivery.channel_id)
                 _count(pending, result)
                 if pending.status == Status.SENT:
                     batch.sent(delivery, moment)
@@ -921,6 +1103,14 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
             for session in sessions.values():
                 with contextlib.suppress(Exception):  # closing a dead connection
                     session.close()
+    for channel_id, group in untried.items():
+        until = blocked[channel_id]
+        _defer_untried(
+            group,
+            until,
+            f"{CIRCUIT_REASON} until {until.isoformat(timespec='seconds')}",
+            result,
+        )
     return result
 
 
@@ -947,8 +1137,19 @@ def _send_one(
     address: str,
     templates: dict[int, Template],
     sessions: dict[int, Any],
+) -> tuple[_Record, bool]:
+    """Render and send one claimed delivery: what happened, to be recorded, and whether it
+    was a fault of the channel (for its breaker)."""
+    record = _send_one_record(delivery, address, templates, sessions)
+    return record, record.detail.pop("_channel_fault", False) is True
+
+
+def _send_one_record(
+    delivery: Delivery,
+    address: str,
+    templates: dict[int, Template],
+    sessions: dict[int, Any],
 ) -> _Record:
-    """Render and send one claimed delivery; what happened, to be recorded."""
     kind = delivery.channel.kind
     prefix = EVENT_PREFIX[ChannelKind(kind)]
     if delivery.template_id is None:
@@ -1004,7 +1205,19 @@ def _send_one(
             event=f"{prefix}.sent",
             detail=outcome.detail or {},
         )
-    if outcome.temporary and delivery.attempts < MAX_ATTEMPTS:
+    if outcome.channel_fault and at - delivery.created_at < CHANNEL_GIVE_UP:
+        # The channel failed, not the recipient: no attempt limit, the breaker paces it.
+        return _Record(
+            delivery,
+            Status.DEFERRED,
+            at,
+            CHANNEL_REASON + outcome.reason,
+            rendered=snapshot,
+            to_address=address,
+            not_before=at + timedelta(seconds=breaker.SCHEDULE[0]),
+            detail={"_channel_fault": True},
+        )
+    if outcome.temporary and not outcome.channel_fault and delivery.attempts < MAX_ATTEMPTS:
         delay = BACKOFF_BASE_SECONDS * 2 ** (delivery.attempts - 1)
         return _Record(
             delivery,
@@ -1074,6 +1287,74 @@ def deliveries_due(*, limit: int = 5000, older_than: timedelta = timedelta(0)) -
         .order_by("id")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- pause, resume, cancel ----------------------------------------------------------------
+
+
+def _hold_key_ok(key: str) -> bool:
+    if key.startswith("lane:"):
+        return key[5:] in lanes.LANES
+    return key.startswith("source:") and 7 < len(key) <= 160
+
+
+@transaction.atomic
+def send_hold(*, key: str, actor: AbstractBaseUser | None = None) -> SendHold:
+    """Pause a lane (`lane:bulk`) or a source prefix (`source:campaign:12:`): its queued
+    deliveries stay queued, untouched, until `send_release`."""
+    if not _hold_key_ok(key):
+        raise ValidationError({"key": [_("Hold a lane (lane:bulk) or a source prefix.")]})
+    hold, _created = SendHold.objects.get_or_create(
+        key=key, defaults={"created_by": str(getattr(actor, "username", "") or "")}
+    )
+    return hold
+
+
+@transaction.atomic
+def send_release(*, key: str, actor: AbstractBaseUser | None = None) -> int:
+    """Lift a hold and wake what it kept waiting. Returns how many deliveries were queued."""
+    deleted, _kinds = SendHold.objects.filter(key=key).delete()
+    if not deleted:
+        return 0
+    waiting = Delivery.objects.filter(status__in=[Status.QUEUED, Status.DEFERRED])
+    if key.startswith("lane:"):
+        waiting = waiting.filter(lane=key[5:])
+    else:
+        waiting = waiting.filter(source__startswith=key[7:])
+    moment = now()
+    ids = list(
+        waiting.filter(Q(not_before__isnull=True) | Q(not_before__lte=moment))
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    grouped = group_by_lane(ids)
+    transaction.on_commit(lambda: enqueue_now(grouped))
+    return len(ids)
+
+
+def send_holds() -> set[str]:
+    return set(SendHold.objects.values_list("key", flat=True))
+
+
+@transaction.atomic
+def deliveries_cancel(*, source_prefix: str, reason: str = "cancelled") -> int:
+    """Cancel what is still waiting from a source (a cancelled campaign): final state
+    `cancelled` with the reason, in the history and on the timeline. Returns how many."""
+    if not source_prefix:
+        raise ValidationError({"source_prefix": [_("A source prefix is required.")]})
+    moment = now()
+    rows = list(
+        Delivery.objects.select_related("channel", "template")
+        .select_for_update(of=("self",))
+        .filter(source__startswith=source_prefix, status__in=[Status.QUEUED, Status.DEFERRED])
+    )
+    if not rows:
+        return 0
+    Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(
+        status=Status.CANCELLED, reason=reason[:300], updated_at=moment
+    )
+    _write_history([_Record(d, Status.CANCELLED, moment, reason) for d in rows])
+    return len(rows)
 
 
 # --- suppression and tracking ---------------------------------------------------------------

@@ -24,6 +24,9 @@ class Outcome:
     temporary: bool = False
     reason: str = ""
     detail: dict[str, Any] | None = None
+    # The channel itself failed (connection refused or hung, the session refused, the
+    # provider answered 5xx or garbage), not this recipient: counts towards its breaker.
+    channel_fault: bool = False
 
 
 @dataclass

@@ -289,14 +289,21 @@ class EmailSession:
             return Outcome(ok=False, temporary=400 <= code < 500, reason=f"{code} {text!r}"[:300])
         except smtplib.SMTPResponseException as exc:
             self._reset()
+            temporary = 400 <= exc.smtp_code < 500
             return Outcome(
                 ok=False,
-                temporary=400 <= exc.smtp_code < 500,
+                temporary=temporary,
                 reason=f"{exc.smtp_code} {exc.smtp_error!r}"[:300],
+                channel_fault=temporary,  # the session (MAIL/DATA/connect), not a recipient
             )
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, smtplib.SMTPException) as exc:  # refused, hung (timeout), dropped
             self._reset()
-            return Outcome(ok=False, temporary=True, reason=f"{type(exc).__name__}: {exc}"[:300])
+            return Outcome(
+                ok=False,
+                temporary=True,
+                reason=f"{type(exc).__name__}: {exc}"[:300],
+                channel_fault=True,
+            )
         if refused:
             return Outcome(ok=False, temporary=False, reason=str(refused)[:300])
         message_id = raw.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()

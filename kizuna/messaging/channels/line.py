@@ -47,6 +47,7 @@ class LineSession:
         host = str(channel.settings.get("host") or DEFAULT_HOST).rstrip("/")
         self.client = ApiClient(Configuration(host=host, access_token=str(token)))
         self.api = MessagingApi(self.client)
+        self.timeout = (5.0, float(channel.settings.get("timeout") or 20))
 
     def send(self, message: OutboundMessage) -> Outcome:
         key = retry_key(message.idempotency_key)
@@ -57,11 +58,19 @@ class LineSession:
         except ValueError as exc:  # refused before anything was sent
             return Outcome(ok=False, reason=f"invalid message: {exc}"[:300])
         try:
-            response = self.api.push_message_with_http_info(request, x_line_retry_key=key)
+            response = self.api.push_message_with_http_info(
+                request, x_line_retry_key=key, _request_timeout=self.timeout
+            )
         except ApiException as exc:
             return _failure(exc, key)
-        except OSError as exc:
-            return Outcome(ok=False, temporary=True, reason=f"{type(exc).__name__}: {exc}"[:300])
+        except Exception as exc:
+            # Sent again later with the same retry key: LINE answers 409 if it had accepted.
+            return Outcome(
+                ok=False,
+                temporary=True,
+                reason=f"{type(exc).__name__}: {exc}"[:300],
+                channel_fault=True,
+            )
         request_id = (response.headers or {}).get("x-line-request-id", "")
         return Outcome(ok=True, provider_id=str(request_id or key))
 
@@ -95,4 +104,9 @@ def _failure(exc: ApiException, key: str) -> Outcome:
         request_id = (exc.headers or {}).get("x-line-accepted-request-id", "")
         return Outcome(ok=True, provider_id=str(request_id or key), detail={"duplicate": True})
     temporary = status == 429 or status >= 500 or status == 0
-    return Outcome(ok=False, temporary=temporary, reason=f"LINE {status}: {exc.body!r}"[:300])
+    return Outcome(
+        ok=False,
+        temporary=temporary,
+        reason=f"LINE {status}: {exc.body!r}"[:300],
+        channel_fault=temporary,
+    )

@@ -28,7 +28,10 @@ class WebhookSession:
         self.secret = str(crypto.decrypt(channel.credentials_encrypted).get("secret") or "")
         if not self.secret:
             raise ChannelConfigError("the webhook channel has no signing secret")
-        self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=20), retries=False)
+        read = float(channel.settings.get("timeout") or 20)
+        self.http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=read), retries=False
+        )
 
     def send(self, message: OutboundMessage) -> Outcome:
         body = json.dumps(
@@ -48,12 +51,22 @@ class WebhookSession:
         }
         try:
             response = self.http.request("POST", self.url, body=body, headers=headers)
-        except urllib3.exceptions.HTTPError as exc:
-            return Outcome(ok=False, temporary=True, reason=f"{type(exc).__name__}: {exc}"[:300])
+        except urllib3.exceptions.HTTPError as exc:  # refused, timed out, dropped
+            return Outcome(
+                ok=False,
+                temporary=True,
+                reason=f"{type(exc).__name__}: {exc}"[:300],
+                channel_fault=True,
+            )
         if 200 <= response.status < 300:
             return Outcome(ok=True, provider_id=str(response.headers.get("X-Request-Id", "")))
         temporary = response.status == 429 or response.status >= 500
-        return Outcome(ok=False, temporary=temporary, reason=f"HTTP {response.status}")
+        return Outcome(
+            ok=False,
+            temporary=temporary,
+            reason=f"HTTP {response.status}",
+            channel_fault=temporary,
+        )
 
     def close(self) -> None:
         self.http.clear()

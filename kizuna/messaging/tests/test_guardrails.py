@@ -154,7 +154,7 @@ def test_line_push_deferred_at_night_and_not_sent(
     monkeypatch.setattr(services, "now", lambda: night)
     scheduled = []
     monkeypatch.setattr(
-        tasks.send_deliveries, "schedule", lambda args, delay: scheduled.append(delay)
+        tasks.services, "enqueue_now", lambda ids, delay=None: scheduled.append(delay)
     )
     delivery = _enqueue(commit, customer, line_channel, line_template)
     assert delivery.status == "deferred" and delivery.reason.startswith("quiet_hours")

@@ -97,6 +97,7 @@ def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Pat
             KIZUNA_DATA_DIR=str(tmp_path),
             DJANGO_SETTINGS_MODULE="kizuna.settings.base",
             KIZUNA_QUIET_HOURS="off",
+            KIZUNA_SEND_CONCURRENCY="1",  # one sender: exactly one message in flight
         )
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
         queued = subprocess.run(

@@ -1,0 +1,65 @@
+"""`kizuna worker [--lane all|default|transactional|journey|bulk]`: Huey's consumer for the
+main queue and/or the sending lanes (`kizuna.messaging.lanes`).
+
+`all` (the default) runs the main queue with the usual options (`--workers` etc.) and every
+sending lane, each with `KIZUNA_SEND_CONCURRENCY` threads, in this one process. A named
+lane runs only that lane (start one such process per lane to give bulk its own CPU); keep
+one `default` or `all` worker running somewhere for the periodic tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext as _
+from huey.consumer_options import ConsumerConfig
+from huey.contrib.djhuey.management.commands import run_huey
+
+CHOICES = ("all", "default", "transactional", "journey", "bulk")
+
+
+class Command(run_huey.Command):
+    help = _("Run the worker: the main queue and the sending lanes (transactional, journey, bulk).")
+
+    def add_arguments(self, parser: Any) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--lane",
+            choices=CHOICES,
+            default="all",
+            help=_("Which queue to consume (default: all of them in this process)."),
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        lane = options.pop("lane")
+        if lane not in CHOICES:
+            raise CommandError(_("Choose a lane: %(c)s.") % {"c": ", ".join(CHOICES)})
+        if lane == "default":
+            return super().handle(*args, **options)
+        from kizuna.messaging import lanes
+
+        autodiscover_modules("tasks")
+        lanes.register_all()
+        logger = logging.getLogger("huey")
+        threads = lanes.concurrency()
+        if lane != "all":
+            config = ConsumerConfig(workers=threads, worker_type="thread", periodic=False)
+            config.validate()
+            if not logger.handlers:
+                config.setup_logger(logger)
+            lanes.huey_for(lane).create_consumer(**config.values).run()
+            return None
+        consumers = []
+        for name in lanes.LANES:
+            config = ConsumerConfig(workers=threads, worker_type="thread", periodic=False)
+            consumer = lanes.huey_for(name).create_consumer(**config.values)
+            consumer.start()
+            consumers.append(consumer)
+        try:
+            return super().handle(*args, **options)  # the main queue, until stopped
+        finally:
+            for consumer in consumers:
+                consumer.stop(graceful=True)
