@@ -4,6 +4,7 @@ from django.urls import path
 from kizuna.console import (
     plotly_assets,
     views,
+    views_accounts,
     views_analytics,
     views_campaigns,
     views_data,
@@ -11,6 +12,7 @@ from kizuna.console import (
     views_messaging,
     views_recommendations,
     views_segments,
+    views_subscriptions,
     views_support,
     views_surveys,
 )
@@ -175,4 +177,40 @@ urlpatterns = [
     ),
     path("support/canned/new/", views_support.canned_edit, name="support_canned_new"),
     path("support/canned/<int:canned_id>/", views_support.canned_edit, name="support_canned_edit"),
+    path("accounts/", views_accounts.account_list, name="accounts_list"),
+    path("accounts/new/", views_accounts.account_new, name="accounts_new"),
+    path("accounts/<int:account_id>/", views_accounts.account_detail, name="accounts_detail"),
+    path("accounts/<int:account_id>/edit/", views_accounts.account_edit, name="accounts_edit"),
+    path(
+        "accounts/<int:account_id>/contacts/",
+        views_accounts.contact_add,
+        name="accounts_contact_add",
+    ),
+    path("accounts/activities/", views_accounts.activity_add, name="accounts_activity_add"),
+    path("deals/board/", views_accounts.board, name="accounts_board"),
+    path("deals/", views_accounts.deal_list, name="accounts_deals"),
+    path("deals/new/", views_accounts.deal_new, name="accounts_deal_new"),
+    path("deals/<int:deal_id>/", views_accounts.deal_detail, name="accounts_deal"),
+    path("deals/<int:deal_id>/move/", views_accounts.deal_move, name="accounts_deal_move"),
+    path("deals/forecast/", views_accounts.forecast, name="accounts_forecast"),
+    path("tasks/", views_accounts.my_tasks, name="accounts_tasks"),
+    path("tasks/<int:activity_id>/done/", views_accounts.task_done, name="accounts_task_done"),
+    path("my-customers/", views_accounts.my_customers, name="accounts_care"),
+    path(
+        "service-levels/", views_accounts.service_levels, name="accounts_service_levels"
+    ),
+    path("subscriptions/", views_subscriptions.dashboard, name="subscriptions_dashboard"),
+    path("subscriptions/list/", views_subscriptions.subscription_list, name="subscriptions_list"),
+    path(
+        "subscriptions/<int:subscription_id>/",
+        views_subscriptions.subscription_detail,
+        name="subscriptions_detail",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/action/",
+        views_subscriptions.subscription_action,
+        name="subscriptions_action",
+    ),
+    path("subscriptions/plans/", views_subscriptions.plans, name="subscriptions_plans"),
+    path("subscriptions/import/", views_subscriptions.import_csv, name="subscriptions_import"),
 ]

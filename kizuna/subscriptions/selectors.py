@@ -133,3 +133,25 @@ def churn_by_month(*, months: int = 12, today: date | None = None) -> list[Churn
 
 def retention_by_cohort(*, max_months: int = 12, today: date | None = None) -> list[CohortRow]:
     return cohort_retention(_spans(), today=today or local_date(now()), max_months=max_months)
+
+
+def mrr_by_month(*, months: int = 12, today: date | None = None) -> list[dict[str, object]]:
+    """MRR at the end of each of the last `months` months, from each subscription's start
+    and end dates and its plan's normalised price (pauses and past-due spells are not
+    replayed: a paused subscription counts until it ends)."""
+    today = today or local_date(now())
+    first = add_months(month_start(today), -(months - 1))
+    rows = [
+        (local_date(start), local_date(end) if end else None, monthly_yen(price, interval))
+        for start, end, price, interval in Subscription.objects.exclude(status=Status.TRIAL)
+        .values_list("started_at", "ended_at", "plan__price_yen", "plan__interval")
+        .order_by()
+        .iterator(chunk_size=5000)
+    ]
+    out = []
+    for k in range(months):
+        month = add_months(first, k)
+        cut = min(add_months(month, 1), today)
+        mrr = sum(m for start, end, m in rows if start < cut and (end is None or end >= cut))
+        out.append({"month": month, "mrr_yen": round(mrr)})
+    return out

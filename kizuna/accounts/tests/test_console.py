@@ -1,0 +1,273 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from kizuna.accounts import services
+from kizuna.accounts.models import Account, Activity, CustomerCare, Deal
+from kizuna.accounts.tests.conftest import make_pipeline, score
+from kizuna.core.timeutil import now
+from kizuna.customers.models import Customer
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "/accounts/",
+    "/accounts/new/",
+    "/deals/board/",
+    "/deals/",
+    "/deals/new/",
+    "/deals/forecast/",
+    "/tasks/",
+    "/my-customers/",
+    "/service-levels/",
+]
+
+
+def login(user) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def _deals(pipeline, account, n: int, owner) -> None:
+    stages = [s for s in pipeline.stages.order_by("position") if s.outcome == "open"]
+    Deal.objects.bulk_create(
+        Deal(
+            title=f"Deal {i}",
+            account=account,
+            pipeline=pipeline,
+            stage=stages[i % len(stages)],
+            amount_yen=1000 * (i + 1),
+            owner=owner,
+            stage_changed_at=now(),
+        )
+        for i in range(n)
+    )
+
+
+def test_pages_need_login_and_permission(make_staff, pipeline) -> None:
+    for path in PAGES:
+        r = Client().get(path)
+        assert r.status_code == 302 and "/login/" in r["Location"], path
+    nobody = make_staff("support", username="nobody")
+    nobody.groups.clear()
+    client = login(nobody)
+    for path in PAGES:
+        assert client.get(path).status_code == 403, path
+    analyst = login(make_staff("analyst"))
+    assert analyst.get("/deals/board/").status_code == 200
+    assert analyst.get("/deals/new/").status_code == 403
+    r = analyst.post("/service-levels/", {"top_clv_percent": "5", "cadence_days": "7"})
+    assert r.status_code == 403
+
+
+def test_admin_pages_render_in_english(admin_user, pipeline, customer) -> None:
+    account = services.account_create(data={"name": "Acme", "owner": admin_user})
+    services.contact_add(account=account, customer=customer, role="champion")
+    deal = services.deal_create(
+        data={"title": "Pilot", "account": account, "stage": pipeline.stages.first().pk},
+        actor=admin_user,
+    )
+    client = login(admin_user)
+    for path in [
+        *PAGES,
+        f"/accounts/{account.pk}/",
+        f"/deals/{deal.pk}/",
+        f"/accounts/{account.pk}/edit/",
+    ]:
+        r = client.get(path)
+        assert r.status_code == 200, path
+    html = client.get("/deals/board/").content.decode()
+    assert "Deals board" in html and 'draggable="true"' in html and "accounts.js" in html
+    assert 'name="csrfmiddlewaretoken"' in html and "Pilot" in html
+    assert "Weighted forecast" in client.get("/deals/forecast/").content.decode()
+
+
+def test_board_query_count_does_not_grow_with_deals(admin_user, pipeline) -> None:
+    account = services.account_create(data={"name": "Acme"})
+    client = login(admin_user)
+    _deals(pipeline, account, 20, admin_user)
+    client.get("/deals/board/")  # warm the session and permission caches
+    with CaptureQueriesContext(connection) as small:
+        assert client.get("/deals/board/").status_code == 200
+    _deals(pipeline, account, 400, admin_user)
+    with CaptureQueriesContext(connection) as big:
+        r = client.get("/deals/board/")
+    assert r.status_code == 200
+    assert len(big) == len(small) <= 12
+    html = r.content.decode()
+    assert html.count('class="deal-card"') == 3 * 50  # 50 cards a column
+    assert "and 90 more" in html  # 140 deals in each of the 3 open stages
+
+
+def test_move_by_drag_json_and_by_form(admin_user, pipeline) -> None:
+    account = services.account_create(data={"name": "Acme"})
+    stages = {s.name: s for s in pipeline.stages.all()}
+    deal = services.deal_create(
+        data={"title": "Pilot", "account": account, "stage": stages["Lead"].pk}, actor=admin_user
+    )
+    client = login(admin_user)
+    r = client.post(
+        f"/deals/{deal.pk}/move/", {"stage": stages["Proposal"].pk}, HTTP_ACCEPT="application/json"
+    )
+    assert r.status_code == 200 and r.json() == {
+        "ok": True,
+        "deal": deal.pk,
+        "stage": stages["Proposal"].pk,
+    }
+    foreign = make_pipeline("Renewals").stages.get(name="Lead")
+    r = client.post(
+        f"/deals/{deal.pk}/move/", {"stage": foreign.pk}, HTTP_ACCEPT="application/json"
+    )
+    assert r.status_code == 422 and "Renewals" in r.json()["errors"]["stage"][0]
+    r = client.post(
+        f"/deals/{deal.pk}/move/",
+        {"stage": stages["Lost"].pk, "reason": "", "next": "/deals/board/"},
+        follow=True,
+    )
+    assert "Give the reason the deal was lost." in r.content.decode()
+    r = client.post(
+        f"/deals/{deal.pk}/move/",
+        {"stage": stages["Won"].pk, "reason": "signed", "next": "https://evil.example/"},
+    )
+    assert r.status_code == 302 and r["Location"] == "/deals/board/"
+    deal.refresh_from_db()
+    assert (deal.status, deal.close_reason) == ("won", "signed")
+
+
+def test_csrf_is_enforced_on_moves(admin_user, pipeline) -> None:
+    account = services.account_create(data={"name": "Acme"})
+    deal = services.deal_create(
+        data={"title": "Pilot", "account": account, "stage": pipeline.stages.first().pk},
+        actor=admin_user,
+    )
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    r = client.post(f"/deals/{deal.pk}/move/", {"stage": pipeline.stages.all()[1].pk})
+    assert r.status_code == 403
+
+
+def test_sales_board_and_deal_page_show_own_deals(sales, pipeline) -> None:
+    a, b = sales("sato"), sales("suzuki")
+    account = services.account_create(data={"name": "Acme"})
+    lead = pipeline.stages.first()
+    services.deal_create(data={"title": "Mine", "account": account, "stage": lead.pk}, actor=a)
+    theirs = services.deal_create(
+        data={"title": "Theirs", "account": account, "stage": lead.pk}, actor=b
+    )
+    client = login(a)
+    html = client.get("/deals/board/").content.decode()
+    assert "Mine" in html and "Theirs" not in html and "Your own deals." in html
+    assert client.get(f"/deals/{theirs.pk}/").status_code == 404
+    assert client.post(f"/deals/{theirs.pk}/move/", {"stage": lead.pk}).status_code == 404
+
+
+def test_forms_create_and_refuse(admin_user, pipeline, make_staff, customer) -> None:
+    client = login(admin_user)
+    r = client.post("/accounts/new/", {"name": "Holdings"})
+    holdings = Account.objects.get(name="Holdings")
+    assert r.status_code == 302
+    client.post("/accounts/new/", {"name": "Japan", "parent": holdings.pk})
+    japan = Account.objects.get(name="Japan")
+    r = client.post(f"/accounts/{holdings.pk}/edit/", {"name": "Holdings", "parent": japan.pk})
+    assert r.status_code == 200 and "cannot have a cycle" in r.content.decode()
+    r = client.post(
+        "/deals/new/",
+        {
+            "title": "Big",
+            "account": holdings.pk,
+            "stage": pipeline.stages.first().pk,
+            "amount_yen": "-5",
+        },
+    )
+    assert r.status_code == 200 and "non-negative" in r.content.decode()
+    assert Deal.objects.count() == 0
+    gone = make_staff("marketer", username="gone")
+    gone.is_active = False
+    gone.save()
+    r = client.post(
+        "/accounts/activities/",
+        {
+            "kind": "task",
+            "subject": "Call",
+            "customer": customer.pk,
+            "due_at": "2030-01-01T10:00",
+            "assigned_to": gone.pk,
+            "next": "/tasks/",
+        },
+        follow=True,
+    )
+    assert "gone is deactivated" in r.content.decode() and Activity.objects.count() == 0
+    client.post(
+        "/accounts/activities/",
+        {
+            "kind": "task",
+            "subject": "Call back",
+            "customer": customer.pk,
+            "due_at": "2000-01-01T10:00",
+            "next": "/tasks/",
+        },
+    )
+    html = client.get("/tasks/").content.decode()
+    assert "Call back" in html and "Overdue" in html
+    task = Activity.objects.get()
+    client.post(f"/tasks/{task.pk}/done/", {"next": "/tasks/"})
+    task.refresh_from_db()
+    assert task.done_at is not None
+
+
+def test_my_customers_bounded_queries_and_signals(admin_user) -> None:
+    client = login(admin_user)
+
+    def add(n: int, start: int) -> None:
+        people = Customer.objects.bulk_create(
+            Customer(family_name=f"C{start + i}") for i in range(n)
+        )
+        for person in people:
+            score(person, clv=1000, p_alive=0.3, at_risk=True)
+        CustomerCare.objects.bulk_create(
+            CustomerCare(
+                customer=p,
+                level="high",
+                reason="manual",
+                owner=admin_user,
+                next_follow_up_at=now() - timedelta(days=1),
+                p_alive_previous=0.8,
+                p_alive_current=0.3,
+            )
+            for p in people
+        )
+
+    add(5, 0)
+    client.get("/my-customers/")
+    with CaptureQueriesContext(connection) as small:
+        client.get("/my-customers/")
+    add(120, 100)
+    with CaptureQueriesContext(connection) as big:
+        r = client.get("/my-customers/")
+    assert len(big) == len(small) <= 12
+    html = r.content.decode()
+    assert "P(alive) falling" in html and "Overdue" in html and "Page 1 of 3" in html
+
+
+def test_service_level_form_applies_rule(admin_user, customer) -> None:
+    score(customer, clv=5000)
+    client = login(admin_user)
+    r = client.post(
+        "/service-levels/",
+        {
+            "top_clv_percent": "50",
+            "cadence_days": "14",
+            "include_named_accounts": "on",
+            "default_owner": admin_user.pk,
+        },
+        follow=True,
+    )
+    assert "1 customers are high-touch" in r.content.decode()
+    care = CustomerCare.objects.get()
+    assert (care.level, care.owner_id, care.cadence_days) == ("high", admin_user.pk, 14)

@@ -1,0 +1,516 @@
+"""Console pages of accounts and deals: accounts (roll-up, contacts, timeline), the kanban
+board (drag between stages with static/console/accounts.js, or a select and a button
+without JavaScript), deal list and page, forecast, activities, my tasks, my customers
+(high-touch care with at-risk signals) and the service-level rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from kizuna.accounts import selectors, services
+from kizuna.accounts.models import (
+    Account,
+    ActivityKind,
+    ContactRole,
+    Outcome,
+    Pipeline,
+    Stage,
+)
+from kizuna.console.views import _page, _staff, staff_required
+from kizuna.core.errors import NotFound
+from kizuna.core.timeutil import now
+from kizuna.customers.models import Customer
+
+CARDS_PER_COLUMN = 50
+CARE_PAGE = 50
+
+
+def _staff_users() -> Any:
+    return get_user_model().objects.filter(is_staff=True).order_by("username")
+
+
+def _apply(form: forms.Form, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _flash(request: HttpRequest, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        for error in errors:
+            messages.error(request, f"{field}: {error}")
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(fallback)
+
+
+def _get(fn: Any, **kwargs: Any) -> Any:
+    from django.http import Http404
+
+    try:
+        return fn(**kwargs)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+# --- forms ---------------------------------------------------------------------------------
+
+
+class AccountForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Company"), max_length=200)
+    domain = forms.CharField(label=gettext_lazy("Web domain"), max_length=200, required=False)
+    parent = forms.ModelChoiceField(
+        queryset=Account.objects.order_by("name"),
+        required=False,
+        label=gettext_lazy("Parent account"),
+    )
+    owner = forms.ModelChoiceField(
+        queryset=_staff_users(), required=False, label=gettext_lazy("Owner")
+    )
+    named = forms.BooleanField(required=False, label=gettext_lazy("Named account"))
+    follow_up_days = forms.IntegerField(
+        required=False, label=gettext_lazy("Follow-up every (days)")
+    )
+    notes = forms.CharField(widget=forms.Textarea, required=False, label=gettext_lazy("Notes"))
+
+
+class ContactForm(forms.Form):
+    customer_id = forms.IntegerField(label=gettext_lazy("Customer ID"))
+    role = forms.ChoiceField(choices=ContactRole.choices, label=gettext_lazy("Role"))
+    title = forms.CharField(max_length=100, required=False, label=gettext_lazy("Job title"))
+
+
+class DealForm(forms.Form):
+    title = forms.CharField(label=gettext_lazy("Title"), max_length=200)
+    account = forms.ModelChoiceField(
+        queryset=Account.objects.order_by("name"), required=False, label=gettext_lazy("Account")
+    )
+    contact = forms.IntegerField(required=False, label=gettext_lazy("Contact (customer ID)"))
+    stage = forms.ModelChoiceField(
+        queryset=Stage.objects.filter(outcome=Outcome.OPEN).select_related("pipeline"),
+        label=gettext_lazy("Stage"),
+    )
+    amount_yen = forms.IntegerField(label=gettext_lazy("Amount (yen)"), initial=0)
+    expected_close = forms.DateField(
+        required=False,
+        label=gettext_lazy("Expected close"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    owner = forms.ModelChoiceField(
+        queryset=_staff_users(), required=False, label=gettext_lazy("Owner")
+    )
+
+
+class MoveForm(forms.Form):
+    stage = forms.ModelChoiceField(
+        queryset=Stage.objects.select_related("pipeline"), label=gettext_lazy("Stage")
+    )
+    reason = forms.CharField(max_length=200, required=False, label=gettext_lazy("Reason"))
+
+
+class ActivityForm(forms.Form):
+    kind = forms.ChoiceField(choices=ActivityKind.choices, label=gettext_lazy("Kind"))
+    subject = forms.CharField(max_length=200, label=gettext_lazy("Subject"))
+    body = forms.CharField(widget=forms.Textarea, required=False, label=gettext_lazy("Details"))
+    due_at = forms.DateTimeField(
+        required=False,
+        label=gettext_lazy("Due"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    remind_at = forms.DateTimeField(
+        required=False,
+        label=gettext_lazy("Reminder"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    assigned_to = forms.ModelChoiceField(
+        queryset=_staff_users(), required=False, label=gettext_lazy("Assigned to")
+    )
+    account = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    customer = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    deal = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class RuleForm(forms.Form):
+    top_clv_percent = forms.DecimalField(
+        label=gettext_lazy("Top CLV share (%)"), min_value=0, max_value=100, decimal_places=2
+    )
+    include_named_accounts = forms.BooleanField(
+        required=False, label=gettext_lazy("Named accounts' contacts")
+    )
+    cadence_days = forms.IntegerField(label=gettext_lazy("Follow-up every (days)"))
+    default_owner = forms.ModelChoiceField(
+        queryset=_staff_users(),
+        required=False,
+        label=gettext_lazy("Owner of customers without an account owner"),
+    )
+
+
+def _clean(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+@staff_required("accounts.view_account")
+def account_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()[:100]
+    mine = request.GET.get("mine") == "1"
+    accounts = selectors.account_list(q=q, owner_id=request.user.pk if mine else None)
+    return render(
+        request,
+        "console/accounts/list.html",
+        {"page": _page(request, accounts), "q": q, "mine": mine, "now": now()},
+    )
+
+
+@staff_required("accounts.add_account")
+def account_new(request: HttpRequest) -> HttpResponse:
+    return _account_form(request, None)
+
+
+@staff_required("accounts.change_account")
+def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
+    return _account_form(request, _get(selectors.account_get, account_id=account_id))
+
+
+def _account_form(request: HttpRequest, account: Account | None) -> HttpResponse:
+    initial = {}
+    if account is not None:
+        initial = {
+            "name": account.name,
+            "domain": account.domain,
+            "parent": account.parent_id,
+            "owner": account.owner_id,
+            "named": account.named,
+            "follow_up_days": account.follow_up_days,
+            "notes": account.notes,
+        }
+    form = AccountForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            if account is None:
+                account = services.account_create(data=data, actor=_staff(request))
+            else:
+                account = services.account_update(account=account, data=data, actor=_staff(request))
+        except ValidationError as exc:
+            _apply(form, exc)
+        else:
+            messages.success(request, _("The account was saved."))
+            return redirect("console:accounts_detail", account_id=account.pk)
+    return render(request, "console/accounts/edit.html", {"form": form, "account": account})
+
+
+@staff_required("accounts.view_account")
+def account_detail(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = _get(selectors.account_get, account_id=account_id)
+    deals = selectors.deal_list(principal=request.user, account_id=account.pk)[:50]
+    return render(
+        request,
+        "console/accounts/detail.html",
+        {
+            "account": account,
+            "ancestors": selectors.ancestors(account),
+            "children": list(account.children.order_by("name")),
+            "contacts": list(selectors.contact_list(account=account)),
+            "rollup": selectors.account_rollup(account=account),
+            "timeline": selectors.account_timeline(account=account, limit=40),
+            "deals": list(deals),
+            "contact_form": ContactForm(),
+            "activity_form": ActivityForm(initial={"account": account.pk, "kind": "call"}),
+            "now": now(),
+        },
+    )
+
+
+@require_POST
+@staff_required("accounts.add_accountcontact")
+def contact_add(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = _get(selectors.account_get, account_id=account_id)
+    form = ContactForm(request.POST)
+    if form.is_valid():
+        customer = Customer.objects.filter(pk=form.cleaned_data["customer_id"]).first()
+        if customer is None:
+            messages.error(request, _("No customer with this ID."))
+        else:
+            try:
+                services.contact_add(
+                    account=account,
+                    customer=customer,
+                    role=form.cleaned_data["role"],
+                    title=form.cleaned_data["title"],
+                    actor=_staff(request),
+                )
+            except ValidationError as exc:
+                _flash(request, exc)
+            else:
+                messages.success(request, _("The contact was added."))
+    else:
+        messages.error(request, _("Give the customer ID and the role."))
+    return redirect("console:accounts_detail", account_id=account.pk)
+
+
+@require_POST
+@staff_required("accounts.add_activity")
+def activity_add(request: HttpRequest) -> HttpResponse:
+    form = ActivityForm(request.POST)
+    if form.is_valid():
+        data = _clean(dict(form.cleaned_data))
+        deal_id = data.get("deal")
+        if deal_id:
+            _get(selectors.access_deal, principal=request.user, deal_id=deal_id)
+        try:
+            services.activity_log(data=data, actor=_staff(request))
+        except ValidationError as exc:
+            _flash(request, exc)
+        else:
+            messages.success(request, _("The activity was logged."))
+    else:
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{field}: {error}")
+    return _back(request, "console:accounts_tasks")
+
+
+# --- deals ---------------------------------------------------------------------------------
+
+
+def _pipeline(request: HttpRequest) -> Pipeline | None:
+    raw = request.GET.get("pipeline", "")
+    try:
+        return selectors.pipeline_get(pipeline_id=int(raw) if raw.isdigit() else None)
+    except NotFound:
+        return None
+
+
+@staff_required("accounts.view_deal")
+def board(request: HttpRequest) -> HttpResponse:
+    """The kanban board: open stages as columns with the count and sums of every visible
+    open deal, and the first CARDS_PER_COLUMN cards by expected close."""
+    pipeline = _pipeline(request)
+    columns = (
+        selectors.kanban(principal=request.user, pipeline=pipeline, per_column=CARDS_PER_COLUMN)
+        if pipeline
+        else []
+    )
+    stages = selectors.stage_list(pipeline=pipeline) if pipeline else []
+    return render(
+        request,
+        "console/accounts/board.html",
+        {
+            "pipeline": pipeline,
+            "pipelines": list(Pipeline.objects.order_by("position", "id")),
+            "columns": columns,
+            "stages": stages,
+            "per_column": CARDS_PER_COLUMN,
+            "mine_only": not selectors.is_manager(request.user),
+        },
+    )
+
+
+@staff_required("accounts.view_deal")
+def deal_list(request: HttpRequest) -> HttpResponse:
+    pipeline = _pipeline(request)
+    status = request.GET.get("status", "open")
+    q = request.GET.get("q", "").strip()[:100]
+    deals = selectors.deal_list(
+        principal=request.user,
+        pipeline_id=pipeline.pk if pipeline else None,
+        status=status if status in Outcome.values else None,
+        q=q,
+    )
+    return render(
+        request,
+        "console/accounts/deals.html",
+        {
+            "page": _page(request, deals),
+            "pipeline": pipeline,
+            "pipelines": list(Pipeline.objects.order_by("position", "id")),
+            "status": status,
+            "statuses": Outcome.choices,
+            "q": q,
+        },
+    )
+
+
+@staff_required("accounts.add_deal")
+def deal_new(request: HttpRequest) -> HttpResponse:
+    form = DealForm(
+        request.POST or None,
+        initial={"account": request.GET.get("account"), "owner": request.user.pk},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            deal = services.deal_create(data=_clean(dict(form.cleaned_data)), actor=_staff(request))
+        except ValidationError as exc:
+            _apply(form, exc)
+        else:
+            messages.success(request, _("The deal was created."))
+            return redirect("console:accounts_deal", deal_id=deal.pk)
+    return render(request, "console/accounts/deal_new.html", {"form": form})
+
+
+@staff_required("accounts.view_deal")
+def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
+    deal = _get(selectors.access_deal, principal=request.user, deal_id=deal_id)
+    return render(
+        request,
+        "console/accounts/deal.html",
+        {
+            "deal": deal,
+            "stages": selectors.stage_list(pipeline=deal.pipeline),
+            "activities": list(selectors.activity_list(deal=deal)[:100]),
+            "activity_form": ActivityForm(
+                initial={"deal": deal.pk, "account": deal.account_id, "kind": "call"}
+            ),
+        },
+    )
+
+
+@require_POST
+@staff_required("accounts.change_deal")
+def deal_move(request: HttpRequest, deal_id: int) -> HttpResponse:
+    """Move a deal: from the board's drag and drop (answers JSON) or from the select and
+    button of a card or the deal page (redirects back)."""
+    deal = _get(selectors.access_deal, principal=request.user, deal_id=deal_id)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        if wants_json:
+            return JsonResponse({"ok": False, "errors": form.errors}, status=422)
+        messages.error(request, _("Choose a stage."))
+        return _back(request, "console:accounts_board")
+    try:
+        deal = services.deal_move(
+            deal=deal,
+            stage=form.cleaned_data["stage"],
+            reason=form.cleaned_data["reason"],
+            actor=_staff(request),
+        )
+    except ValidationError as exc:
+        if wants_json:
+            return JsonResponse({"ok": False, "errors": exc.message_dict}, status=422)
+        _flash(request, exc)
+    else:
+        if wants_json:
+            return JsonResponse({"ok": True, "deal": deal.pk, "stage": deal.stage_id})
+        messages.success(
+            request, _("%(deal)s moved to %(stage)s.") % {"deal": deal, "stage": deal.stage.name}
+        )
+    return _back(request, "console:accounts_board")
+
+
+@staff_required("accounts.view_deal")
+def forecast(request: HttpRequest) -> HttpResponse:
+    pipeline = _pipeline(request)
+    result = selectors.forecast(principal=request.user, pipeline=pipeline) if pipeline else None
+    return render(
+        request,
+        "console/accounts/forecast.html",
+        {
+            "pipeline": pipeline,
+            "pipelines": list(Pipeline.objects.order_by("position", "id")),
+            "forecast": result,
+        },
+    )
+
+
+# --- my tasks, my customers, service levels ------------------------------------------------
+
+
+@staff_required("accounts.view_activity")
+def my_tasks(request: HttpRequest) -> HttpResponse:
+    done = request.GET.get("done") == "1"
+    tasks = selectors.my_tasks(user=request.user, include_done=done)
+    return render(
+        request,
+        "console/accounts/tasks.html",
+        {"page": _page(request, tasks), "done": done, "now": now()},
+    )
+
+
+@require_POST
+@staff_required("accounts.change_activity")
+def task_done(request: HttpRequest, activity_id: int) -> HttpResponse:
+    task = selectors.activities_visible(principal=request.user).filter(pk=activity_id).first()
+    if task is None:
+        from django.http import Http404
+
+        raise Http404
+    try:
+        services.task_complete(activity=task, actor=_staff(request))
+    except ValidationError as exc:
+        _flash(request, exc)
+    else:
+        messages.success(request, _("Task done."))
+    return _back(request, "console:accounts_tasks")
+
+
+@staff_required("accounts.view_customercare")
+def my_customers(request: HttpRequest) -> HttpResponse:
+    """The signed-in owner's high-touch customers (CARE_PAGE a page), overdue first."""
+    risk = request.GET.get("risk") == "1"
+    rows = selectors.my_customers(owner=request.user, risk_only=risk)
+    page = Paginator(rows, CARE_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/accounts/care.html",
+        {
+            "page": page,
+            "rows": selectors.care_rows(page.object_list),
+            "summary": selectors.care_summary(owner=request.user),
+            "risk": risk,
+            "overdue_accounts": list(selectors.overdue_accounts(owner=request.user)[:20]),
+        },
+    )
+
+
+@staff_required("accounts.view_customercare")
+def service_levels(request: HttpRequest) -> HttpResponse:
+    rule = services.rule_current()
+    form = RuleForm(
+        request.POST or None,
+        initial={
+            "top_clv_percent": rule.top_clv_percent,
+            "include_named_accounts": rule.include_named_accounts,
+            "cadence_days": rule.cadence_days,
+            "default_owner": rule.default_owner_id,
+        },
+    )
+    if request.method == "POST":
+        if not request.user.has_perm("accounts.change_servicelevelrule"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                services.rule_update(data=dict(form.cleaned_data), actor=_staff(request))
+                result = services.service_levels_apply()
+            except ValidationError as exc:
+                _apply(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("%(n)d customers are high-touch (%(in)d entered, %(out)d left).")
+                    % {"n": result.high, "in": result.entered, "out": result.left},
+                )
+                return redirect("console:accounts_service_levels")
+    return render(request, "console/accounts/service_levels.html", {"form": form, "rule": rule})
