@@ -12,8 +12,10 @@ from kizuna.api.transport import JSONObjectParser, LocalTimeJSONRenderer, body_s
 from kizuna.campaigns.api import router as campaigns_router
 from kizuna.catalog.api import router as catalog_router
 from kizuna.commerce.api import router as commerce_router
+from kizuna.community.api import router as community_router
 from kizuna.customers.api import router as customers_router
 from kizuna.dataio.api import router as dataio_router
+from kizuna.journeys.api import router as journeys_router
 from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
 from kizuna.recommendations.api import router as recommendations_router
@@ -57,7 +59,9 @@ api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
 api.add_router("/", segments_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", journeys_router)
 api.add_router("/", surveys_router)
+api.add_router("/", community_router)
 api.add_router("/", subscriptions_router)
 api.add_router("/", accounts_router)
 api.add_router("/", support_router)
