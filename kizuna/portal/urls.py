@@ -1,6 +1,6 @@
 from django.urls import path
 
-from kizuna.portal import views, views_preferences, views_surveys
+from kizuna.portal import views, views_preferences, views_support, views_surveys
 
 app_name = "portal"
 urlpatterns = [
@@ -9,6 +9,12 @@ urlpatterns = [
     path("u/<str:token>/", views_preferences.unsubscribe_confirm, name="unsubscribe"),
     path("s/<str:token>/", views_surveys.survey_answer, name="survey_answer"),
     path("survey/<slug:slug>/", views_surveys.survey_public, name="survey_public"),
+    path("support/contact/", views_support.contact, name="support_contact"),
+    path(
+        "support/contact/<str:token>/handover/",
+        views_support.handover,
+        name="support_handover",
+    ),
     path("<str:token>/", views.member_card, name="member_card"),
     path("<str:token>/history/", views.member_history, name="member_history"),
     path("<str:token>/qr.svg", views.member_qr, name="member_qr"),
