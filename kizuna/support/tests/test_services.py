@@ -223,3 +223,23 @@ def test_breaches_and_kpis(customer) -> None:
     assert k.first_response_breaches == 2 and k.resolution_breaches == 1
     assert k.resolution_median_minutes == 120.0
     assert k.first_response_mean_minutes is not None and k.first_response_mean_minutes > 30
+
+
+def test_personal_data_export_and_erase(customer) -> None:
+    from kizuna.core.personal_data import get_handler
+
+    inquiry = _open(customer, attachments=[services.NewAttachment("a.txt", "text/plain", b"hi")])
+    services.note_add(inquiry=inquiry, body="電話あり")
+    handler = get_handler("support.inquiry")
+    [exported] = list(handler.export(customer.pk))
+    assert exported["contact_email"] == "hanako@example.jp"
+    assert [m["body"] for m in exported["messages"]] == [
+        "先週注文した豆がまだ届いていません。",
+        "電話あり",
+    ]
+    assert handler.erase(customer.pk, pseudonym="erased-1") > 0
+    inquiry.refresh_from_db()
+    assert inquiry.subject == "erased-1" and inquiry.contact_email == ""
+    assert set(inquiry.messages.values_list("body", flat=True)) == {""}
+    assert not Attachment.objects.exists()
+    handler.erase(customer.pk, pseudonym="erased-1")  # idempotent
