@@ -5,7 +5,7 @@ of `accounts.view_all_deals` see everyone's."""
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
@@ -17,6 +17,9 @@ from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.core.errors import NotFound
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+
+# A row id: larger numbers cannot name a row (and overflow the integer columns).
+RowId = Annotated[int, Field(ge=1, le=2**62)]
 
 router = Router(tags=["accounts"])
 
@@ -37,8 +40,8 @@ class AccountOut(Schema):
 class AccountIn(InputSchema):
     name: str = Field(..., min_length=1, max_length=200)
     domain: str = Field("", max_length=200)
-    parent: int | None = Field(None, description="Parent account id")
-    owner: int | None = Field(None, description="Owner (active staff user id)")
+    parent: RowId | None = Field(None, description="Parent account id")
+    owner: RowId | None = Field(None, description="Owner (active staff user id)")
     named: bool = False
     follow_up_days: int | None = None
     notes: str = ""
@@ -47,15 +50,15 @@ class AccountIn(InputSchema):
 class AccountPatch(InputSchema):
     name: str | None = Field(None, min_length=1, max_length=200)
     domain: str | None = Field(None, max_length=200)
-    parent: int | None = None
-    owner: int | None = None
+    parent: RowId | None = None
+    owner: RowId | None = None
     named: bool | None = None
     follow_up_days: int | None = None
     notes: str | None = None
 
 
 class ContactIn(InputSchema):
-    customer_id: int
+    customer_id: RowId
     role: str = Field("other", description="decision_maker, champion, user, billing, other")
     title: str = Field("", max_length=100)
 
@@ -134,33 +137,33 @@ class DealOut(Schema):
 
 class DealIn(InputSchema):
     title: str = Field(..., min_length=1, max_length=200)
-    stage: int = Field(..., description="An open stage; its pipeline is the deal's")
-    account: int | None = None
-    contact: int | None = Field(None, description="Contact (customer id)")
+    stage: RowId = Field(..., description="An open stage; its pipeline is the deal's")
+    account: RowId | None = None
+    contact: RowId | None = Field(None, description="Contact (customer id)")
     amount_yen: int = 0
     expected_close: date | None = None
-    owner: int | None = Field(None, description="Default: the caller")
+    owner: RowId | None = Field(None, description="Default: the caller")
 
 
 class DealPatch(InputSchema):
     title: str | None = Field(None, min_length=1, max_length=200)
-    account: int | None = None
-    contact: int | None = None
+    account: RowId | None = None
+    contact: RowId | None = None
     amount_yen: int | None = None
     expected_close: date | None = None
-    owner: int | None = None
+    owner: RowId | None = None
 
 
 class MoveIn(InputSchema):
-    stage: int
+    stage: RowId
     reason: str = Field("", max_length=200, description="Won/lost reason (required if lost)")
 
 
 class DealFilters(Schema):
-    pipeline_id: int | None = None
-    stage_id: int | None = None
+    pipeline_id: RowId | None = None
+    stage_id: RowId | None = None
     status: str | None = None
-    account_id: int | None = None
+    account_id: RowId | None = None
     q: str = ""
 
 
@@ -200,10 +203,10 @@ class ActivityIn(InputSchema):
     kind: str = Field(..., description="call, meeting, task or note")
     subject: str = Field(..., min_length=1, max_length=200)
     body: str = ""
-    account: int | None = None
-    customer: int | None = None
-    deal: int | None = None
-    assigned_to: int | None = Field(None, description="Tasks only; default: the caller")
+    account: RowId | None = None
+    customer: RowId | None = None
+    deal: RowId | None = None
+    assigned_to: RowId | None = Field(None, description="Tasks only; default: the caller")
     occurred_at: datetime | None = None
     due_at: datetime | None = Field(None, description="Required for a task")
     remind_at: datetime | None = None
@@ -236,7 +239,7 @@ def _principal(request: HttpRequest) -> Any:
     auth=require_perm("accounts.view_account"),
 )
 @paginate(PagePagination)
-def account_list(request: HttpRequest, q: str = "", owner_id: int | None = None) -> Any:
+def account_list(request: HttpRequest, q: str = "", owner_id: RowId | None = None) -> Any:
     return selectors.account_list(q=q, owner_id=owner_id)
 
 
@@ -405,7 +408,7 @@ def deal_move(request: HttpRequest, deal_id: int, payload: MoveIn) -> Deal:
     response=responses({200: ForecastOut}, query=True),
     auth=require_perm("accounts.view_deal"),
 )
-def forecast(request: HttpRequest, pipeline_id: int | None = None) -> Any:
+def forecast(request: HttpRequest, pipeline_id: RowId | None = None) -> Any:
     """Open amount per stage and weighted by its probability (the caller's deals, or all)."""
     pipeline = selectors.pipeline_get(pipeline_id=pipeline_id)
     result = selectors.forecast(principal=_principal(request), pipeline=pipeline)
@@ -463,9 +466,7 @@ def activity_create(request: HttpRequest, payload: ActivityIn) -> Status[Activit
     auth=require_perm("accounts.change_activity"),
 )
 def task_complete(request: HttpRequest, activity_id: int) -> Activity:
-    task = (
-        selectors.activities_visible(principal=_principal(request)).filter(pk=activity_id).first()
-    )
+    task = selectors.activity_visible(principal=_principal(request), activity_id=activity_id)
     if task is None:
         raise NotFound("activity", activity_id)
     return services.task_complete(activity=task, actor=request_actor(request))

@@ -89,7 +89,13 @@ def account_list(*, q: str = "", owner_id: int | None = None) -> QuerySet[Accoun
     return accounts.order_by("name", "id")
 
 
+def _valid_id(value: int | None) -> bool:
+    return value is not None and 0 < value < 2**62
+
+
 def account_get(*, account_id: int) -> Account:
+    if not _valid_id(account_id):
+        raise NotFound("account", account_id)
     account = Account.objects.select_related("owner", "parent").filter(pk=account_id).first()
     if account is None:
         raise NotFound("account", account_id)
@@ -236,6 +242,12 @@ def activities_visible(*, principal: Principal) -> QuerySet[Activity]:
     return acts.order_by("-occurred_at", "-id")
 
 
+def activity_visible(*, principal: Principal, activity_id: int) -> Activity | None:
+    if not _valid_id(activity_id):
+        return None
+    return activities_visible(principal=principal).filter(pk=activity_id).first()
+
+
 # --- deals ---------------------------------------------------------------------------------
 
 
@@ -245,6 +257,8 @@ def pipeline_list() -> QuerySet[Pipeline]:
 
 def pipeline_get(*, pipeline_id: int | None = None) -> Pipeline:
     pipelines = Pipeline.objects.order_by("position", "id")
+    if pipeline_id is not None and not _valid_id(pipeline_id):
+        raise NotFound("pipeline", pipeline_id)
     pipeline = pipelines.filter(pk=pipeline_id).first() if pipeline_id else pipelines.first()
     if pipeline is None:
         raise NotFound("pipeline", pipeline_id)
@@ -287,6 +301,8 @@ def deal_list(
 
 def access_deal(*, principal: Principal, deal_id: int) -> Deal:
     """The deal if the principal may see it; NotFound for missing and forbidden alike."""
+    if not _valid_id(deal_id):
+        raise NotFound("deal", deal_id)
     deal = deals_visible(principal=principal).filter(pk=deal_id).first()
     if deal is None:
         raise NotFound("deal", deal_id)

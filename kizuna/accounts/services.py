@@ -58,6 +58,18 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+MAX_ID = 2**62  # larger ids cannot exist (and overflow the database's integer columns)
+
+
+def _id(value: Any) -> int | None:
+    """`value` as a row id, or None when it cannot be one."""
+    text = str(value)
+    if not text.isdigit() or len(text) > 18:
+        return None
+    number = int(text)
+    return number if 0 < number < MAX_ID else None
+
+
 def _text(errors: Errors, data: dict[str, Any], field: str, *, limit: int, required: bool) -> str:
     value = str(data.get(field) or "").strip()
     if required and not value:
@@ -77,7 +89,8 @@ def _active_staff(errors: Errors, field: str, user: Any) -> AbstractBaseUser | N
     if user is None or user == "":
         return None
     if not isinstance(user, AbstractBaseUser):
-        found = get_user_model().objects.filter(pk=user).first() if str(user).isdigit() else None
+        pk = _id(user)
+        found = get_user_model().objects.filter(pk=pk).first() if pk else None
         if found is None:
             _add(errors, field, _("No staff user with id %(v)s.") % {"v": user})
             return None
@@ -105,7 +118,8 @@ def _check_parent(errors: Errors, account: Account | None, parent: Any) -> Accou
     if parent in (None, ""):
         return None
     if not isinstance(parent, Account):
-        found = Account.objects.filter(pk=parent).first() if str(parent).isdigit() else None
+        pk = _id(parent)
+        found = Account.objects.filter(pk=pk).first() if pk else None
         if found is None:
             _add(errors, "parent", _("No account with id %(v)s.") % {"v": parent})
             return None
@@ -298,7 +312,8 @@ def _lookup(errors: Errors, field: str, model: type, value: Any) -> Any:
         return None
     if isinstance(value, model):
         return value
-    found = model.objects.filter(pk=value).first() if str(value).isdigit() else None  # type: ignore[attr-defined]
+    pk = _id(value)
+    found = model.objects.filter(pk=pk).first() if pk else None  # type: ignore[attr-defined]
     if found is None:
         _add(errors, field, _("No %(what)s with id %(v)s.") % {"what": field, "v": value})
     return found

@@ -450,7 +450,7 @@ def my_tasks(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_required("accounts.change_activity")
 def task_done(request: HttpRequest, activity_id: int) -> HttpResponse:
-    task = selectors.activities_visible(principal=request.user).filter(pk=activity_id).first()
+    task = selectors.activity_visible(principal=request.user, activity_id=activity_id)
     if task is None:
         from django.http import Http404
 

@@ -3,7 +3,7 @@ resume, payment_failed, cancel), recurring revenue (MRR/ARR), churn, cohorts, CS
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
@@ -14,6 +14,9 @@ from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
 from kizuna.subscriptions import selectors, services
 from kizuna.subscriptions.models import Plan, Subscription
+
+# A row id: larger numbers cannot name a row (and overflow the integer columns).
+RowId = Annotated[int, Field(ge=1, le=2**62)]
 
 router = Router(tags=["subscriptions"])
 
@@ -53,8 +56,8 @@ class SubscriptionOut(Schema):
 
 
 class SubscriptionIn(InputSchema):
-    customer_id: int
-    plan_id: int
+    customer_id: RowId
+    plan_id: RowId
     started_at: datetime | None = None
     external_id: str | None = Field(None, max_length=100)
 
@@ -116,8 +119,8 @@ class ImportOut(Schema):
 
 class SubscriptionFilters(Schema):
     status: str | None = None
-    plan_id: int | None = None
-    customer_id: int | None = None
+    plan_id: RowId | None = None
+    customer_id: RowId | None = None
 
 
 @router.get(

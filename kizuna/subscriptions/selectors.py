@@ -33,8 +33,12 @@ def plan_list(*, active_only: bool = False) -> QuerySet[Plan]:
     return plans.filter(active=True) if active_only else plans
 
 
+def _valid_id(value: int) -> bool:
+    return 0 < value < 2**62
+
+
 def plan_get(*, plan_id: int) -> Plan:
-    plan = Plan.objects.filter(pk=plan_id).first()
+    plan = Plan.objects.filter(pk=plan_id).first() if _valid_id(plan_id) else None
     if plan is None:
         raise NotFound("plan", plan_id)
     return plan
@@ -57,7 +61,8 @@ def subscription_list(
 
 
 def subscription_get(*, subscription_id: int) -> Subscription:
-    sub = Subscription.objects.select_related("plan", "customer").filter(pk=subscription_id).first()
+    subs = Subscription.objects.select_related("plan", "customer")
+    sub = subs.filter(pk=subscription_id).first() if _valid_id(subscription_id) else None
     if sub is None:
         raise NotFound("subscription", subscription_id)
     return sub

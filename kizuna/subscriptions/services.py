@@ -168,6 +168,11 @@ def subscription_start(
     with the first period paid."""
     if not plan.active:
         _refuse("plan", _("This plan is no longer offered."))
+    # Validated here, not by the database (a duplicate was a 500: found by the API fuzz run).
+    if external_id and len(external_id) > 100:
+        _refuse("external_id", _("An external id has at most 100 characters."))
+    if external_id and Subscription.objects.filter(external_id=external_id).exists():
+        _refuse("external_id", _("A subscription with this external id already exists."))
     start = started_at or now()
     trial_end = start + timedelta(days=plan.trial_days) if plan.trial_days else None
     with acting_as(actor):
@@ -434,8 +439,12 @@ def subscriptions_import(*, text: str, actor: AbstractBaseUser | None = None) ->
     bad row is reported as `rows[<n>].<field>` (n = 1-based data row) and nothing is
     written. Rows whose `external_id` is already stored are left unchanged (re-importing a
     file adds nothing)."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in reader.fieldnames or []]
+    # newline="": a carriage return inside the text is a line end, not a csv.Error (500).
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        header = [h.strip() for h in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise ValidationError({"file": [str(exc)]}) from exc
     errors: Errors = {}
     if (
         "plan" not in header
@@ -448,7 +457,15 @@ def subscriptions_import(*, text: str, actor: AbstractBaseUser | None = None) ->
     for column in header:
         if column not in IMPORT_COLUMNS:
             _add(errors, "file", _("Unknown column %(c)s.") % {"c": column})
-    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    rows: list[dict[str, str]] = []
+    try:
+        for n, raw in enumerate(reader, start=1):
+            if None in raw:  # more cells than header columns
+                _add(errors, f"rows[{n}]", _("This row has more cells than the header."))
+                continue
+            rows.append({(k or "").strip(): (v or "").strip() for k, v in raw.items()})
+    except csv.Error as exc:
+        raise ValidationError({"file": [str(exc)]}) from exc
     if len(rows) > MAX_IMPORT_ROWS:
         _add(errors, "file", _("At most %(n)d rows per file.") % {"n": MAX_IMPORT_ROWS})
     if errors:

@@ -159,3 +159,17 @@ def test_my_customers_route(call, make_staff, customer) -> None:
     assert rows["count"] == 1 and rows["items"][0]["customer_id"] == customer.pk
     assert Client().get("/api/v1/my-customers").status_code == 401
     assert Client().get("/api/v1/deals").status_code == 401
+
+
+def test_ids_beyond_any_row_are_404_or_422_not_500(call, pipeline) -> None:
+    api = call("admin")
+    huge = 2**63 + 5
+    assert api("GET", f"/api/v1/accounts/{huge}").status_code in (404, 422)
+    assert api("GET", f"/api/v1/deals/{2**62 + 1}").status_code == 404
+    r = api("POST", "/api/v1/deals", {"title": "X", "stage": huge})
+    assert r.status_code in (400, 422)  # the JSON parser refuses numbers past 64 bits
+    r = api("POST", "/api/v1/deals", {"title": "X", "stage": 2**62 + 1})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "stage"
+    r = api("POST", "/api/v1/activities", {"kind": "note", "subject": "x", "account": 2**62 + 1})
+    assert r.status_code == 422
+    assert api("POST", f"/api/v1/activities/{2**62 + 1}/complete").status_code == 404

@@ -210,3 +210,19 @@ def test_personal_data_export_and_erase(monthly, customer) -> None:
     assert handler.erase(customer.pk, pseudonym="erased-1") == 0
     sub.refresh_from_db()
     assert sub.cancel_reason == "" and sub.status == "cancelled"
+
+
+def test_csv_structural_errors_are_validation_errors(monthly, customer) -> None:
+    with pytest.raises(ValidationError) as exc:
+        services.subscriptions_import(
+            text=f"customer_id,plan,started_at\n{customer.pk},coffee,2026-01-01,extra\n"
+        )
+    assert "rows[1]" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        services.subscriptions_import(text='customer_id,plan,started_at\n"1,coffee\r\n')
+    assert Subscription.objects.count() == 0
+    sub = services.subscription_start(customer=customer, plan=monthly, external_id="X-1")
+    with pytest.raises(ValidationError) as exc:
+        services.subscription_start(customer=customer, plan=monthly, external_id="X-1")
+    assert "external_id" in exc.value.message_dict
+    assert Subscription.objects.get() == sub
