@@ -1,6 +1,12 @@
 from django.urls import path
 
-from kizuna.portal import views, views_preferences, views_support, views_surveys
+from kizuna.portal import (
+    views,
+    views_community,
+    views_preferences,
+    views_support,
+    views_surveys,
+)
 
 app_name = "portal"
 urlpatterns = [
@@ -15,6 +21,13 @@ urlpatterns = [
         views_support.handover,
         name="support_handover",
     ),
+    path("events/<str:token>/", views_community.events, name="community_events"),
+    path(
+        "events/<str:token>/ticket/<int:registration_id>.svg",
+        views_community.ticket_qr,
+        name="community_ticket",
+    ),
+    path("ideas/<str:token>/", views_community.ideas, name="community_ideas"),
     path("<str:token>/", views.member_card, name="member_card"),
     path("<str:token>/history/", views.member_history, name="member_history"),
     path("<str:token>/qr.svg", views.member_qr, name="member_qr"),
