@@ -15,6 +15,7 @@ from kizuna.commerce.api import router as commerce_router
 from kizuna.community.api import router as community_router
 from kizuna.customers.api import router as customers_router
 from kizuna.dataio.api import router as dataio_router
+from kizuna.journeys.api import router as journeys_router
 from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
 from kizuna.recommendations.api import router as recommendations_router
@@ -58,6 +59,7 @@ api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
 api.add_router("/", segments_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", journeys_router)
 api.add_router("/", surveys_router)
 api.add_router("/", community_router)
 api.add_router("/", subscriptions_router)

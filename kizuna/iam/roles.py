@@ -40,6 +40,7 @@ _VIEW_ALL = [
     "messaging.view_delivery",
     "messaging.view_suppression",
     "campaigns.view_campaign",
+    "journeys.view_journey",
     "recommendations.view_modelversion",
     "recommendations.view_trainingrun",
     "recommendations.view_itemsetting",
@@ -83,6 +84,8 @@ _MESSAGING_ADMIN = [*_MESSAGING_AUTHOR, "messaging.add_channel", "messaging.chan
 # send permission (schedule, approve, reject, resume).
 _CAMPAIGNS_AUTHOR = ["campaigns.add_campaign", "campaigns.change_campaign"]
 _CAMPAIGNS_SEND = [*_CAMPAIGNS_AUTHOR, "campaigns.send_campaign"]
+# Journeys: marketers and administrators build, publish, pause and resume them.
+_JOURNEYS_MANAGE = ["journeys.add_journey", "journeys.change_journey"]
 # Segments: marketers and administrators build and refresh audiences; analysts read them.
 _SEGMENTS_VIEW = ["segments.view_segment"]
 _SEGMENTS_MANAGE = [
@@ -208,6 +211,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.add_ledgerentry",
         *_MESSAGING_ADMIN,
         *_CAMPAIGNS_SEND,
+        *_JOURNEYS_MANAGE,
         *_SEGMENTS_MANAGE,
         *_RECOMMENDATIONS_MANAGE,
         *_ACCOUNTS_MANAGE,
@@ -230,6 +234,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_LOYALTY_MANAGE,
         *_MESSAGING_AUTHOR,
         *_CAMPAIGNS_AUTHOR,
+        *_JOURNEYS_MANAGE,
         *_SEGMENTS_MANAGE,
         *_RECOMMENDATIONS_MANAGE,
         *_ACCOUNTS_MANAGE,

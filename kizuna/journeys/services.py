@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils.translation import gettext as _
 
 from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
 from kizuna.core.timeutil import JST, now
-from kizuna.customers.models import Customer
+from kizuna.customers.models import Customer, Event
 from kizuna.journeys import graph as g
 from kizuna.journeys import registry
 from kizuna.journeys.choices import OPEN_STATES, EnrolmentState, JourneyStatus
@@ -191,7 +191,9 @@ def journey_publish(*, journey: Journey, actor: AbstractBaseUser | None = None) 
         )
         journey.live_version = version
         journey.status = JourneyStatus.LIVE
-        journey.save(update_fields=["live_version", "status", "updated_at"])
+        if not journey.event_cursor:  # the stream catch-up starts now, no backfill
+            journey.event_cursor = Event.objects.aggregate(top=Max("pk"))["top"] or 0
+        journey.save(update_fields=["live_version", "status", "event_cursor", "updated_at"])
     migrated = _migrate(journey, version, at)
     logger.info(
         "journey %s v%s published, %s enrolments migrated", journey.pk, version.number, migrated
@@ -547,6 +549,47 @@ def goal_reached(*, journey_ids: list[int], event: bus.DomainEvent) -> int:
             state=EnrolmentState.CONVERTED, finished_at=now(), next_due_at=None, exit_reason="goal"
         )
     return converted
+
+
+def journeys_poll_stream(*, limit: int = 5000) -> dict[int, int]:
+    """Catch-up for event triggers (every minute): events written to the stream without
+    being published on the bus (batch writes such as loyalty's `tier.changed`), or whose
+    bus delivery was lost. An event a customer already entered by (an enrolment since the
+    event's time) is skipped, so the two paths never enter someone twice."""
+    entered: dict[int, int] = {}
+    for journey in Journey.objects.filter(status=JourneyStatus.LIVE).select_related("live_version"):
+        trigger = (journey.live_version.graph if journey.live_version else {}).get("trigger") or {}
+        if trigger.get("type") != "event":
+            continue
+        rows = list(
+            Event.objects.filter(
+                type=trigger["event"], pk__gt=journey.event_cursor, customer__isnull=False
+            )
+            .order_by("pk")
+            .values_list("pk", "customer_id", "occurred_at", "properties")[:limit]
+        )
+        if not rows:
+            continue
+        with transaction.atomic():
+            ids = {cid for _pk, cid, _at, _p in rows}
+            latest: dict[int, datetime] = {}
+            for cid, at in Enrolment.objects.filter(
+                journey=journey, customer_id__in=list(ids), entered_at__gte=rows[0][2]
+            ).values_list("customer_id", "entered_at"):
+                latest[cid] = max(at, latest.get(cid, at))
+            entrants = [
+                Entrant(
+                    customer_id=cid,
+                    ref=str(pk),
+                    context={"event": trigger["event"], **_plain(props)},
+                )
+                for pk, cid, at, props in rows
+                if g.matches(trigger.get("filters"), props)
+                and not (cid in latest and latest[cid] >= at)
+            ]
+            entered[journey.pk] = enrol_many(journey=journey, entrants=entrants)
+            Journey.objects.filter(pk=journey.pk).update(event_cursor=rows[-1][0])
+    return entered
 
 
 # --- daily triggers ------------------------------------------------------------------------
@@ -977,3 +1020,54 @@ def _execute(
     if kind == "exit":
         return "exited", {}, None
     raise ValueError(f"unknown step type {kind}")
+
+
+# --- templates -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def journey_from_template(
+    *, key: str, email_channel: Any, name: str = "", actor: AbstractBaseUser | None = None
+) -> Journey:
+    """A draft journey from a ready-made template: the message templates, coupons and traits
+    it needs are created when missing (existing ones with the same key are used as they
+    are), and its sends go out on `email_channel`."""
+    from kizuna.customers.models import TraitDefinition
+    from kizuna.customers.services import trait_definition_create
+    from kizuna.journeys import library
+    from kizuna.loyalty.models import CouponDefinition
+    from kizuna.loyalty.services import coupon_definition_create
+    from kizuna.messaging import services as messaging
+    from kizuna.messaging.models import Template
+
+    spec = library.templates().get(key)
+    if spec is None:
+        _raise({"template": [_("There is no journey template %(key)s.") % {"key": key}]})
+        raise AssertionError  # unreachable: for the type checker
+    if email_channel is None or email_channel.kind != "email":
+        _raise({"email_channel": [_("Choose an email channel.")]})
+    for slug, variants in spec.get("messages", {}).items():
+        if not Template.objects.filter(slug=slug).exists():
+            messaging.template_save(
+                slug=slug,
+                name=f"{spec['name']}: {slug}",
+                channel_kind="email",
+                body_format="html",
+                variants=variants,
+                actor=actor,
+            )
+    for coupon_name, data in spec.get("coupons", {}).items():
+        if not CouponDefinition.objects.filter(name=coupon_name).exists():
+            coupon_definition_create(data={"name": coupon_name, **data}, actor=actor)
+    for trait, trait_type in spec.get("traits", {}).items():
+        if not TraitDefinition.objects.filter(key=trait).exists():
+            trait_definition_create(key=trait, label=trait, type=trait_type)
+    return journey_save(
+        data={
+            "name": name or spec["name"],
+            "description": spec.get("description", ""),
+            "graph": library.with_channel(spec["graph"], email_channel.name),
+            "template_key": key,
+        },
+        actor=actor,
+    )

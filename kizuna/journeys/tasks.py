@@ -35,6 +35,7 @@ def run_due() -> int:
 
 @db_periodic_task(crontab(minute="*"))
 def journeys_sweep() -> int:
+    services.journeys_poll_stream()
     return run_due_now()
 
 

@@ -357,3 +357,38 @@ def test_archive_ends_every_enrolment(mail: Channel, thanks: Template, hanako: C
     assert Enrolment.objects.get().exit_reason == "archived"
     with pytest.raises(ValidationError):
         services.journey_publish(journey=journey)
+
+
+def test_stream_catch_up_enters_on_events_not_published_on_the_bus(
+    mail: Channel, thanks: Template, commit: Any
+) -> None:
+    from kizuna.customers.bulk import EventRow, events_insert
+
+    journey = live(
+        graph(
+            mail,
+            trigger={
+                "type": "event",
+                "event": "tier.changed",
+                "filters": [{"property": "to", "op": "exists", "value": True}],
+            },
+            entry={"rule": "reentry"},
+        )
+    )
+    up, down, bus_entered = (make_customer(f"{x}@example.jp") for x in ("up", "down", "bus"))
+    events_insert(
+        [
+            EventRow(
+                type="tier.changed",
+                customer_id=c.pk,
+                occurred_at=now(),
+                properties={"from": None, "to": to},
+                message_id=f"t:{c.pk}",
+            )
+            for c, to in ((up, "gold"), (down, None))
+        ]
+    )
+    commit(event_record, type="tier.changed", customer=bus_entered, properties={"to": "gold"})
+    assert services.journeys_poll_stream() == {journey.pk: 1}
+    assert set(Enrolment.objects.values_list("customer_id", flat=True)) == {up.pk, bus_entered.pk}
+    assert services.journeys_poll_stream() == {}  # the cursor moved on
