@@ -1,6 +1,6 @@
 """line-bot-sdk v3 clients for one LINE channel (messaging's `Channel`): the Messaging API,
 its blob host (rich menu images), and the audience API. `settings["host"]` points every
-client at another host (a local test server); `settings["data_host"]` the blob host."""
+client, the blob one included, at another host (a local test server)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,7 @@ def _token(channel: Channel) -> str:
 def line_clients(channel: Channel) -> Iterator[LineClients]:
     token = _token(channel)
     host = str(channel.settings.get("host") or DEFAULT_HOST).rstrip("/")
-    data_host = str(
-        channel.settings.get("data_host")
-        or (host if channel.settings.get("host") else DEFAULT_DATA_HOST)
-    ).rstrip("/")
+    data_host = host if channel.settings.get("host") else DEFAULT_DATA_HOST
     api = ApiClient(Configuration(host=host, access_token=token))
     blob = ApiClient(Configuration(host=data_host, access_token=token))
     audience = AudienceApiClient(AudienceConfiguration(host=host, access_token=token))

@@ -75,3 +75,21 @@ class RichMenu(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class LoginChannel(models.Model):
+    """The LINE Login channel used to link members' LINE accounts, beside the Messaging API
+    channel of the same provider (LINE issues them as two channels)."""
+
+    channel = models.OneToOneField(Channel, on_delete=models.CASCADE, related_name="+")
+    login_channel_id = models.CharField(_("LINE Login channel ID"), max_length=20)
+    secret_encrypted = models.TextField(_("channel secret (encrypted)"))
+    authorize_host = models.CharField(_("authorize host"), max_length=200, blank=True)
+    api_host = models.CharField(_("API host"), max_length=200, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("LINE Login channel")
+
+    def __str__(self) -> str:
+        return self.login_channel_id

@@ -3,6 +3,7 @@ from django.urls import path
 from kizuna.portal import (
     views,
     views_community,
+    views_line_login,
     views_preferences,
     views_support,
     views_surveys,
@@ -21,6 +22,8 @@ urlpatterns = [
         views_support.handover,
         name="support_handover",
     ),
+    path("line/callback/", views_line_login.line_login_callback, name="line_login_callback"),
+    path("<str:token>/line-login/", views_line_login.line_login_start, name="line_login"),
     path("events/<str:token>/", views_community.events, name="community_events"),
     path(
         "events/<str:token>/ticket/<int:registration_id>.svg",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ class LineServer:
     links: dict[str, str] = field(default_factory=dict)  # user id -> rich menu id
     narrowcasts: list[dict[str, Any]] = field(default_factory=list)
     accepted_keys: dict[str, str] = field(default_factory=dict)
+    # LINE Login: authorization code -> (LINE user id, redirect uri it was issued for)
+    login_channel_id: str = "1650000000"
+    login_secret: str = "login-secret"
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    access_tokens: dict[str, str] = field(default_factory=dict)
 
 
 def _handler(api: LineServer) -> type[BaseHTTPRequestHandler]:
@@ -66,9 +72,47 @@ def _handler(api: LineServer) -> type[BaseHTTPRequestHandler]:
                 return False
             return True
 
+        def _login(self, method: str, raw: bytes) -> bool:
+            """LINE Login's token and profile endpoints; True if the path was one."""
+            if method == "POST" and self.path == "/oauth2/v2.1/token":
+                form = dict(urllib.parse.parse_qsl(raw.decode()))
+                issued = api.codes.pop(form.get("code", ""), None)
+                if (
+                    form.get("grant_type") != "authorization_code"
+                    or form.get("client_id") != api.login_channel_id
+                    or form.get("client_secret") != api.login_secret
+                    or issued is None
+                    or issued[1] != form.get("redirect_uri")
+                ):
+                    self._reply(400, {"error": "invalid_grant"})
+                    return True
+                access = "at-" + uuid.uuid4().hex
+                api.access_tokens[access] = issued[0]
+                self._reply(
+                    200,
+                    {
+                        "access_token": access,
+                        "token_type": "Bearer",
+                        "expires_in": 2592000,
+                        "scope": "profile openid",
+                        "id_token": "x.y.z",
+                    },
+                )
+                return True
+            if method == "GET" and self.path == "/v2/profile":
+                bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if bearer not in api.access_tokens:
+                    self._reply(401, {"message": "invalid token"})
+                    return True
+                self._reply(200, {"userId": api.access_tokens[bearer], "displayName": "太郎"})
+                return True
+            return False
+
         def _handle(self, method: str) -> None:
             raw, body = self._read()
             api.requests.append((method, self.path, dict(self.headers), body))
+            if self._login(method, raw):
+                return
             if not self._auth():
                 return
             path = self.path
@@ -150,6 +194,9 @@ def _handler(api: LineServer) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:
             self._handle("PUT")
 
+        def do_GET(self) -> None:
+            self._handle("GET")
+
     return Handler
 
 
@@ -173,6 +220,19 @@ def channel(db: None, line_server: LineServer) -> Channel:
         settings={"host": line_server.host},
         credentials={"access_token": line_server.token, "channel_secret": "secret"},
     )
+
+
+@pytest.fixture
+def login_channel(channel: Channel, line_server: LineServer) -> Channel:
+    from kizuna.line_marketing.login import login_channel_save
+
+    login_channel_save(
+        channel=channel,
+        login_channel_id=line_server.login_channel_id,
+        secret=line_server.login_secret,
+        authorize_host=line_server.host,
+    )
+    return channel
 
 
 def line_id(n: int) -> str:
