@@ -71,9 +71,9 @@ def events(request: HttpRequest, token: str, customer: Customer, language: str) 
             raise Http404
         try:
             if request.POST.get("action") == "cancel":
-                mine = Registration.objects.filter(event=event, customer=customer).first()
-                if mine is not None:
-                    services.registration_cancel(registration=mine)
+                current = Registration.objects.filter(event=event, customer=customer).first()
+                if current is not None:
+                    services.registration_cancel(registration=current)
             else:
                 services.register(event=event, customer=customer)
             return redirect(request.path + f"?lang={language}")
