@@ -3,7 +3,7 @@
 
     python3 dev.py demo     # virtualenv + install + `kizuna demo` (console with a demo business)
     python3 dev.py test     # virtualenv + system packages + lint, types, layers, deploy check,
-                            # tests on SQLite and on a real PostgreSQL, a browser test
+                            # tests on SQLite and on a real PostgreSQL, a browser test, API fuzz
 
 Needs only Python 3.11. `test` installs PostgreSQL, Redis and Chromium with apt-get when they are
 missing (as root, or through sudo).
@@ -114,6 +114,8 @@ def test(args: list[str]) -> None:
     run(BIN / "pytest", *args, env=env)
     say("tests on PostgreSQL (server started by pytest-postgresql)")
     run(BIN / "pytest", "-m", "not browser", *args, env={**env, "KIZUNA_TEST_DB": "postgresql"})
+    say("API fuzz: schemathesis over the whole OpenAPI schema against a live server, no 5xx")
+    run(BIN / "python", "tests/fuzz/api_schema.py", "--max-time", "150", env=env)
     say(f"all checks passed in {time.monotonic() - started:.0f} s")
 
 
