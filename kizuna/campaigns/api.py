@@ -90,8 +90,10 @@ class RowOut(Schema):
     recipients: int
     sent: int
     delivered: int
-    opened: int
-    clicked: int
+    opened: int = Field(description="Opened by people (machine opens classified out).")
+    clicked: int = Field(description="Clicked by people (scanners classified out).")
+    opened_raw: int = Field(description="Opened, people and machines (Apple MPP, proxies).")
+    clicked_raw: int = Field(description="Clicked, people and machines (link scanners).")
     unsubscribed: int
     bounced: int
     complained: int
@@ -104,6 +106,8 @@ class RowOut(Schema):
     delivery_rate: float
     open_rate: float
     click_rate: float
+    open_rate_raw: float
+    click_rate_raw: float
     conversion_rate: float
     unsubscribe_rate: float
 

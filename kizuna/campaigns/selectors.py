@@ -146,21 +146,30 @@ _ENGAGEMENT = [
     Status.DELIVERED,
     Status.OPENED,
     Status.CLICKED,
+    Status.MACHINE_OPENED,
+    Status.MACHINE_CLICKED,
     Status.UNSUBSCRIBED,
     Status.BOUNCED,
     Status.COMPLAINED,
 ]
 
 
+_ANY_OPEN = {Status.OPENED, Status.CLICKED, Status.MACHINE_OPENED, Status.MACHINE_CLICKED}
+
+
 @dataclass
 class Tally:
-    """Counts for one row of the results (a variant, the holdout, a segment)."""
+    """Counts for one row of the results (a variant, the holdout, a segment). `opened` and
+    `clicked` are people's (machines' opens and clicks classified out, see
+    kizuna.messaging.engagement); the `_raw` counts include the machines'."""
 
     recipients: int = 0
     sent: int = 0
     delivered: int = 0
     opened: int = 0
     clicked: int = 0
+    opened_raw: int = 0
+    clicked_raw: int = 0
     unsubscribed: int = 0
     bounced: int = 0
     complained: int = 0
@@ -181,6 +190,8 @@ class Tally:
             delivery_rate=self.rate("delivered"),
             open_rate=self.rate("opened"),
             click_rate=self.rate("clicked"),
+            open_rate_raw=self.rate("opened_raw"),
+            click_rate_raw=self.rate("clicked_raw"),
             conversion_rate=self.rate("conversions"),
             unsubscribe_rate=self.rate("unsubscribed"),
         )
@@ -234,6 +245,8 @@ def _count(tally: Tally, fact: _DeliveryFact) -> None:
         tally.queued += 1
     tally.opened += bool(f & {Status.OPENED, Status.CLICKED})
     tally.clicked += Status.CLICKED in f
+    tally.opened_raw += bool(f & _ANY_OPEN)
+    tally.clicked_raw += bool(f & {Status.CLICKED, Status.MACHINE_CLICKED})
     tally.unsubscribed += Status.UNSUBSCRIBED in f
     tally.bounced += Status.BOUNCED in f
     tally.complained += Status.COMPLAINED in f

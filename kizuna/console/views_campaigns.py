@@ -402,7 +402,9 @@ CSV_COLUMNS = [
     "sent",
     "delivered",
     "opened",
+    "opened_raw",
     "clicked",
+    "clicked_raw",
     "unsubscribed",
     "bounced",
     "complained",
@@ -413,7 +415,9 @@ CSV_COLUMNS = [
     "orders",
     "revenue",
     "open_rate",
+    "open_rate_raw",
     "click_rate",
+    "click_rate_raw",
     "conversion_rate",
 ]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import ipaddress
 import os
 import secrets
 import socket
@@ -38,13 +39,14 @@ from kizuna.customers import selectors as customer_selectors
 from kizuna.customers import services as customer_services
 from kizuna.customers.choices import ConsentStatus, IdentityKind
 from kizuna.customers.models import ConsentEntry, Customer, Identity
-from kizuna.messaging import breaker, crypto, guardrails, lanes, links, rendering
+from kizuna.messaging import breaker, crypto, engagement, guardrails, lanes, links, rendering
 from kizuna.messaging import context as message_context
 from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome, open_session
 from kizuna.messaging.choices import (
     BodyFormat,
     BreakerState,
     ChannelKind,
+    EngagementKind,
     Frequency,
     Purpose,
     Status,
@@ -54,6 +56,7 @@ from kizuna.messaging.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    Engagement,
     LineContact,
     LineLinkCode,
     Preference,
@@ -1411,16 +1414,87 @@ def _mark(delivery: Delivery, status: str, event: str, **properties: Any) -> boo
     return True
 
 
-def delivery_track_open(*, delivery_id: int) -> bool:
+def _engagement(
+    delivery: Delivery, kind: str, verdict: engagement.Verdict, at: datetime, **fields: Any
+) -> None:
+    ip = fields.pop("ip", "") or None
+    if ip is not None:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            ip = None
+    Engagement.objects.create(
+        delivery=delivery,
+        kind=kind,
+        machine=verdict.machine,
+        rule=verdict.rule,
+        ip=ip,
+        at=at,
+        user_agent=str(fields.pop("user_agent", ""))[:300],
+        **fields,
+    )
+
+
+def _mark_machine(delivery: Delivery, status: str, rule: str) -> None:
+    """A machine's open or click: one history row per delivery and kind (for the raw
+    rates), no status change and nothing on the customer's timeline (segments, scores,
+    best hours and A/B winners read human engagement only)."""
+    if not DeliveryStatus.objects.filter(delivery=delivery, status=status).exists():
+        _history(delivery, status, rule)
+
+
+@transaction.atomic
+def delivery_track_open(*, delivery_id: int, ip: str = "", user_agent: str = "") -> bool:
+    """Record an open (every one, classified); True when it was the first human one."""
     delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
     if delivery is None:
+        return False
+    at = now()
+    verdict = engagement.classify_open(
+        ip=ip, user_agent=user_agent, sent_at=delivery.sent_at, at=at
+    )
+    _engagement(delivery, EngagementKind.OPEN, verdict, at, ip=ip, user_agent=user_agent)
+    if verdict.machine:
+        _mark_machine(delivery, Status.MACHINE_OPENED, verdict.rule)
         return False
     return _mark(delivery, Status.OPENED, "email.opened")
 
 
-def delivery_track_click(*, delivery_id: int, url: str) -> bool:
+@transaction.atomic
+def delivery_track_click(
+    *, delivery_id: int, url: str, ip: str = "", user_agent: str = "", method: str = "GET"
+) -> bool:
+    """Record a click (every one, classified); True when it was the first human one."""
     delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
     if delivery is None:
+        return False
+    at = now()
+    earlier = list(
+        Engagement.objects.filter(delivery=delivery, kind=EngagementKind.CLICK).values_list(
+            "url", "at"
+        )
+    )
+    verdict = engagement.classify_click(
+        ip=ip,
+        user_agent=user_agent,
+        method=method,
+        sent_at=delivery.sent_at,
+        at=at,
+        other_links=earlier,
+        url=url[:500],
+    )
+    _engagement(
+        delivery,
+        EngagementKind.CLICK,
+        verdict,
+        at,
+        ip=ip,
+        user_agent=user_agent,
+        url=url[:500],
+        method=method[:8],
+    )
+    if verdict.machine:
+        _mark_machine(delivery, Status.MACHINE_CLICKED, verdict.rule)
         return False
     return _mark(delivery, Status.CLICKED, "email.clicked", url=url[:500])
 

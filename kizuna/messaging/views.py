@@ -51,22 +51,32 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
     """Always the same 1×1 GIF; a valid token records the open (once per delivery)."""
     delivery_id = links.unsign(links.OPEN, token)
     if isinstance(delivery_id, int):
-        services.delivery_track_open(delivery_id=delivery_id)
+        services.delivery_track_open(delivery_id=delivery_id, **_client(request))
     return _no_store(HttpResponse(PIXEL, content_type="image/gif"))
 
 
-@require_GET
+def _client(request: HttpRequest) -> dict[str, str]:
+    return {
+        "ip": str(request.META.get("REMOTE_ADDR") or ""),
+        "user_agent": str(request.META.get("HTTP_USER_AGENT") or ""),
+    }
+
+
+@require_http_methods(["GET", "HEAD"])
 @ratelimit(key="ip", rate=RATE, block=True)
 def click(request: HttpRequest, token: str) -> HttpResponse:
     """Redirect to the target signed into the token; anything else is a 404 (no open
-    redirect: the URL cannot be changed without breaking the signature)."""
+    redirect: the URL cannot be changed without breaking the signature). Every click is
+    recorded and classified; a HEAD (a link checker) is a machine's."""
     data = links.unsign(links.CLICK, token)
     if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], int)):
         raise Http404
     delivery_id, target = data
     if not isinstance(target, str) or urlsplit(target).scheme not in ("http", "https"):
         raise Http404
-    services.delivery_track_click(delivery_id=delivery_id, url=target)
+    services.delivery_track_click(
+        delivery_id=delivery_id, url=target, method=request.method or "GET", **_client(request)
+    )
     return _no_store(HttpResponseRedirect(target))
 
 

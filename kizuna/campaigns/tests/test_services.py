@@ -25,6 +25,21 @@ from kizuna.messaging.tests.conftest import follow
 pytestmark = pytest.mark.django_db
 
 
+HUMAN = {
+    "ip": "203.0.113.7",
+    "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1",
+}
+
+
+def _age_deliveries() -> None:
+    """As if sent ten minutes ago (a click seconds after delivery is a scanner's)."""
+    from django.db.models import F
+
+    Delivery.objects.filter(sent_at__isnull=False).update(
+        sent_at=F("sent_at") - timedelta(minutes=10)
+    )
+
+
 def _subject(received: Any) -> str:
     return str(make_header(decode_header(received.message["Subject"])))
 
@@ -77,13 +92,22 @@ def test_email_campaign_end_to_end_exactly_once(
     by_segment = {s["segment_id"]: s for s in results["segments"]}
     assert by_segment[tokyo.pk]["sent"] == 1 and by_segment[tokyo.pk]["refused"] == 1
     assert by_segment[osaka.pk]["sent"] == 1
-    # Engagement through messaging's own tracking shows in the results.
-    messaging.delivery_track_open(delivery_id=deliveries[hanako.pk].pk)
-    messaging.delivery_track_click(delivery_id=deliveries[hanako.pk].pk, url="https://x.example/")
+    # Engagement through messaging's own tracking shows in the results: people's opens and
+    # clicks as the rates, machines' (a scanner clicking at once) only in the raw ones.
+    _age_deliveries()
+    messaging.delivery_track_open(delivery_id=deliveries[hanako.pk].pk, **HUMAN)
+    messaging.delivery_track_click(
+        delivery_id=deliveries[hanako.pk].pk, url="https://x.example/", **HUMAN
+    )
+    messaging.delivery_track_click(
+        delivery_id=deliveries[taro.pk].pk, url="https://x.example/", method="HEAD", **HUMAN
+    )
     messaging.unsubscribe(delivery_id=deliveries[taro.pk].pk)
     row = selectors.campaign_results(campaign=campaign)["variants"][0]
     assert (row["opened"], row["clicked"], row["unsubscribed"]) == (1, 1, 1)
-    assert row["open_rate"] == 0.5
+    assert row["open_rate"] == 0.5 and row["click_rate"] == 0.5
+    assert (row["opened_raw"], row["clicked_raw"]) == (2, 2)  # a click implies an open
+    assert row["click_rate_raw"] == 1.0
 
 
 def test_empty_audience_is_refused_before_anything_is_sent(
@@ -250,9 +274,19 @@ def test_ab_test_picks_a_significant_winner_for_the_rest(
         expected = "【B】" if delivery.source.endswith(":B") else "山田 "
         assert by_address[delivery.customer.email].startswith(expected)
     assert {d.source[-1] for d in Delivery.objects.all()} == {"A", "B"}
-    # Everyone who got B opened it, nobody who got A did.
+    # Everyone who got B opened it; everyone who got A "opened" it too, but only through
+    # Apple's Mail Privacy Protection proxy: a machine, so A has no human opens.
+    _age_deliveries()
     for delivery in Delivery.objects.filter(source=f"campaign:{campaign.pk}:B"):
-        messaging.delivery_track_open(delivery_id=delivery.pk)
+        messaging.delivery_track_open(delivery_id=delivery.pk, **HUMAN)
+    for delivery in Delivery.objects.filter(source=f"campaign:{campaign.pk}:A"):
+        messaging.delivery_track_open(
+            delivery_id=delivery.pk, ip="17.58.101.5", user_agent="Mozilla/5.0"
+        )
+    a_row = next(
+        v for v in selectors.campaign_results(campaign=campaign)["variants"] if v["key"] == "A"
+    )
+    assert a_row["opened"] == 0 and a_row["opened_raw"] == a_row["sent"] > 0
     # Before the window ends, nothing is decided.
     assert services.campaign_pick_winner(campaign_id=campaign.pk) is None
     Campaign.objects.filter(pk=campaign.pk).update(test_ends_at=now() - timedelta(minutes=1))

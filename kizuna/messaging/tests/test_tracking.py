@@ -4,10 +4,12 @@ public endpoints; forged tokens and malformed reports change nothing."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 
+from kizuna.core.timeutil import now
 from kizuna.customers.models import Event
 from kizuna.customers.selectors import has_consent
 from kizuna.messaging import links, services
@@ -28,7 +30,13 @@ def sent(commit, smtp_server, email_channel, newsletter) -> Delivery:
     )
     delivery.refresh_from_db()
     assert delivery.status == "sent"
+    # Opened and clicked by a person, some minutes later (seconds after delivery it would
+    # be a scanner's: see test_engagement.py).
+    Delivery.objects.filter(pk=delivery.pk).update(sent_at=now() - timedelta(minutes=10))
     return delivery
+
+
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120 Safari/537.36"
 
 
 def _find(pattern: str, text: str) -> str:
@@ -43,7 +51,7 @@ def _path(url: str) -> str:
 
 def test_open_pixel_records_once_and_always_answers_a_gif(commit, sent) -> None:
     pixel = _find(r'src="([^"]*/t/o/[^"]+)"', sent.rendered["html"])
-    client = Client()
+    client = Client(HTTP_USER_AGENT=BROWSER)
     for _ in range(2):
         response = commit(client.get, _path(pixel))
         assert response.status_code == 200 and response["Content-Type"] == "image/gif"
@@ -58,7 +66,7 @@ def test_open_pixel_records_once_and_always_answers_a_gif(commit, sent) -> None:
 
 def test_click_redirects_only_to_the_signed_target(commit, sent) -> None:
     link = _find(r'href="([^"]*/t/c/[^"]+)"', sent.rendered["html"])
-    client = Client()
+    client = Client(HTTP_USER_AGENT=BROWSER)
     response = commit(client.get, _path(link))
     assert response.status_code == 302
     assert response["Location"] == "https://shop.example.jp/sale?utm=mail&x=1"
@@ -120,7 +128,7 @@ def _dsn(to: str, status: str = "5.1.1", action: str = "failed") -> bytes:
 
 def test_hard_bounce_via_verp_suppresses_the_address(commit, sent, email_channel) -> None:
     verp = links.verp_address(sent.pk, "bounce.kizuna.example")
-    client = Client()
+    client = Client(HTTP_USER_AGENT=BROWSER)
     url = f"/hooks/bounce/{email_channel.pk}/"
     unauthorised = client.post(url, _dsn(verp), content_type="message/rfc822")
     assert unauthorised.status_code == 401
