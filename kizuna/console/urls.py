@@ -7,6 +7,7 @@ from kizuna.console import (
     views_accounts,
     views_analytics,
     views_campaigns,
+    views_community,
     views_data,
     views_journeys,
     views_loyalty,
@@ -181,6 +182,29 @@ urlpatterns = [
     path("surveys/<int:survey_id>/edit/", views_surveys.survey_edit, name="survey_edit"),
     path("surveys/<int:survey_id>/status/", views_surveys.survey_status, name="survey_status"),
     path("surveys/<int:survey_id>/export.csv", views_surveys.survey_export, name="survey_export"),
+    path("community/events/", views_community.event_list, name="community_events"),
+    path("community/events/<int:event_id>/", views_community.event_detail, name="community_event"),
+    path(
+        "community/events/<int:event_id>/status/",
+        views_community.event_status,
+        name="community_event_status",
+    ),
+    path(
+        "community/events/<int:event_id>/check-in/",
+        views_community.check_in,
+        name="community_check_in",
+    ),
+    path("community/ideas/", views_community.idea_list, name="community_ideas"),
+    path(
+        "community/ideas/<int:idea_id>/status/",
+        views_community.idea_status,
+        name="community_idea_status",
+    ),
+    path(
+        "community/comments/<int:comment_id>/hide/",
+        views_community.comment_hide,
+        name="community_comment_hide",
+    ),
     path("support/", views_support.queue, name="support_queue"),
     path("support/new/", views_support.inquiry_new, name="support_new"),
     path("support/<int:inquiry_id>/", views_support.inquiry_detail, name="support_inquiry"),
@@ -213,9 +237,7 @@ urlpatterns = [
     path("tasks/", views_accounts.my_tasks, name="accounts_tasks"),
     path("tasks/<int:activity_id>/done/", views_accounts.task_done, name="accounts_task_done"),
     path("my-customers/", views_accounts.my_customers, name="accounts_care"),
-    path(
-        "service-levels/", views_accounts.service_levels, name="accounts_service_levels"
-    ),
+    path("service-levels/", views_accounts.service_levels, name="accounts_service_levels"),
     path("subscriptions/", views_subscriptions.dashboard, name="subscriptions_dashboard"),
     path("subscriptions/list/", views_subscriptions.subscription_list, name="subscriptions_list"),
     path(
