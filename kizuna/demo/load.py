@@ -39,6 +39,7 @@ from kizuna.demo import business as biz
 from kizuna.demo import loyalty as demo_loyalty
 from kizuna.demo import recommendations as demo_recommendations
 from kizuna.demo import segments as demo_segments
+from kizuna.demo import support as demo_support
 from kizuna.demo.generate import DemoData
 from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
 
@@ -231,6 +232,11 @@ def load(data: DemoData, *, advance: Advance | None = None) -> LoadTimings:
     started = time.perf_counter()
     demo_recommendations.load()
     timed("recommendations", started)
+
+    # Support: the FAQ knowledge base, canned answers and a few inquiries.
+    started = time.perf_counter()
+    demo_support.load()
+    timed("support", started)
     return timings
 
 
