@@ -40,6 +40,7 @@ from kizuna.demo import loyalty as demo_loyalty
 from kizuna.demo import recommendations as demo_recommendations
 from kizuna.demo import segments as demo_segments
 from kizuna.demo import support as demo_support
+from kizuna.demo import surveys as demo_surveys
 from kizuna.demo.generate import DemoData
 from kizuna.iam.services import roles_sync, staff_user_create, staff_user_reset
 
@@ -237,6 +238,11 @@ def load(data: DemoData, *, advance: Advance | None = None) -> LoadTimings:
     started = time.perf_counter()
     demo_support.load()
     timed("support", started)
+
+    # Voice of the customer: an NPS survey with a few hundred answers, an event, ideas.
+    started = time.perf_counter()
+    demo_surveys.load()
+    timed("surveys", started)
     return timings
 
 
