@@ -18,6 +18,7 @@ from kizuna.dataio.api import router as dataio_router
 from kizuna.journeys.api import router as journeys_router
 from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
+from kizuna.privacy.api import router as privacy_router
 from kizuna.recommendations.api import router as recommendations_router
 from kizuna.segments.api import router as segments_router
 from kizuna.subscriptions.api import router as subscriptions_router
@@ -65,3 +66,4 @@ api.add_router("/", community_router)
 api.add_router("/", subscriptions_router)
 api.add_router("/", accounts_router)
 api.add_router("/", support_router)
+api.add_router("/", privacy_router)

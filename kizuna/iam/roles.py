@@ -177,6 +177,22 @@ _SUPPORT_MANAGE = [
 # ApiKey.role; until then staff join the "sales" group in the admin).
 SALES = "sales"
 
+# Privacy (issue 11): support opens data-subject requests and hands out exports;
+# administrators also erase customers and publish purpose-of-use notices.
+_PRIVACY_SERVE = [
+    "privacy.view_datasubjectrequest",
+    "privacy.add_datasubjectrequest",
+    "privacy.change_datasubjectrequest",
+    "privacy.export_customer",
+    "privacy.view_purposenotice",
+]
+_PRIVACY_ADMIN = [
+    *_PRIVACY_SERVE,
+    "privacy.erase_customer",
+    "privacy.view_erasurerecord",
+    "privacy.add_purposenotice",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.ADMIN: [
         *_INSIGHT_WRITE,
@@ -218,6 +234,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SUBSCRIPTIONS_MANAGE,
         *_LISTEN_MANAGE,
         *_SUPPORT_MANAGE,
+        *_PRIVACY_ADMIN,
     ],
     Role.MARKETER: [
         *_INSIGHT_WRITE,
@@ -241,6 +258,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SUBSCRIPTIONS_MANAGE,
         *_LISTEN_MANAGE,
         *_SUPPORT_VIEW,
+        "privacy.view_purposenotice",
     ],
     Role.ANALYST: [
         *_VIEW_ALL,
@@ -266,6 +284,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_LISTEN_VIEW,
         *_COMMUNITY_CHECK_IN,
         *_SUPPORT_MANAGE,
+        *_PRIVACY_SERVE,
     ],
     SALES: [*_VIEW_ALL, *_ACCOUNTS_SELL],
 }

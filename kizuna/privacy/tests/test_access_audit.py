@@ -83,9 +83,12 @@ def _walk(resolvers: list[Any], prefix: str = "") -> Iterator[tuple[str, str | N
 
 def _routes() -> list[str]:
     paths = []
-    api = set(re.sub(r"\{\w+\}", "1", path) for _method, path in _api_operations())
+    api = [
+        re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$")
+        for _method, path in _api_operations()
+    ]
     for path, name in _walk(get_resolver().url_patterns):
-        if name == "api-root" or "/" + path in api:
+        if name == "api-root" or any(p.match("/" + path) for p in api):
             continue  # ninja's placeholder (always 404); API routes are audited per method
         if any(path.startswith(p) for p in PUBLIC_PREFIXES) or "/" + path in PUBLIC_PATHS:
             continue
