@@ -34,8 +34,10 @@ from kizuna.customers.bulk import (
 )
 from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import trait_definition_create
+from kizuna.demo import accounts as demo_accounts
 from kizuna.demo import analytics as demo_analytics
 from kizuna.demo import business as biz
+from kizuna.demo import journeys as demo_journeys
 from kizuna.demo import loyalty as demo_loyalty
 from kizuna.demo import recommendations as demo_recommendations
 from kizuna.demo import segments as demo_segments
@@ -243,6 +245,16 @@ def load(data: DemoData, *, advance: Advance | None = None) -> LoadTimings:
     started = time.perf_counter()
     demo_surveys.load()
     timed("surveys", started)
+
+    # Journeys: three templates live, recent buyers and at-risk customers in them.
+    started = time.perf_counter()
+    demo_journeys.load()
+    timed("journeys", started)
+
+    # B2B accounts, a sales pipeline and subscriptions (service levels use the scores).
+    started = time.perf_counter()
+    demo_accounts.load()
+    timed("accounts", started)
     return timings
 
 

@@ -913,15 +913,16 @@ def _execute(
         cap = graph.get("frequency_cap")
         if kind == "send" and cap and facts.sends_within(customer.pk, cap["days"]) >= cap["sends"]:
             return "capped", {"cap": cap}, nxt
-        with transaction.atomic():
-            delivery, created = messaging.delivery_enqueue(
-                source=f"journey:{enrolment.journey_id}",
-                customer=customer,
-                channel=facts.channel(node["channel"]),
-                template=facts.template(node["template"]),
-                extra_context={"journey": enrolment.journey.name, **enrolment.context},
-                idempotency_key=f"journey:{key}",
-            )
+        # delivery_enqueue, points_award and coupons_issue are atomic themselves (a savepoint
+        # here): a failing step rolls back only its own writes.
+        delivery, created = messaging.delivery_enqueue(
+            source=f"journey:{enrolment.journey_id}",
+            customer=customer,
+            channel=facts.channel(node["channel"]),
+            template=facts.template(node["template"]),
+            extra_context={"journey": enrolment.journey.name, **enrolment.context},
+            idempotency_key=f"journey:{key}",
+        )
         if kind == "send":
             facts.sent(customer.pk)
         return "queued", {"delivery_id": delivery.pk, "new": created}, nxt
@@ -954,15 +955,14 @@ def _execute(
     if kind == "award_points":
         from kizuna.loyalty import services as loyalty
 
-        with transaction.atomic():
-            entry = loyalty.points_award(
-                customer=customer,
-                points=int(node["points"]),
-                idempotency_key=f"journey:{key}",
-                reason=str(node.get("reason") or enrolment.journey.name)[:200],
-                source_ref=f"journey:{enrolment.journey_id}",
-                occurred_at=at,
-            )
+        entry = loyalty.points_award(
+            customer=customer,
+            points=int(node["points"]),
+            idempotency_key=f"journey:{key}",
+            reason=str(node.get("reason") or enrolment.journey.name)[:200],
+            source_ref=f"journey:{enrolment.journey_id}",
+            occurred_at=at,
+        )
         return "awarded", {"entry_id": entry.pk, "points": int(node["points"])}, nxt
     if kind == "issue_coupon":
         from kizuna.loyalty import services as loyalty
