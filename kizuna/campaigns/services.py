@@ -743,7 +743,8 @@ def campaign_pick_winner(*, campaign_id: int, force: bool = False) -> dict[str, 
 
 @transaction.atomic
 def campaign_pause(*, campaign: Campaign, actor: AbstractBaseUser | None = None) -> Campaign:
-    """Stop handing recipients to messaging (messages already handed over still go)."""
+    """Stop handing recipients to messaging, and hold what messaging has queued for it
+    (messages already being sent finish; the rest waits, queued, until resumed)."""
     current = Campaign.objects.select_for_update().get(pk=campaign.pk).status
     pausable = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.TESTING)
     with acting_as(actor):
@@ -753,8 +754,14 @@ def campaign_pause(*, campaign: Campaign, actor: AbstractBaseUser | None = None)
             raise ValidationError(
                 {"status": [_("Only a scheduled or sending campaign can pause.")]}
             )
+    messaging.send_hold(key=hold_key(campaign), actor=actor)
     _publish("campaign.paused", campaign)
     return campaign
+
+
+def hold_key(campaign: Campaign) -> str:
+    """The messaging hold that pauses this campaign's queued deliveries."""
+    return f"source:campaign:{campaign.pk}:"
 
 
 @transaction.atomic
@@ -767,6 +774,7 @@ def campaign_resume(*, campaign: Campaign, actor: AbstractBaseUser | None = None
     back = current.paused_from or CampaignStatus.SENDING
     with acting_as(actor):
         _transition(campaign, (CampaignStatus.PAUSED,), back, paused_from="")
+    messaging.send_release(key=hold_key(campaign), actor=actor)
     from kizuna.campaigns import tasks
 
     campaign_id = campaign.pk
@@ -779,7 +787,8 @@ def campaign_resume(*, campaign: Campaign, actor: AbstractBaseUser | None = None
 
 @transaction.atomic
 def campaign_cancel(*, campaign: Campaign, actor: AbstractBaseUser | None = None) -> Campaign:
-    """Stop for good: recipients not yet handed to messaging are cancelled."""
+    """Stop for good: recipients not yet handed to messaging are cancelled, and so are the
+    deliveries messaging still has queued for it (final state `cancelled`)."""
     cancellable = (
         CampaignStatus.DRAFT,
         CampaignStatus.PENDING_APPROVAL,
@@ -794,6 +803,10 @@ def campaign_cancel(*, campaign: Campaign, actor: AbstractBaseUser | None = None
         Recipient.objects.filter(
             campaign=campaign, status__in=[RecipientStatus.PENDING, RecipientStatus.WAITING]
         ).update(status=RecipientStatus.CANCELLED)
+        messaging.deliveries_cancel(
+            source_prefix=f"campaign:{campaign.pk}:", reason="the campaign was cancelled"
+        )
+        messaging.send_release(key=hold_key(campaign))  # nothing of it is left waiting
     _publish("campaign.cancelled", campaign)
     return campaign
 

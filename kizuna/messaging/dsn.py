@@ -37,6 +37,7 @@ class Recipient:
 class Report:
     delivery_id: int | None
     recipients: list[Recipient] = field(default_factory=list)
+    feedback: bool = False  # an ARF complaint (RFC 5965), not a delivery status
 
 
 def _fields(block: str) -> dict[str, str]:
@@ -73,6 +74,11 @@ def _status_part(message: Message) -> str:
     raise DSNError("no message/delivery-status part: not a delivery status notification")
 
 
+def delivery_from_headers(message: Message) -> int | None:
+    """The delivery an answer (auto-reply, complaint) is about, from its VERP address."""
+    return _delivery_id(message)
+
+
 def _delivery_id(message: Message) -> int | None:
     for header in ("X-Original-To", "Delivered-To", "To", "Envelope-To"):
         for value in message.get_all(header) or []:
@@ -100,6 +106,8 @@ def parse(raw: bytes) -> Report:
     message = message_from_bytes(raw, policy=policy.compat32)
     if message.get_content_type() != "multipart/report":
         raise DSNError("not a multipart/report message")
+    if str(message.get_param("report-type") or "").lower() == "feedback-report":
+        return Report(delivery_id=_delivery_id(message), feedback=True)
     blocks = [b for b in re.split(r"\r?\n\s*\r?\n", _status_part(message).strip()) if b.strip()]
     if len(blocks) < 2:
         raise DSNError("the delivery-status part has no per-recipient fields")

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import hashlib
 import ipaddress
+import logging
 import os
 import secrets
 import socket
@@ -44,6 +45,7 @@ from kizuna.messaging import context as message_context
 from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome, open_session
 from kizuna.messaging.choices import (
     BodyFormat,
+    BounceKind,
     BreakerState,
     ChannelKind,
     EngagementKind,
@@ -53,6 +55,7 @@ from kizuna.messaging.choices import (
     SuppressionReason,
 )
 from kizuna.messaging.models import (
+    BounceEvent,
     Channel,
     Delivery,
     DeliveryStatus,
@@ -66,6 +69,7 @@ from kizuna.messaging.models import (
     TemplateVariant,
 )
 
+logger = logging.getLogger(__name__)
 LINE_EVENT_NAMES = {"follow": "followed", "unfollow": "unfollowed", "accountLink": "account_link"}
 MAX_ATTEMPTS = 6
 BATCH = 50  # deliveries per worker task
@@ -616,7 +620,12 @@ def is_suppressed(
     marketing, unless the customer opted in again after it (`opted_in_at`)."""
     digest = guardrails.address_hash(address)
     entries = Suppression.objects.filter(channel_kind=channel_kind, address_hash=digest)
-    hard = [SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL]
+    hard = [
+        SuppressionReason.HARD_BOUNCE,
+        SuppressionReason.SOFT_BOUNCES,
+        SuppressionReason.COMPLAINT,
+        SuppressionReason.MANUAL,
+    ]
     if entries.filter(reason__in=hard).exists():
         return True
     if purpose != Purpose.MARKETING:
@@ -1532,29 +1541,145 @@ def unsubscribe(*, delivery_id: int, source: str = "one_click") -> Delivery | No
     return delivery
 
 
-# --- bounces (RFC 3464) -------------------------------------------------------------------
+# --- bounces (RFC 3464), complaints (ARF), auto-replies ----------------------------------
+
+AUTO_REPLY_SUBJECTS = (
+    "out of office",
+    "automatic reply",
+    "auto-reply",
+    "autoreply",
+    "自動応答",
+    "自動返信",
+    "不在",
+)
 
 
-@transaction.atomic
-def bounce_process(*, raw: bytes) -> list[Delivery]:
-    """Apply a delivery status notification. Permanent failures (5.x.x) bounce the delivery
-    and suppress the address; temporary ones (4.x.x) are recorded as deferred. A message that
-    is not a DSN, or names no delivery of ours, is a ValidationError."""
+def soft_bounce_policy() -> tuple[int, timedelta]:
+    """`KIZUNA_SOFT_BOUNCE_LIMIT` "count/days" (default "3/30"): that many soft bounces of one
+    address within that many days suppress it."""
+    raw = str(getattr(settings, "KIZUNA_SOFT_BOUNCE_LIMIT", "") or "3/30")
+    count, _sep, days = raw.partition("/")
+    return max(1, int(count)), timedelta(days=max(1, int(days or 30)))
+
+
+def _bounce_event(
+    *,
+    key: str,
+    kind: str,
+    delivery: Delivery | None,
+    address: str = "",
+    status_code: str = "",
+    diagnostic: str = "",
+    reason: str = "",
+    source: str = "dsn",
+) -> BounceEvent | None:
+    """Keep the report once (by `key`); None when it was seen before (a replay)."""
+    try:
+        with transaction.atomic():
+            return BounceEvent.objects.create(
+                key=key[:120],
+                kind=kind,
+                delivery=delivery,
+                address_hash=guardrails.address_hash(address) if address else "",
+                status_code=status_code[:20],
+                diagnostic=diagnostic[:300],
+                reason=reason[:300],
+                source=source,
+                received_at=now(),
+            )
+    except IntegrityError:
+        return None
+
+
+def _report_key(raw: bytes, *parts: object) -> str:
+    digest = hashlib.sha256(raw).hexdigest()[:40]
+    return "r_" + hashlib.sha256(f"{digest}|{parts}".encode()).hexdigest()[:60]
+
+
+def _is_auto_reply(raw: bytes) -> tuple[bool, int | None]:
+    from email import message_from_bytes
+    from email import policy as email_policy
+
     from kizuna.messaging import dsn
 
+    message = message_from_bytes(raw[:200_000], policy=email_policy.compat32)
+    if message.get_content_type() == "multipart/report":
+        return False, None
+    auto = str(message.get("Auto-Submitted", "")).lower().startswith("auto-replied")
+    auto = auto or bool(message.get("X-Autoreply") or message.get("X-Autorespond"))
+    subject = str(message.get("Subject", "")).lower()
+    auto = auto or subject.startswith(AUTO_REPLY_SUBJECTS)
+    return auto, dsn.delivery_from_headers(message) if auto else None
+
+
+def bounce_process(*, raw: bytes) -> list[Delivery]:
+    """Apply a delivery status notification, normalised: hard (5.x.x: the delivery bounced,
+    the address suppressed), soft (4.x.x: recorded; `soft_bounce_policy` soft bounces within
+    its window suppress the address), complaint (an ARF feedback report), auto-reply (an
+    out-of-office answer: kept, nothing else). Every report is kept once (a replay is a
+    no-op). A message that is not a report is a ValidationError; one that names no delivery
+    of ours is kept with that reason, logged, and a ValidationError too."""
+    from kizuna.messaging import dsn
+
+    auto, auto_delivery = _is_auto_reply(raw)
+    if auto:
+        delivery = Delivery.objects.filter(pk=auto_delivery).first() if auto_delivery else None
+        _bounce_event(
+            key=_report_key(raw, "auto"),
+            kind=BounceKind.AUTO_REPLY,
+            delivery=delivery,
+            reason="" if delivery else "auto-reply naming no delivery of ours",
+        )
+        return [delivery] if delivery else []
     try:
         report = dsn.parse(raw)
     except dsn.DSNError as exc:
+        logger.warning("messaging: unreadable bounce report: %s", exc)
         raise ValidationError({"body": [str(exc)]}) from exc
     delivery_id = report.delivery_id
-    if delivery_id is None:
-        raise ValidationError({"body": [_("The report names no delivery of ours.")]})
-    delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+    delivery = (
+        Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
+        if delivery_id is not None
+        else None
+    )
     if delivery is None:
+        reason = f"report names no delivery of ours (delivery id {delivery_id})"
+        for recipient in report.recipients:
+            _bounce_event(
+                key=_report_key(raw, recipient.address, recipient.status),
+                kind=BounceKind.UNKNOWN,
+                delivery=None,
+                address=recipient.address,
+                status_code=recipient.status,
+                diagnostic=recipient.diagnostic,
+                reason=reason,
+            )
+        logger.warning("messaging: %s", reason)
         raise ValidationError({"body": [_("The report names no delivery of ours.")]})
+    if report.feedback:
+        complaint_record(delivery_id=delivery.pk, feedback_id=_report_key(raw, "arf"))
+        return [delivery]
+    with transaction.atomic():
+        return _apply_dsn(raw, report, delivery)
+
+
+def _apply_dsn(raw: bytes, report: Any, delivery: Delivery) -> list[Delivery]:
     done = []
+    limit, window = soft_bounce_policy()
     for recipient in report.recipients:
+        address = recipient.address or delivery.to_address
         detail = {"recipient_status": recipient.status, "diagnostic": recipient.diagnostic[:200]}
+        kind = BounceKind.HARD if recipient.permanent else BounceKind.SOFT
+        event = _bounce_event(
+            key=_report_key(raw, recipient.address, recipient.status),
+            kind=kind,
+            delivery=delivery,
+            address=address,
+            status_code=recipient.status,
+            diagnostic=recipient.diagnostic,
+        )
+        if event is None:
+            continue  # the same report again
         if recipient.permanent:
             if DeliveryStatus.objects.filter(delivery=delivery, status=Status.BOUNCED).exists():
                 continue
@@ -1564,7 +1689,7 @@ def bounce_process(*, raw: bytes) -> list[Delivery]:
             _history(delivery, Status.BOUNCED, recipient.status, **detail)
             suppression_add(
                 channel_kind=ChannelKind.EMAIL,
-                address=recipient.address or delivery.to_address,
+                address=address,
                 reason=SuppressionReason.HARD_BOUNCE,
                 note=f"{recipient.status} delivery {delivery.pk}",
                 delivery=delivery,
@@ -1578,19 +1703,44 @@ def bounce_process(*, raw: bytes) -> list[Delivery]:
             )
         else:
             _history(delivery, Status.DEFERRED, f"remote: {recipient.status}", **detail)
+            recent = BounceEvent.objects.filter(
+                kind=BounceKind.SOFT,
+                address_hash=event.address_hash,
+                received_at__gte=now() - window,
+            ).count()
+            if address and recent >= limit:
+                suppression_add(
+                    channel_kind=ChannelKind.EMAIL,
+                    address=address,
+                    reason=SuppressionReason.SOFT_BOUNCES,
+                    note=f"{recent} soft bounces in {window.days} days (delivery {delivery.pk})",
+                    delivery=delivery,
+                )
         done.append(delivery)
     return done
 
 
 @transaction.atomic
-def complaint_record(*, delivery_id: int) -> Delivery | None:
-    """A spam complaint (ARF feedback): suppress and stop marketing on the channel."""
+def complaint_record(*, delivery_id: int, feedback_id: str = "") -> Delivery | None:
+    """A spam complaint (ARF feedback, a provider's complaint webhook): suppress and stop
+    marketing on the channel. A replayed complaint (same `feedback_id`, or a second one for
+    the same delivery) changes nothing."""
     delivery = Delivery.objects.select_related("customer", "channel").filter(pk=delivery_id).first()
     if delivery is None:
         return None
+    address = delivery.to_address or _address_for(delivery)
+    first = _bounce_event(
+        key=f"complaint:{feedback_id or delivery.pk}",
+        kind=BounceKind.COMPLAINT,
+        delivery=delivery,
+        address=address,
+        source="complaint",
+    )
+    if first is None:
+        return delivery
     suppression_add(
         channel_kind=delivery.channel.kind,
-        address=delivery.to_address or _address_for(delivery),
+        address=address,
         reason=SuppressionReason.COMPLAINT,
         delivery=delivery,
     )

@@ -9,4 +9,5 @@ urlpatterns = [
     path("t/u/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("hooks/line/<int:channel_id>/", views.line_webhook, name="line_webhook"),
     path("hooks/bounce/<int:channel_id>/", views.bounce_inbound, name="bounce_inbound"),
+    path("hooks/complaint/<int:channel_id>/", views.complaint_inbound, name="complaint_inbound"),
 ]

@@ -144,3 +144,36 @@ def bounce_inbound(request: HttpRequest, channel_id: int) -> HttpResponse:
     except ValidationError as exc:
         return JsonResponse({"detail": exc.message_dict}, status=422)
     return JsonResponse({"ok": True, "deliveries": [d.pk for d in done]})
+
+
+@csrf_exempt  # machine-to-machine: a bearer token from the channel's credentials
+@require_POST
+@ratelimit(key="ip", rate=RATE, block=True)
+def complaint_inbound(request: HttpRequest, channel_id: int) -> HttpResponse:
+    """A provider's complaint webhook: {"delivery_id": 12, "feedback_id": "..."} (or the
+    VERP address as "recipient"). A replay of the same feedback id changes nothing."""
+    import json
+
+    channel = get_object_or_404(Channel, pk=channel_id, kind=ChannelKind.EMAIL)
+    expected = str(crypto.decrypt(channel.credentials_encrypted).get("inbound_token") or "")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not expected or not hmac.compare_digest(expected, given):
+        return HttpResponse("unauthorised", status=401)
+    try:
+        payload = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        logger.warning("messaging: complaint webhook body is not JSON")
+        return JsonResponse({"detail": {"body": ["not JSON"]}}, status=422)
+    if not isinstance(payload, dict):
+        return JsonResponse({"detail": {"body": ["expected an object"]}}, status=422)
+    delivery_id = payload.get("delivery_id")
+    if delivery_id is None and isinstance(payload.get("recipient"), str):
+        delivery_id = links.delivery_from_verp(payload["recipient"])
+    if not isinstance(delivery_id, int):
+        return JsonResponse({"detail": {"delivery_id": ["names no delivery"]}}, status=422)
+    feedback_id = str(payload.get("feedback_id") or "")[:100]
+    delivery = services.complaint_record(delivery_id=delivery_id, feedback_id=feedback_id)
+    if delivery is None:
+        logger.warning("messaging: complaint for unknown delivery %s", delivery_id)
+        return JsonResponse({"detail": {"delivery_id": ["names no delivery of ours"]}}, status=422)
+    return JsonResponse({"ok": True, "delivery": delivery.pk})

@@ -529,3 +529,25 @@ def test_a_repeated_hand_over_creates_no_second_delivery(
     assert Delivery.objects.count() == 3 and len(smtp_server[1].messages) == 3
     campaign.refresh_from_db()
     assert campaign.status == "completed"
+
+
+def test_pause_holds_and_cancel_cancels_what_messaging_has_queued(
+    commit, smtp_server, email_channel, newsletter, tokyo
+) -> None:
+    from kizuna.messaging.models import SendHold
+
+    for i in range(3):
+        make_customer(f"c{i}@example.jp")
+    campaign = make_campaign([tokyo], email_channel, newsletter, throttle_per_minute=1)
+    # The first minute's message is handed over but held in messaging (as a pause does).
+    messaging.send_hold(key=services.hold_key(campaign))
+    campaign = _launch(commit, campaign)
+    assert smtp_server[1].messages == []
+    services.campaign_pause(campaign=campaign)
+    assert Delivery.objects.get().status == "queued"
+    services.campaign_cancel(campaign=campaign)
+    delivery = Delivery.objects.get()
+    assert delivery.status == "cancelled" and delivery.reason == "the campaign was cancelled"
+    assert delivery.history.filter(status="cancelled").exists()
+    assert not SendHold.objects.exists()
+    assert smtp_server[1].messages == []
