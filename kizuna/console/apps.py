@@ -10,6 +10,7 @@ class ConsoleConfig(AppConfig):
         from kizuna.console import (
             views_loyalty,
             views_messaging,
+            views_privacy,
             views_segments,
             views_support,
             views_surveys,
@@ -17,6 +18,7 @@ class ConsoleConfig(AppConfig):
 
         views_loyalty.register_panels()
         views_messaging.register_panels()
+        views_privacy.register_panels()
         views_segments.register_panels()
         views_surveys.register_panels()
         views_support.register_panels()

@@ -12,6 +12,7 @@ from kizuna.console import (
     views_journeys,
     views_loyalty,
     views_messaging,
+    views_privacy,
     views_recommendations,
     views_segments,
     views_subscriptions,
@@ -252,4 +253,20 @@ urlpatterns = [
     ),
     path("subscriptions/plans/", views_subscriptions.plans, name="subscriptions_plans"),
     path("subscriptions/import/", views_subscriptions.import_csv, name="subscriptions_import"),
+    path("privacy/", views_privacy.request_list, name="privacy_requests"),
+    path("privacy/<int:request_id>/", views_privacy.request_detail, name="privacy_request"),
+    path(
+        "privacy/<int:request_id>/export/",
+        views_privacy.request_export,
+        name="privacy_export",
+    ),
+    path("privacy/<int:request_id>/erase/", views_privacy.request_erase, name="privacy_erase"),
+    path(
+        "privacy/<int:request_id>/reject/",
+        views_privacy.request_reject,
+        name="privacy_reject",
+    ),
+    path("privacy/erasures/", views_privacy.erasure_list, name="privacy_erasures"),
+    path("privacy/notices/", views_privacy.notice_list, name="privacy_notices"),
+    path("privacy/audit/", views_privacy.audit_log, name="privacy_audit"),
 ]
