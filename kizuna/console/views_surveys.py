@@ -475,6 +475,7 @@ def survey_detail(request: HttpRequest, survey_id: int) -> HttpResponse:
         ],
         "breakdowns": _breakdowns(survey),
         "public_url": links.public_url(survey) if survey.allow_anonymous else "",
+        "template_snippet": '{{ surveys["' + survey.slug + '"] }}',
         "statuses": SurveyStatus.choices,
     }
     return render(request, "console/surveys/detail.html", context)
