@@ -76,7 +76,7 @@ def test_results_page_with_charts_keywords_and_breakdowns(
     assert "Segment" in body and "東京" in body  # breakdown by segment
     assert "Product bought" in body and "深煎りブレンド" in body
     assert "95% interval" in body
-    assert '{{ surveys[&quot;nps&quot;] }}' in body  # how a template reaches the link
+    assert "{{ surveys[&quot;nps&quot;] }}" in body  # how a template reaches the link
     listing = client.get(reverse("console:survey_list"), HTTP_ACCEPT_LANGUAGE="en")
     assert listing.status_code == 200 and "顧客満足度調査" in listing.content.decode()
 
