@@ -190,7 +190,8 @@ class Deal(models.Model):
         ordering = ["-created_at", "-id"]
         permissions = [("view_all_deals", "See and work every owner's deals and tasks")]
         indexes = [
-            models.Index(fields=["pipeline", "status", "stage"]),
+            # the board: open deals of a stage by expected close (and the per-stage sums)
+            models.Index(fields=["pipeline", "status", "stage", "expected_close", "id"]),
             models.Index(fields=["owner", "status"]),
         ]
         constraints = [

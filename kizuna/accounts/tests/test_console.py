@@ -99,7 +99,7 @@ def test_board_query_count_does_not_grow_with_deals(admin_user, pipeline) -> Non
     with CaptureQueriesContext(connection) as big:
         r = client.get("/deals/board/")
     assert r.status_code == 200
-    assert len(big) == len(small) <= 12
+    assert len(big) == len(small) <= 14  # one query for the cards of each open stage
     html = r.content.decode()
     assert html.count('class="deal-card"') == 3 * 50  # 50 cards a column
     assert "and 90 more" in html  # 140 deals in each of the 3 open stages
