@@ -103,6 +103,12 @@ urlpatterns = [
     ),
     path("segments/<int:segment_id>/list/", views_segments.segment_upload, name="segment_upload"),
     path("messaging/", views_messaging.deliveries, name="messaging_deliveries"),
+    path("messaging/sending/", views_messaging.sending, name="messaging_sending"),
+    path(
+        "messaging/sending/control/",
+        views_messaging.sending_control,
+        name="messaging_sending_control",
+    ),
     path(
         "messaging/deliveries/<int:delivery_id>/",
         views_messaging.delivery_detail,
@@ -155,6 +161,11 @@ urlpatterns = [
         "campaigns/<int:campaign_id>/results.csv",
         views_campaigns.campaign_results_csv,
         name="campaign_results_csv",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/send-panel/",
+        views_campaigns.campaign_send_panel,
+        name="campaign_send_panel",
     ),
     path(
         "campaigns/<int:campaign_id>/<slug:action>/",

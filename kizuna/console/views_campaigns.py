@@ -28,6 +28,7 @@ from kizuna.campaigns.models import Campaign
 from kizuna.console import campaign_charts
 from kizuna.console.views import _page, _staff, staff_required
 from kizuna.core.errors import NotFound
+from kizuna.messaging import selectors as messaging_selectors
 from kizuna.messaging.models import Channel, Template
 from kizuna.segments.models import Segment
 
@@ -298,6 +299,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.PENDING_APPROVAL):
         context["reach"] = selectors.audience_reach(campaign=campaign)
     if campaign.launched_at:
+        context["send_panel"] = _send_panel(campaign)
         results = selectors.campaign_results(campaign=campaign)
         context["results"] = results
         total = {key: 0 for key in ("recipients", "sent", "delivered", "opened", "clicked")}
@@ -444,3 +446,18 @@ def campaign_results_csv(request: HttpRequest, campaign_id: int) -> HttpResponse
         writer.writerow(["holdout", *holdout.keys()])
         writer.writerow(["", *holdout.values()])
     return response
+
+
+@staff_required("campaigns.view_campaign")
+def campaign_send_panel(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The campaign's live send panel (throughput, backlog, ETA, errors), polled by htmx."""
+    campaign = _get(campaign_id)
+    return render(
+        request,
+        "console/campaigns/_send_panel.html",
+        {"campaign": campaign, "panel": _send_panel(campaign)},
+    )
+
+
+def _send_panel(campaign: Campaign) -> dict[str, Any]:
+    return messaging_selectors.send_panel(source_prefix=f"campaign:{campaign.pk}:")

@@ -490,3 +490,39 @@ def register_panels() -> None:
             order=50,
         )
     )
+
+
+# --- live send panel (lanes) ----------------------------------------------------------------
+
+
+@staff_required("messaging.view_delivery")
+def sending(request: HttpRequest) -> HttpResponse:
+    """Per lane: throughput, backlog, ETA, final states, errors, breakers; the panel polls
+    its own fragment (htmx) every few seconds while the page is open."""
+    context = {"panels": selectors.send_panels()}
+    if request.headers.get("HX-Request"):
+        return render(request, "console/messaging/_sending.html", context)
+    return render(request, "console/messaging/sending.html", context)
+
+
+@require_POST
+@staff_required("messaging.change_channel")
+def sending_control(request: HttpRequest) -> HttpResponse:
+    """Pause or resume a lane; close a channel's breaker by hand."""
+    action = request.POST.get("action", "")
+    lane = request.POST.get("lane", "")
+    try:
+        if action == "pause":
+            services.send_hold(key=f"lane:{lane}", actor=_staff(request))
+            messages.success(request, _("Lane paused: its queued messages wait."))
+        elif action == "resume":
+            services.send_release(key=f"lane:{lane}", actor=_staff(request))
+            messages.success(request, _("Lane resumed."))
+        elif action == "reset_breaker":
+            services.breaker_reset(channel_id=int(request.POST.get("channel", "0") or 0))
+            messages.success(request, _("Breaker closed: deferred messages are queued again."))
+        else:
+            messages.error(request, _("Unknown action."))
+    except (ValidationError, ValueError):
+        messages.error(request, _("Choose a lane or a channel."))
+    return redirect("console:messaging_sending")

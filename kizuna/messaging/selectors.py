@@ -133,3 +133,68 @@ def customer_deliveries(*, customer: Customer, limit: int = 10) -> list[Delivery
         .select_related("channel", "template")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+# --- the live send panel -----------------------------------------------------------------
+
+PANEL_WINDOW = 60  # seconds of sends the throughput is measured over
+_WAITING = ("queued", "deferred", "sending")
+_FINAL = ("sent", "delivered", "opened", "clicked", "bounced", "failed", "refused", "unknown")
+
+
+def send_panel(*, lane: str | None = None, source_prefix: str | None = None) -> dict[str, Any]:
+    """Throughput (sent per second over the last minute), backlog (queued, deferred,
+    sending), ETA, final states and the top error reasons of the last hour, for one lane or
+    one source prefix (a campaign), or everything."""
+    from datetime import timedelta
+
+    from django.db.models import Count
+
+    from kizuna.core.timeutil import now
+    from kizuna.messaging.models import Breaker, Delivery, SendHold
+
+    moment = now()
+    qs = Delivery.objects.all()
+    if lane:
+        qs = qs.filter(lane=lane)
+    if source_prefix:
+        qs = qs.filter(source__startswith=source_prefix)
+    counts = dict(qs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    recent = qs.filter(sent_at__gte=moment - timedelta(seconds=PANEL_WINDOW)).count()
+    throughput = recent / PANEL_WINDOW
+    backlog = sum(counts.get(s, 0) for s in ("queued", "deferred"))
+    errors = list(
+        qs.filter(
+            status__in=["failed", "deferred", "bounced"],
+            updated_at__gte=moment - timedelta(hours=1),
+        )
+        .values("status", "reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:8]
+    )
+    holds = set(SendHold.objects.values_list("key", flat=True))
+    breakers = list(
+        Breaker.objects.select_related("channel")
+        .exclude(state="closed")
+        .values("channel_id", "channel__name", "state", "failures", "retry_at", "last_error")
+    )
+    return {
+        "counts": counts,
+        "waiting": {s: counts.get(s, 0) for s in _WAITING},
+        "final": {s: counts.get(s, 0) for s in (*_FINAL, "cancelled")},
+        "backlog": backlog,
+        "throughput": throughput,
+        "eta_seconds": (backlog / throughput) if throughput else None,
+        "errors": [{**e, "reason": (e["reason"] or "")[:120]} for e in errors],
+        "held": (f"lane:{lane}" in holds)
+        if lane
+        else bool(source_prefix and f"source:{source_prefix}" in holds),
+        "breakers": breakers,
+        "at": moment,
+    }
+
+
+def send_panels() -> list[dict[str, Any]]:
+    from kizuna.messaging.lanes import LANES
+
+    return [{"lane": lane, **send_panel(lane=lane)} for lane in LANES]

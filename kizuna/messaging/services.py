@@ -1301,6 +1301,15 @@ def deliveries_due(*, limit: int = 5000, older_than: timedelta = timedelta(0)) -
     )
 
 
+def breaker_reset(*, channel_id: int) -> None:
+    """Close a channel's breaker by hand; what it deferred is queued again."""
+    if not Channel.objects.filter(pk=channel_id).exists():
+        raise ValidationError({"channel": [_("Unknown channel.")]})
+    with transaction.atomic():
+        breaker.reset(channel_id)
+        _resume_channel(channel_id)
+
+
 # --- pause, resume, cancel ----------------------------------------------------------------
 
 

@@ -71,6 +71,9 @@ def test_pages_need_login_and_permission(login, email_channel, newsletter, tokyo
     support = login("support")
     assert support.get("/campaigns/").status_code == 200  # may look
     assert support.get(f"/campaigns/{campaign.pk}/").status_code == 200
+    assert anonymous.get(f"/campaigns/{campaign.pk}/send-panel/").status_code == 302
+    panel = support.get(f"/campaigns/{campaign.pk}/send-panel/")
+    assert panel.status_code == 200 and b"<html" not in panel.content  # the polled fragment
     assert support.post("/campaigns/new/", {}).status_code == 403
     assert support.post(f"/campaigns/{campaign.pk}/cancel/").status_code == 403
     assert support.post(f"/campaigns/{campaign.pk}/test/", {}).status_code == 403
