@@ -170,3 +170,39 @@ class PurposeNotice(models.Model):
     @property
     def label(self) -> str:
         return f"{self.purpose}-v{self.version}"
+
+
+class EventAggregate(models.Model):
+    """Counts of raw events kept after retention deleted them: per type and month."""
+
+    type = models.CharField(_("type"), max_length=100)
+    month = models.DateField(_("month"))  # the first day of the month (local time)
+    count = models.PositiveBigIntegerField(_("events"), default=0)
+    customers = models.PositiveBigIntegerField(_("customers"), default=0)
+
+    class Meta:
+        verbose_name = _("event aggregate")
+        verbose_name_plural = _("event aggregates")
+        ordering = ["-month", "type"]
+        constraints = [
+            models.UniqueConstraint(fields=["type", "month"], name="privacy_event_agg_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.month:%Y-%m}: {self.count}"
+
+
+class RetentionRun(models.Model):
+    """One run of the retention policies: what each policy did (or would do, dry run)."""
+
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    report = models.JSONField(_("report"), default=dict)  # {"events": {"cutoff":…, "rows": n}}
+
+    class Meta:
+        verbose_name = _("retention run")
+        verbose_name_plural = _("retention runs")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M}"

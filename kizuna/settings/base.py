@@ -222,6 +222,18 @@ MESSAGING_PUBLIC_RATE = "600/m"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+# Console sessions end after 2 hours without a request (idle timeout: every request renews the
+# cookie) and when the browser closes (docs/privacy.md, "Access").
+SESSION_COOKIE_AGE = 60 * 60 * 2
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Privacy (docs/privacy.md): data-subject requests are due this many days after they are opened;
+# retention per data kind (0 = keep for ever).
+PRIVACY_REQUEST_DUE_DAYS = 30
+PRIVACY_RETAIN_EVENTS_MONTHS = 25
+PRIVACY_RETAIN_DELIVERY_BODIES_DAYS = 180
+PRIVACY_RETAIN_INBOX_DAYS = 30
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -1,0 +1,93 @@
+"""Retention policies per data kind (docs/privacy.md, "Retention"): raw events older than
+PRIVACY_RETAIN_EVENTS_MONTHS are counted per type and month into EventAggregate and then
+deleted; delivery bodies (rendered content, extra context) older than
+PRIVACY_RETAIN_DELIVERY_BODIES_DAYS are blanked (the delivery rows and their statuses stay
+for the statistics); processed tracking batches older than PRIVACY_RETAIN_INBOX_DAYS are
+deleted. 0 turns a policy off. Each run is recorded as a RetentionRun with its report."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F
+from django.db.models.functions import TruncMonth
+
+from kizuna.core.timeutil import now
+from kizuna.customers.models import Event
+from kizuna.messaging.models import Delivery
+from kizuna.privacy.models import EventAggregate, RetentionRun
+from kizuna.tracking.models import InboxBatch
+
+CHUNK = 20_000
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def _months_ago(moment: datetime, months: int) -> datetime:
+    year, month = moment.year, moment.month - months
+    while month <= 0:
+        year, month = year - 1, month + 12
+    return moment.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _events(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
+    old = Event.objects.filter(occurred_at__lt=cutoff)
+    if dry_run:
+        return {"cutoff": cutoff.isoformat(), "rows": old.count()}
+    deleted = 0
+    while True:
+        ids = list(old.order_by("pk").values_list("pk", flat=True)[:CHUNK])
+        if not ids:
+            break
+        with transaction.atomic():
+            batch = Event.objects.filter(pk__in=ids)
+            groups = (
+                batch.annotate(m=TruncMonth("occurred_at"))
+                .values("type", "m")
+                .annotate(n=Count("pk"), c=Count("customer_id", distinct=True))
+            )
+            for group in groups:
+                month = group["m"].date() if isinstance(group["m"], datetime) else group["m"]
+                assert isinstance(month, date)
+                row, _created = EventAggregate.objects.select_for_update().get_or_create(
+                    type=group["type"], month=month
+                )
+                # Customers per chunk are summed: an upper bound when a month spans chunks.
+                EventAggregate.objects.filter(pk=row.pk).update(
+                    count=F("count") + group["n"], customers=F("customers") + group["c"]
+                )
+            deleted += batch.delete()[0]
+    return {"cutoff": cutoff.isoformat(), "rows": deleted}
+
+
+def _delivery_bodies(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
+    old = Delivery.objects.filter(created_at__lt=cutoff).exclude(rendered={}, extra_context={})
+    rows = old.count() if dry_run else old.update(rendered={}, extra_context={})
+    return {"cutoff": cutoff.isoformat(), "rows": rows}
+
+
+def _inbox(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
+    old = InboxBatch.objects.filter(processed_at__isnull=False, processed_at__lt=cutoff)
+    rows = old.count() if dry_run else old.delete()[0]
+    return {"cutoff": cutoff.isoformat(), "rows": rows}
+
+
+def run(*, dry_run: bool = False, at: datetime | None = None) -> RetentionRun:
+    """Apply (or, dry run, only count) every policy; record and return the run."""
+    moment = at or now()
+    report: dict[str, Any] = {}
+    months = _setting("PRIVACY_RETAIN_EVENTS_MONTHS", 25)
+    if months > 0:
+        report["events"] = _events(_months_ago(moment, months), dry_run)
+    days = _setting("PRIVACY_RETAIN_DELIVERY_BODIES_DAYS", 180)
+    if days > 0:
+        report["delivery_bodies"] = _delivery_bodies(moment - timedelta(days=days), dry_run)
+    days = _setting("PRIVACY_RETAIN_INBOX_DAYS", 30)
+    if days > 0:
+        report["inbox"] = _inbox(moment - timedelta(days=days), dry_run)
+    return RetentionRun.objects.create(dry_run=dry_run, report=report)
