@@ -566,6 +566,7 @@ def _publish(response: Response, comment: str) -> None:
                     "survey_id": survey.pk,
                     "survey_slug": survey.slug,
                     "survey_title": survey.title,
+                    "survey": survey.title,  # the name support's follow-up inquiry shows
                     "response_id": response.pk,
                     "score": response.nps,
                     "comment": comment[:2000],

@@ -147,6 +147,7 @@ def test_detractor_event_carries_the_comment(
     props = detractors[0].properties
     assert props["response_id"] == response.pk and props["score"] == 3
     assert props["comment"] == "配送が遅くて残念でした"
+    assert props["survey"] == "顧客満足度調査"
     assert detractors[0].customer_id == customer.pk
     fix = Answer.objects.get(response=response, question__key="fix")
     assert fix.choices == ["delivery"]
