@@ -229,6 +229,7 @@ urlpatterns = [
         "support/faq/<int:article_id>/delete/", views_support.faq_delete, name="support_faq_delete"
     ),
     path("support/canned/new/", views_support.canned_edit, name="support_canned_new"),
+    path("support/sla/", views_support.sla_policies, name="support_sla"),
     path("support/canned/<int:canned_id>/", views_support.canned_edit, name="support_canned_edit"),
     path("accounts/", views_accounts.account_list, name="accounts_list"),
     path("accounts/new/", views_accounts.account_new, name="accounts_new"),

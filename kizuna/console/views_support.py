@@ -10,7 +10,8 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -383,3 +384,35 @@ def canned_edit(request: HttpRequest, canned_id: int | None = None) -> HttpRespo
         "console/support/canned_form.html",
         {"section": "support", "form": form, "canned": canned},
     )
+
+
+@staff_required("support.view_inquiry")
+def sla_policies(request: HttpRequest) -> HttpResponse:
+    """The first-response and resolution times of each priority (defaults until changed)."""
+    if request.method == "POST":
+        if not request.user.has_perm("support.change_slapolicy"):
+            raise PermissionDenied
+        try:
+            with transaction.atomic():
+                for priority in Priority.values:
+                    first = request.POST.get(f"{priority}-first", "")
+                    resolution = request.POST.get(f"{priority}-resolution", "")
+                    if not (first.isdigit() and resolution.isdigit()):
+                        raise ValidationError(
+                            {f"{priority}": [_("Enter whole numbers of minutes.")]}
+                        )
+                    services.sla_policy_save(
+                        priority=priority,
+                        first_response_minutes=int(first),
+                        resolution_minutes=int(resolution),
+                        actor=_staff(request),
+                    )
+        except ValidationError as exc:
+            for key, problems in exc.message_dict.items():
+                for problem in problems:
+                    messages.error(request, f"{key}: {problem}")
+        else:
+            messages.success(request, _("SLA policies saved."))
+            return redirect("console:support_sla")
+    rows = [(value, label, *services.sla_minutes(value)) for value, label in Priority.choices]
+    return render(request, "console/support/sla.html", {"section": "support", "rows": rows})

@@ -147,3 +147,30 @@ def test_new_inquiry_and_faq_management(make_staff, customer) -> None:
     assert r.status_code == 302 and CannedAnswer.objects.get().title == "挨拶"
     client.post(f"/support/faq/{article.pk}/delete/")
     assert not FaqArticle.objects.exists()
+
+
+def test_sla_policies_page(make_staff, customer) -> None:
+    from kizuna.support.models import SlaPolicy
+
+    analyst = login(make_staff, "analyst")
+    assert "480" in analyst.get("/support/sla/").content.decode()  # normal: 8 h default
+    assert analyst.post("/support/sla/", {}).status_code == 403
+    client = login(make_staff, "support")
+    form = {
+        "urgent-first": "30",
+        "urgent-resolution": "240",
+        "high-first": "60",
+        "high-resolution": "600",
+        "normal-first": "120",
+        "normal-resolution": "1440",
+        "low-first": "600",
+        "low-resolution": "10",
+    }
+    r = client.post("/support/sla/", form, follow=True)
+    assert "At least the first-response time" in r.content.decode()
+    assert not SlaPolicy.objects.exists()  # all or nothing
+    form["low-resolution"] = "6000"
+    assert client.post("/support/sla/", form).status_code == 302
+    assert SlaPolicy.objects.get(priority="urgent").first_response_minutes == 30
+    inquiry = _inquiry(customer, priority="urgent")
+    assert (inquiry.first_response_due - inquiry.created_at).total_seconds() == 30 * 60
