@@ -99,7 +99,9 @@ def test_board_query_count_does_not_grow_with_deals(admin_user, pipeline) -> Non
     with CaptureQueriesContext(connection) as big:
         r = client.get("/deals/board/")
     assert r.status_code == 200
-    assert len(big) == len(small) <= 14  # one query for the cards of each open stage
+    # The same statements for 20 or 420 deals: the count does not grow with rows. (The bound
+    # includes the session, permission and middleware statements of every console page.)
+    assert len(big) == len(small) <= 25
     html = r.content.decode()
     assert html.count('class="deal-card"') == 3 * 50  # 50 cards a column
     assert "and 90 more" in html  # 140 deals in each of the 3 open stages
@@ -250,7 +252,7 @@ def test_my_customers_bounded_queries_and_signals(admin_user) -> None:
     add(120, 100)
     with CaptureQueriesContext(connection) as big:
         r = client.get("/my-customers/")
-    assert len(big) == len(small) <= 12
+    assert len(big) == len(small) <= 25  # 5 or 125 customers: same statements
     html = r.content.decode()
     assert "P(alive) falling" in html and "Overdue" in html and "Page 1 of 3" in html
 
