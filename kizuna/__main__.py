@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {"rotate-keys": "rotate_keys"}
 
 
 def main(argv: list[str] | None = None) -> None:
