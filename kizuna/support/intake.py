@@ -252,15 +252,19 @@ def on_support_task_requested(event: bus.DomainEvent) -> None:
     priority = str(props.get("priority") or "")
     priority = priority if priority in Priority.values else Priority.NORMAL
     with translation.override(customer.locale or "ja"):
-        subject = str(props.get("subject") or _("Follow-up requested by a journey"))[:200]
+        subject = str(
+            props.get("subject") or props.get("title") or _("Follow-up requested by a journey")
+        )[:200]
         body = str(props.get("note") or props.get("body") or subject)
+        if props.get("journey"):
+            body = f"[{props['journey']}] {body}"
     services.inquiry_open(
         subject=subject,
         body=body,
         origin=Origin.JOURNEY,
         customer=customer,
         priority=priority,
-        source_ref=f"journey:{props.get('journey_id', '')}:{ref}",
+        source_ref=f"journey:{props.get('journey_id', '')}:{ref}"[:120],
         body_direction=Direction.NOTE,
     )
 

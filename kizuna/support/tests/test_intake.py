@@ -151,10 +151,22 @@ def test_survey_detractor_and_journey_task_open_inquiries_once(commit, customer)
     )
     _publish(commit, task)
     _publish(commit, task)
-    job = Inquiry.objects.get(origin=Origin.JOURNEY)
+    # the shape the journeys app publishes: a title, the journey's name, a message id
+    from_journey = bus.DomainEvent(
+        type="journey.support_task_requested",
+        occurred_at=datetime.now(UTC),
+        customer_id=customer.pk,
+        message_id="journey:e9:n3",
+        properties={"journey_id": 4, "journey": "Win-back", "step": "n3", "title": "電話する"},
+    )
+    _publish(commit, from_journey)
+    _publish(commit, from_journey)
+    called = Inquiry.objects.get(subject="電話する")
+    assert called.messages.get().body == "[Win-back] 電話する"
+    job = Inquiry.objects.get(origin=Origin.JOURNEY, priority="urgent")
     assert job.subject == "Call about the cancelled order" and job.priority == "urgent"
     assert job.messages.get().direction == Direction.NOTE
-    assert Inquiry.objects.count() == 2
+    assert Inquiry.objects.count() == 3
 
 
 def test_contact_form_auto_answer_handover_and_flood_limit(articles, settings) -> None:
