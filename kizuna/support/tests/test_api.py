@@ -115,6 +115,15 @@ def test_inbound_email_webhook(call) -> None:
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "from"
     assert Inquiry.objects.get().contact_email == "kenji@example.jp"
+    big = EmailMessage()
+    big["From"] = "kenji@example.jp"
+    big["Subject"] = "photos"
+    big.set_content("see attached")
+    big.add_attachment(b"x" * 1_100_000, maintype="image", subtype="jpeg", filename="p.jpg")
+    r = api(
+        "POST", "/api/v1/inquiries/inbound-email", raw=big.as_bytes(), content_type="message/rfc822"
+    )
+    assert r.status_code == 413 and Inquiry.objects.count() == 1
 
 
 def test_faq_articles_and_search(call, articles) -> None:
