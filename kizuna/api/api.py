@@ -16,6 +16,7 @@ from kizuna.community.api import router as community_router
 from kizuna.customers.api import router as customers_router
 from kizuna.dataio.api import router as dataio_router
 from kizuna.journeys.api import router as journeys_router
+from kizuna.line_marketing.api import router as line_marketing_router
 from kizuna.loyalty.api import router as loyalty_router
 from kizuna.messaging.api import router as messaging_router
 from kizuna.privacy.api import router as privacy_router
@@ -60,6 +61,7 @@ api.add_router("/", dataio_router)
 api.add_router("/", messaging_router)
 api.add_router("/", segments_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", line_marketing_router)
 api.add_router("/", journeys_router)
 api.add_router("/", surveys_router)
 api.add_router("/", community_router)

