@@ -1,0 +1,218 @@
+# ruff: noqa: S603, E501 (a bench starting local processes; embedded script text)
+"""Lanes under load (issue 12): a bulk campaign sending to loopback SMTP while transactional
+messages are injected; transactional latency, bulk throughput, and raw smtplib for the same
+bulk messages in the same run.
+
+    flock /tmp/kizuna-bench.lock .venv/bin/python bench/sending_lanes.py [--messages 20000]
+        [--bulk-workers 2] [--inject-every 0.5] [--dkim off|on]
+
+A fresh data directory (SQLite, Huey on SQLite): N customers with an opt-in, an MJML
+newsletter queued as a campaign (`campaign:…` → the bulk lane). Then `--bulk-workers`
+processes of `kizuna worker --lane bulk` (one sending thread each: KIZUNA_SEND_CONCURRENCY=1)
+and one `kizuna worker --lane transactional` start; an injector process queues one receipt
+(`order:…`, transactional) every `--inject-every` seconds while bulk is sending. The SMTP
+server (aiosmtpd, in this process) stamps each arrival: a receipt's latency is its arrival
+minus the moment it was queued (committed), both wall clock on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from messaging_send import PRERENDER, SETUP, count, session_cpu  # bench/messaging_send.py
+from support import free_port  # bench/support.py
+
+ROOT = Path(__file__).resolve().parent.parent
+KIZUNA = [sys.executable, "-m", "kizuna"]
+
+INJECT = """
+import sys, time
+import django
+django.setup()
+from kizuna.customers import services as cs
+from kizuna.messaging import services
+from kizuna.messaging.models import Channel
+from pathlib import Path
+every, stop = float(sys.argv[1]), Path(sys.argv[2])
+channel = Channel.objects.get(name="bench")
+template = services.template_save(slug="receipt", name="receipt", channel_kind="email",
+    body_format="html", purpose="transactional",
+    variants={"ja": {"subject": "ご注文ありがとうございます", "body": "<p>{{ customer.name }}様 ご注文を承りました。</p>"}})
+i = 0
+while not stop.exists():
+    c = cs.customer_create(data={"family_name": "買", "given_name": f"{i}", "email": f"tx{i}@example.jp"})
+    services.delivery_enqueue(source=f"order:{i}", customer=c, channel=channel, template=template)
+    print(f"tx{i}@example.jp {time.time():.6f}", flush=True)  # after the commit (autocommit)
+    i += 1
+    time.sleep(every)
+"""
+
+
+class Stamping:
+    """Accepts every message; stamps the arrival time of each recipient."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        at = time.time()
+        with self.lock:
+            self.count += 1
+            for rcpt in envelope.rcpt_tos:
+                if rcpt.startswith("tx"):
+                    self.arrivals[rcpt] = at
+        return "250 OK"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--bulk-workers", type=int, default=2)
+    parser.add_argument("--inject-every", type=float, default=0.5)
+    parser.add_argument("--dkim", choices=["on", "off"], default="off")
+    parser.add_argument("--timeout", type=float, default=420)
+    args = parser.parse_args()
+
+    handler = Stamping()
+    server = Controller(handler, hostname="127.0.0.1", port=free_port())
+    server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-lanes-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
+    env.update(
+        KIZUNA_DATA_DIR=str(workdir),
+        DJANGO_SETTINGS_MODULE="kizuna.settings.base",
+        KIZUNA_QUIET_HOURS="off",
+        KIZUNA_LOG_LEVEL="WARNING",
+        KIZUNA_SEND_CONCURRENCY="1",
+    )
+    workers: list[subprocess.Popen[bytes]] = []
+    injector = None
+    try:
+        subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
+        queued = subprocess.run(
+            [sys.executable, "-c", SETUP, str(server.port), str(args.messages), args.dkim],
+            env=env, check=True, capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert queued.stdout.strip().splitlines()[-1] == str(args.messages), queued.stdout
+        db = workdir / "kizuna.sqlite3"
+        stop = workdir / "stop-injecting"
+        started = time.perf_counter()
+        for lane in ["transactional"] + ["bulk"] * args.bulk_workers:
+            workers.append(
+                subprocess.Popen(
+                    [*KIZUNA, "worker", "--lane", lane],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+        bulk_sql = (
+            "select count(*) from messaging_delivery where lane = 'bulk' "
+            "and status in ('sent', 'failed', 'refused', 'unknown')"
+        )
+        first: tuple[int, float, float] | None = None
+        injector_started = False
+        done = 0
+        deadline = started + args.timeout
+        while time.perf_counter() < deadline and done < args.messages:
+            time.sleep(0.2)
+            done = count(db, bulk_sql)
+            if done >= 0.9 * args.messages:
+                stop.touch()  # receipts only while bulk is still sending
+            if first is None and done:
+                cpu = sum(session_cpu(w.pid) for w in workers[1:])
+                first = (done, cpu, time.perf_counter())
+            if done and not injector_started:
+                # Receipts while the bulk backlog is being sent, until it is nearly done.
+                injector_started = True
+                injector = subprocess.Popen(
+                    [sys.executable, "-c", INJECT, str(args.inject_every), str(stop)],
+                    env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        stop.touch()
+        last_cpu = sum(session_cpu(w.pid) for w in workers[1:])
+        last = (done, last_cpu, time.perf_counter())
+        queued_at: dict[str, float] = {}
+        if injector is not None:
+            out, _err = injector.communicate(timeout=120)
+            for line in out.splitlines():
+                addr, ts = line.split()
+                queued_at[addr] = float(ts)
+        time.sleep(3)  # the last receipts' arrival
+    finally:
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(w.pid, signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=30)
+    sent = count(db, "select count(*) from messaging_delivery where lane='bulk' and status='sent'")
+    rate = sent / elapsed
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"bulk: {sent}/{args.messages} sent in {elapsed:.1f} s = {rate:.0f} messages/s "
+        f"({args.bulk_workers} bulk worker processes, DKIM {args.dkim}; includes start-up)"
+    )
+    if first is not None and last[0] > first[0]:
+        n = last[0] - first[0]
+        steady = n / (last[2] - first[2])
+        cpu_ms = (last[1] - first[1]) * 1000 / n
+        print(
+            f"bulk steady state ({n} messages): {steady:.0f} messages/s; bulk worker CPU {cpu_ms:.2f} ms/message"
+        )
+    latencies = sorted(
+        handler.arrivals[a] - t for a, t in queued_at.items() if a in handler.arrivals
+    )
+    missing = [a for a in queued_at if a not in handler.arrivals]
+    if latencies:
+        p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
+        print(
+            f"transactional: {len(latencies)} receipts injected while bulk was sending, "
+            f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+            f"max {latencies[-1] * 1000:.0f} ms; not arrived: {len(missing)}"
+        )
+    print(f"load average at the end of the kizuna run: {load}")
+
+    # Baseline: the same bulk messages pre-rendered, plain smtplib, one connection.
+    dump = workdir / "messages.bin"
+    subprocess.run([sys.executable, "-c", PRERENDER, str(dump)], env=env, check=True, cwd=ROOT)
+    data = dump.read_bytes()
+    messages = []
+    while data:
+        sender, to, size, rest = data.split(b"\0", 3)
+        n = int(size)
+        if not to.startswith(b"tx"):
+            messages.append((sender.decode(), to.decode(), rest[:n]))
+        data = rest[n:]
+    t0 = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", server.port, local_hostname="bench") as smtp:
+        for sender, to, raw in messages:
+            smtp.sendmail(sender, [to], raw)
+    raw_rate = len(messages) / (time.perf_counter() - t0)
+    server.stop()
+    print(
+        f"raw smtplib (pre-rendered, one connection): {len(messages)} at {raw_rate:.0f} messages/s"
+    )
+    print(f"ratio kizuna bulk / raw smtplib: {rate / raw_rate:.2f}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
