@@ -24,10 +24,12 @@ from kizuna.accounts.models import (
     Account,
     ActivityKind,
     ContactRole,
+    CustomerCare,
     Outcome,
     Pipeline,
     Stage,
 )
+from kizuna.console.panels import CustomerPanel, register_customer_panel
 from kizuna.console.views import _page, _staff, staff_required
 from kizuna.core.errors import NotFound
 from kizuna.core.timeutil import now
@@ -514,3 +516,32 @@ def service_levels(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("console:accounts_service_levels")
     return render(request, "console/accounts/service_levels.html", {"form": form, "rule": rule})
+
+
+# --- customer 360 panel -------------------------------------------------------------------
+
+
+def _customer_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] | None:
+    """The customer as a contact: their accounts, service level and the activities on them
+    (the contact's timeline), with the form to log one."""
+    links = list(customer.account_links.select_related("account").order_by("id")[:10])
+    care = CustomerCare.objects.select_related("owner").filter(customer=customer).first()
+    activities = list(selectors.activity_list(customer_id=customer.pk)[:10])
+    return {
+        "links": links,
+        "care": care,
+        "activities": activities,
+        "activity_form": ActivityForm(initial={"customer": customer.pk, "kind": "call"}),
+        "now": now(),
+    }
+
+
+register_customer_panel(
+    CustomerPanel(
+        key="accounts",
+        template="console/accounts/_customer_panel.html",
+        context=_customer_panel,
+        permission="accounts.view_activity",
+        order=60,
+    )
+)

@@ -4,6 +4,8 @@ and CSV import."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -14,8 +16,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from kizuna.console import subscription_charts as charts
+from kizuna.console.panels import CustomerPanel, register_customer_panel
 from kizuna.console.views import _page, _staff, staff_required
 from kizuna.core.errors import NotFound
+from kizuna.customers.models import Customer
 from kizuna.subscriptions import selectors, services
 from kizuna.subscriptions.models import Interval, Status
 
@@ -178,3 +182,22 @@ def import_csv(request: HttpRequest) -> HttpResponse:
         "console/subscriptions/import.html",
         {"form": form, "errors": errors, "columns": services.IMPORT_COLUMNS},
     )
+
+
+# --- customer 360 panel -------------------------------------------------------------------
+
+
+def _customer_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] | None:
+    subs = list(selectors.subscriptions_of(customer=customer)[:10])
+    return {"subscriptions": subs} if subs else None
+
+
+register_customer_panel(
+    CustomerPanel(
+        key="subscriptions",
+        template="console/subscriptions/_customer_panel.html",
+        context=_customer_panel,
+        permission="subscriptions.view_subscription",
+        order=45,
+    )
+)

@@ -273,3 +273,34 @@ def test_service_level_form_applies_rule(admin_user, customer) -> None:
     assert "1 customers are high-touch" in r.content.decode()
     care = CustomerCare.objects.get()
     assert (care.level, care.owner_id, care.cadence_days) == ("high", admin_user.pk, 14)
+
+
+def test_customer_360_panels(admin_user, customer, make_staff) -> None:
+    from kizuna.subscriptions import services as subscription_services
+
+    account = services.account_create(data={"name": "Acme"})
+    services.contact_add(account=account, customer=customer, role="champion", title="CTO")
+    plan = subscription_services.plan_create(
+        data={"code": "c", "name": "Coffee box", "price_yen": 3000}
+    )
+    subscription_services.subscription_start(customer=customer, plan=plan)
+    client = login(admin_user)
+    client.post(
+        "/accounts/activities/",
+        {
+            "kind": "call",
+            "subject": "Checked in",
+            "customer": customer.pk,
+            "next": f"/customers/{customer.pk}/",
+        },
+    )
+    html = client.get(f"/customers/{customer.pk}/").content.decode()
+    assert 'id="accounts"' in html and "Acme" in html and "Checked in" in html
+    assert 'id="subscriptions"' in html and "Coffee box" in html
+    nobody = make_staff("support", username="viewer")
+    nobody.groups.clear()
+    from django.contrib.auth.models import Permission
+
+    nobody.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    html = login(nobody).get(f"/customers/{customer.pk}/").content.decode()
+    assert 'id="accounts"' not in html and 'id="subscriptions"' not in html
