@@ -1,18 +1,22 @@
 """Console pages of privacy (docs/privacy.md): data-subject requests (open, export as a zip,
 erase after typing the customer number, reject), erasure records, versioned purpose-of-use
-notices, the audit log (browse, CSV), and a customer-360 panel with the consent history."""
+notices, the audit log (browse, CSV), a customer-360 panel with the consent history, and the
+two-factor page (kizuna.iam.otp)."""
 
 from __future__ import annotations
 
 import csv
+from base64 import b32encode
 from typing import Any
 
 from auditlog.models import LogEntry
 from django import forms
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -255,3 +259,47 @@ def register_panels() -> None:
             order=90,
         )
     )
+
+
+# --- two-factor sign-in (kizuna.iam.otp) --------------------------------------------------
+
+
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label=gettext_lazy("Code from the authenticator app"),
+        max_length=8,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+    )
+
+
+@login_required
+def two_factor(request: HttpRequest) -> HttpResponse:
+    """Set up (QR code of a new TOTP device) and verify the second factor for this session."""
+    import segno
+    from django_otp import login as otp_login
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = _staff(request)
+    device = TOTPDevice.objects.filter(user=user).order_by("-confirmed", "pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="console", confirmed=False)
+    target = request.GET.get("next") or request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = ""
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    code = 200
+    if request.method == "POST":
+        if form.is_valid() and device.verify_token(form.cleaned_data["token"].strip()):
+            if not device.confirmed:
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+            otp_login(request, device)
+            messages.success(request, _("Two-factor verification succeeded."))
+            return redirect(target or "console:dashboard")
+        form.add_error("token", _("The code is not valid. Check the time on your device."))
+        code = 400
+    context: dict[str, Any] = {"form": form, "next": target, "confirmed": device.confirmed}
+    if not device.confirmed:
+        context["qr_svg"] = segno.make(device.config_url, error="m").svg_inline(scale=4)
+        context["secret"] = b32encode(device.bin_key).decode()
+    return render(request, "console/privacy/two_factor.html", context, status=code)

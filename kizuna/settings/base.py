@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "ninja",  # its templates and bundled Swagger UI assets: the API docs load nothing from a CDN
     "huey.contrib.djhuey",
     "auditlog",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "kizuna.core",
     "kizuna.iam",
     "kizuna.customers",
@@ -67,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "kizuna.iam.otp.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -227,6 +231,8 @@ CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 60 * 60 * 2
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Staff roles that must sign in with a TOTP second factor (kizuna.iam.otp); empty = off.
+KIZUNA_2FA_ROLES: list[str] = []
 
 # Privacy (docs/privacy.md): data-subject requests are due this many days after they are opened;
 # retention per data kind (0 = keep for ever).

@@ -29,9 +29,11 @@ PUBLIC_PREFIXES: dict[str, str] = {
     "v1/": "Segment-compatible ingestion: write keys (tracking.auth)",
 }
 # Public by design, exact paths: Django admin's own sign-in and sign-out pages.
-PUBLIC_PATHS = {"/admin/login/", "/admin/logout/"}
-# For any signed-in staff user, whatever the role: the API's docs and schema (no data).
-ANY_STAFF_PATHS = {"/api/v1/docs", "/api/v1/openapi.json"}
+# The OpenAPI document is public by design (kizuna/api/tests/test_openapi.py; no data).
+PUBLIC_PATHS = {"/admin/login/", "/admin/logout/", "/api/v1/openapi.json"}
+# For any signed-in staff user, whatever the role: the API's docs and schema (no data),
+# and the two-factor page (kizuna.iam.otp).
+ANY_STAFF_PATHS = {"/api/v1/docs", "/otp/"}
 # API routes that need no authentication (none today): exact OpenAPI paths.
 PUBLIC_API_PATHS: set[str] = set()
 
@@ -141,7 +143,7 @@ def audit(routes: list[str], unprivileged: Client) -> list[str]:
 def test_every_url_refuses_anonymous_and_unprivileged_staff(unprivileged: Client) -> None:
     routes = _routes()
     assert len(routes) > 50  # the walk found the console, the admin and the API docs
-    assert "/customers/1/" in routes and "/api/v1/openapi.json" in routes
+    assert "/customers/1/" in routes and "/api/v1/docs" in routes
     failures = audit(routes, unprivileged)
     assert not failures, "\n".join(failures)
 
