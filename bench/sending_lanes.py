@@ -195,12 +195,16 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", PRERENDER, str(dump)], env=env, check=True, cwd=ROOT)
     data = dump.read_bytes()
     messages = []
-    while data:
-        sender, to, size, rest = data.split(b"\0", 3)
-        n = int(size)
+    pos = 0
+    while pos < len(data):  # sender \0 to \0 size \0 raw, read by offset (no copies)
+        a = data.index(b"\0", pos)
+        b = data.index(b"\0", a + 1)
+        c = data.index(b"\0", b + 1)
+        n = int(data[b + 1 : c])
+        to = data[a + 1 : b]
         if not to.startswith(b"tx"):
-            messages.append((sender.decode(), to.decode(), rest[:n]))
-        data = rest[n:]
+            messages.append((data[pos:a].decode(), to.decode(), data[c + 1 : c + 1 + n]))
+        pos = c + 1 + n
     t0 = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", server.port, local_hostname="bench") as smtp:
         for sender, to, raw in messages:
