@@ -10,7 +10,14 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from kizuna.core.personal_data import register, row_dict
-from kizuna.messaging.models import Delivery, DeliveryStatus, LineContact, LineLinkCode, Preference
+from kizuna.messaging.models import (
+    Delivery,
+    DeliveryStatus,
+    Engagement,
+    LineContact,
+    LineLinkCode,
+    Preference,
+)
 
 
 def _delivery_export(customer_id: int) -> Iterable[dict[str, Any]]:
@@ -38,6 +45,18 @@ def _line_erase(customer_id: int, *, pseudonym: str) -> int:
     return deleted
 
 
+def _engagement_export(customer_id: int) -> Iterable[dict[str, Any]]:
+    return [row_dict(e) for e in Engagement.objects.filter(delivery__customer_id=customer_id)]
+
+
+def _engagement_erase(customer_id: int, *, pseudonym: str) -> int:
+    """Opens and clicks keep their time and classification (the counts), not the IP or the
+    user agent."""
+    return Engagement.objects.filter(delivery__customer_id=customer_id).update(
+        ip=None, user_agent=""
+    )
+
+
 def _preference_export(customer_id: int) -> Iterable[dict[str, Any]]:
     return [row_dict(p) for p in Preference.objects.filter(customer_id=customer_id)]
 
@@ -56,4 +75,10 @@ register(
     export=_preference_export,
     erase=_preference_erase,
     label=_("Message preferences"),
+)
+register(
+    "messaging.engagement",
+    export=_engagement_export,
+    erase=_engagement_erase,
+    label=_("Opens and clicks"),
 )

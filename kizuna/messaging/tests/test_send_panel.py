@@ -40,7 +40,8 @@ def test_panel_figures(commit, smtp_server, email_channel, newsletter) -> None:
     panel = selectors.send_panel(lane="bulk")
     assert panel["backlog"] == 4 and panel["held"] and panel["eta_seconds"] is None
     commit(services.send_release, key="lane:bulk")
-    Delivery.objects.filter(pk=Delivery.objects.order_by("id").first().pk).update(
+    first = Delivery.objects.order_by("id").values_list("pk", flat=True)[0]
+    Delivery.objects.filter(pk=first).update(
         status="failed", reason="550 5.7.1 rejected", sent_at=None
     )
     panel = selectors.send_panel(source_prefix="campaign:5:")
