@@ -462,7 +462,7 @@ def activity_create(request: HttpRequest, payload: ActivityIn) -> Status[Activit
 
 @router.post(
     "/activities/{activity_id}/complete",
-    response=responses({200: ActivityOut}, lookup=True),
+    response=responses({200: ActivityOut}, lookup=True, body=True),
     auth=require_perm("accounts.change_activity"),
 )
 def task_complete(request: HttpRequest, activity_id: int) -> Activity:
