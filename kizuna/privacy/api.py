@@ -126,7 +126,7 @@ def request_get(request: HttpRequest, request_id: int) -> dict[str, Any]:
 
 @router.post(
     "/privacy/requests/{request_id}/export",
-    response=responses({200: None}, lookup=True),
+    response=responses({200: None}, lookup=True, body=True),
     auth=require_perm("privacy.export_customer"),
 )
 def request_export(request: HttpRequest, request_id: int) -> HttpResponse:
@@ -141,7 +141,7 @@ def request_export(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @router.post(
     "/privacy/requests/{request_id}/erase",
-    response=responses({200: ErasureOut}, lookup=True),
+    response=responses({200: ErasureOut}, lookup=True, body=True),
     auth=require_perm("privacy.erase_customer"),
 )
 def request_erase(request: HttpRequest, request_id: int) -> Any:
