@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from django.utils import translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -139,7 +140,9 @@ def format_address(
         ]
     else:
         region = f"{PREFECTURE_NAMES_EN.get(prefecture, prefecture)} {postal_code}".strip()
-        english = [address_line, city, region, _("Japan") if region else ""]
+        with translation.override("en"):  # the English form, whatever the active language
+            country = str(_("Japan")) if region else ""
+        english = [address_line, city, region, country]
         return ", ".join(p.strip() for p in english if p and p.strip())
     return " ".join(p.strip() for p in parts if p and p.strip())
 

@@ -22,7 +22,7 @@ def call(make_staff: Any) -> Any:
         client = Client()
 
         def send(method: str, path: str, body: Any = None) -> Any:
-            headers = {"Authorization": f"Bearer {key.secret}"}
+            headers = {"Authorization": f"Bearer {key.secret}", "Accept-Language": "en"}
             if method == "GET":
                 return client.get(path, headers=headers)
             return client.generic(

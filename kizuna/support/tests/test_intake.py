@@ -10,6 +10,7 @@ from email.message import EmailMessage
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
+from django.utils.translation import gettext as _
 
 from kizuna.core import events as bus
 from kizuna.customers.models import Customer, Identity
@@ -84,7 +85,8 @@ def test_line_question_is_answered_by_the_faq_assistant(commit, articles, line_c
     assert Inquiry.objects.count() == 1 and inquiry.status == InquiryStatus.OPEN
     assert inquiry.messages.filter(direction=Direction.INBOUND).count() == 2
     note = inquiry.messages.filter(direction=Direction.NOTE).last()
-    assert note is not None and "handed over" in note.body
+    handed_over = _("FAQ assistant: no confident answer (%(c).2f); handed over to staff.")
+    assert note is not None and note.body == handed_over % {"c": 0.0}
     assert len(_pushed_texts(line_api)) == 1
 
     # LINE redelivers an event: nothing twice
