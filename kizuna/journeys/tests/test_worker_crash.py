@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
 from kizuna.messaging.tests.conftest import free_port
+from kizuna.messaging.tests.processes import (
+    KIZUNA,
+    process_env,
+    start_worker,
+)
+from kizuna.messaging.tests.processes import sqlite_count as _count
+from kizuna.messaging.tests.processes import wait_until as _wait
 
-KIZUNA = [sys.executable, "-m", "kizuna"]
 TOTAL = 600
 
 SETUP = """
@@ -65,41 +68,12 @@ class Sink:
         return "250 OK"
 
 
-def _count(db: Path, sql: str) -> int:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return int(conn.execute(sql).fetchone()[0])
-
-
-def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*KIZUNA, "worker", "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def test_worker_killed_mid_journey_loses_and_repeats_nothing(tmp_path: Path) -> None:
     handler = Sink()
     server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
-        env.update(
-            KIZUNA_DATA_DIR=str(tmp_path),
-            DJANGO_SETTINGS_MODULE="kizuna.settings.base",
-            KIZUNA_QUIET_HOURS="off",
-        )
+        env = process_env(tmp_path)
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
         queued = subprocess.run(
             [sys.executable, "-c", SETUP, str(server.port), str(TOTAL)],
@@ -113,7 +87,7 @@ def test_worker_killed_mid_journey_loses_and_repeats_nothing(tmp_path: Path) -> 
         steps = "select count(*) from journeys_stepexecution"
         assert _count(db, steps) == 0
 
-        worker = _worker(env)
+        worker = start_worker(env, workers=2)
         try:
             # killed after the first batches committed, while later ones are running
             assert _wait(lambda: _count(db, steps) > 0, 90), "the worker never ran a step"
@@ -123,7 +97,7 @@ def test_worker_killed_mid_journey_loses_and_repeats_nothing(tmp_path: Path) -> 
         done_at_kill = _count(db, steps)
         assert 0 < done_at_kill < 3 * TOTAL  # part-way
 
-        worker = _worker(env)
+        worker = start_worker(env, workers=2)
         try:
             finished = "select count(*) from journeys_enrolment where state = 'completed'"
             assert _wait(lambda: _count(db, finished) == TOTAL, 120)

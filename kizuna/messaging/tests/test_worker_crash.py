@@ -7,20 +7,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
 from kizuna.messaging.tests.conftest import free_port
+from kizuna.messaging.tests.processes import (
+    KIZUNA,
+    process_env,
+    start_worker,
+)
+from kizuna.messaging.tests.processes import sqlite_count as _count
+from kizuna.messaging.tests.processes import wait_until as _wait
 
-KIZUNA = [sys.executable, "-m", "kizuna"]
 TOTAL, HOLD_AT = 60, 20
 
 SETUP = """
@@ -63,40 +66,13 @@ class Holding:
         return "250 OK"
 
 
-def _count(db: Path, sql: str) -> int:
-    with sqlite3.connect(db, timeout=20) as conn:
-        return int(conn.execute(sql).fetchone()[0])
-
-
-def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*KIZUNA, "worker", "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Path) -> None:
     handler = Holding()
     server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
-        env.update(
-            KIZUNA_DATA_DIR=str(tmp_path),
-            DJANGO_SETTINGS_MODULE="kizuna.settings.base",
-            KIZUNA_QUIET_HOURS="off",
+        env = process_env(
+            tmp_path,
             KIZUNA_SEND_CONCURRENCY="1",  # one sender: exactly one message in flight
         )
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
@@ -112,7 +88,7 @@ def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Pat
         sent = "select count(*) from messaging_delivery where status = 'sent'"
         assert _count(db, sent) == 0 and handler.arrived == []  # queued, not yet sent
 
-        worker = _worker(env)
+        worker = start_worker(env, workers=1)
         try:
             assert handler.holding.wait(60), "the worker never reached the held message"
         finally:
@@ -121,7 +97,7 @@ def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Pat
         assert _count(db, sent) == HOLD_AT - 1  # killed part-way, one message in flight
         assert _count(db, "select count(*) from messaging_delivery where status='sending'") == 1
 
-        worker = _worker(env)
+        worker = start_worker(env, workers=1)
         try:
             pending = (
                 "select count(*) from messaging_delivery "
