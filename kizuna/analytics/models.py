@@ -10,6 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 from kizuna.analytics.scoring import rfm
 from kizuna.core.money import CURRENCY_CHOICES, DEFAULT_CURRENCY
+from kizuna.core.runs import BackgroundRun
+from kizuna.core.runs import RunTrigger as RunTrigger  # re-exported: the app's run triggers
 from kizuna.customers.models import Customer
 
 
@@ -19,14 +21,6 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", _("Succeeded")
     KEPT_PREVIOUS = "kept_previous", _("Kept previous scores")
     FAILED = "failed", _("Failed")
-
-
-class RunTrigger(models.TextChoices):
-    SCHEDULE = "schedule", _("Nightly schedule")
-    CONSOLE = "console", _("Console")
-    CLI = "cli", _("Command line")
-    API = "api", _("API")
-    DEMO = "demo", _("Demo load")
 
 
 class RepeatModel(models.TextChoices):
@@ -48,25 +42,12 @@ class Segment(models.TextChoices):
     LOST = rfm.LOST, _("Lost")
 
 
-class ScoringRun(models.Model):
+class ScoringRun(BackgroundRun):
     """One scoring of every customer: its parameters, outcome, fitted models and timings."""
 
     status = models.CharField(
         _("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED
     )
-    trigger = models.CharField(_("trigger"), max_length=10, choices=RunTrigger.choices)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("requested by"),
-    )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    as_of = models.DateTimeField(_("as of"), null=True, blank=True)
     parameters = models.JSONField(_("parameters"), default=dict)
     model_version = models.CharField(_("model version"), max_length=40, blank=True)
     customers_scored = models.PositiveIntegerField(_("customers scored"), default=0)
@@ -76,8 +57,6 @@ class ScoringRun(models.Model):
     diagnostics = models.JSONField(_("diagnostics"), default=dict, blank=True)
     # monthly KPIs and cohort retention as of this run (see selectors.insight)
     insight = models.JSONField(_("KPIs and cohorts"), default=dict, blank=True)
-    timings = models.JSONField(_("timings"), default=dict, blank=True)
-    message = models.TextField(_("message"), blank=True)
 
     class Meta:
         verbose_name = _("scoring run")
@@ -91,15 +70,6 @@ class ScoringRun(models.Model):
                 name="analytics_one_running_scoring_run",
             )
         ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.status}"
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class CustomerScore(models.Model):

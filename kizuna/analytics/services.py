@@ -14,14 +14,14 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from kizuna.analytics import sql
@@ -36,6 +36,7 @@ from kizuna.analytics.scoring.population import Outcome, Parameters, score_popul
 from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
 from kizuna.core.money import DEFAULT_CURRENCY
+from kizuna.core.runs import claim_run
 from kizuna.core.timeutil import now
 from kizuna.customers.bulk import EventRow, events_insert
 from kizuna.customers.models import Event
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 AT_RISK_EVENT = "customer.at_risk"
 # A run still "running" after this long died with its worker: it no longer blocks others.
-STALE_AFTER = timedelta(hours=6)
 
 Progress = Callable[[str], None]
 
@@ -99,27 +99,9 @@ def _parameters_of(run: ScoringRun) -> Parameters:
 
 
 def _claim(run: ScoringRun) -> bool:
-    """Mark the run running; False (and the run marked failed) if another one is."""
-    ScoringRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=now() - STALE_AFTER).update(
-        status=RunStatus.FAILED,
-        finished_at=now(),
-        message="abandoned: still marked running after 6 hours (its worker stopped)",
+    return claim_run(
+        run, refused_message=_("Another scoring run was in progress; this one was not started.")
     )
-    started = now()
-    try:
-        with transaction.atomic():
-            claimed = ScoringRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-                status=RunStatus.RUNNING, started_at=started
-            )
-    except IntegrityError:
-        ScoringRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.FAILED,
-            finished_at=now(),
-            message=_("Another scoring run was in progress; this one was not started."),
-        )
-        return False
-    run.status, run.started_at = RunStatus.RUNNING, started
-    return bool(claimed)
 
 
 def scoring_run_execute(

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from kizuna.catalog.models import Category, Product
+from kizuna.core.runs import BackgroundRun
+from kizuna.core.runs import RunTrigger as RunTrigger  # re-exported: the app's run triggers
 from kizuna.recommendations.engine import models as engine
 
 
@@ -33,41 +35,18 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-class RunTrigger(models.TextChoices):
-    SCHEDULE = "schedule", _("Nightly schedule")
-    CONSOLE = "console", _("Console")
-    CLI = "cli", _("Command line")
-    API = "api", _("API")
-    DEMO = "demo", _("Demo load")
-
-
-class TrainingRun(models.Model):
+class TrainingRun(BackgroundRun):
     """One training of every kind: parameters, progress, evaluation and timings."""
 
     status = models.CharField(
         _("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED
     )
-    trigger = models.CharField(_("trigger"), max_length=10, choices=RunTrigger.choices)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("requested by"),
-    )
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    as_of = models.DateTimeField(_("as of"), null=True, blank=True)
     params = models.JSONField(_("parameters"), default=dict)
     stage = models.CharField(_("stage"), max_length=40, blank=True)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     # the holdout evaluation of each kind: {kind: {precision, recall, map, coverage, ...}}
     evaluation = models.JSONField(_("evaluation"), default=dict, blank=True)
     data = models.JSONField(_("training data"), default=dict, blank=True)
-    timings = models.JSONField(_("timings"), default=dict, blank=True)
-    message = models.TextField(_("message"), blank=True)
 
     class Meta:
         verbose_name = _("training run")
@@ -80,15 +59,6 @@ class TrainingRun(models.Model):
                 name="recommendations_one_running_training",
             )
         ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.status}"
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class ModelVersion(models.Model):

@@ -15,11 +15,12 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from kizuna.catalog.models import Category, Product
 from kizuna.core.audit import acting_as
+from kizuna.core.runs import claim_run
 from kizuna.core.timeutil import now
 from kizuna.recommendations import data
 from kizuna.recommendations.engine import evaluation
@@ -37,7 +38,6 @@ from kizuna.recommendations.models import (
 
 logger = logging.getLogger(__name__)
 
-STALE_AFTER = timedelta(hours=6)
 KEEP_VERSIONS = 3  # per kind: older versions' files are removed after a successful run
 
 Progress = Callable[[str, int], None]
@@ -102,26 +102,9 @@ def training_run_now(
 
 
 def _claim(run: TrainingRun) -> bool:
-    TrainingRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=now() - STALE_AFTER).update(
-        status=RunStatus.FAILED,
-        finished_at=now(),
-        message="abandoned: still marked running after 6 hours (its worker stopped)",
+    return claim_run(
+        run, refused_message=_("Another training run was in progress; this one was not started.")
     )
-    started = now()
-    try:
-        with transaction.atomic():
-            claimed = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-                status=RunStatus.RUNNING, started_at=started
-            )
-    except IntegrityError:
-        TrainingRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.FAILED,
-            finished_at=now(),
-            message=_("Another training run was in progress; this one was not started."),
-        )
-        return False
-    run.status, run.started_at = RunStatus.RUNNING, started
-    return bool(claimed)
 
 
 def train_all(
