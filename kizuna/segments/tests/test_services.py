@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from kizuna.core import events as bus
-from kizuna.customers.merge import customer_merge
+from kizuna.customers.merge import customer_merge, customer_unmerge
 from kizuna.customers.models import Customer, Event
 from kizuna.customers.services import customer_create, customer_update
 from kizuna.segments import services, subscribers, tasks
@@ -178,6 +178,24 @@ def test_merge_moves_static_memberships_to_the_survivor(world: World) -> None:
     services.segment_upload_static(segment=segment, text="email\ndup@x.jp\n")
     customer_merge(survivor=world.c, merged=other)
     assert member_ids(segment) == {world.c.pk}
+
+
+def test_unmerge_gives_the_static_lists_back(world: World) -> None:
+    only_other = services.segment_save(data={"name": "Fair", "kind": "static"})
+    both = services.segment_save(data={"name": "Newsletter", "kind": "static"})
+    only_survivor = services.segment_save(data={"name": "VIP", "kind": "static"})
+    other = customer_create(data={"family_name": "重複", "email": "dup@x.jp"})
+    services.segment_upload_static(segment=only_other, text="email\ndup@x.jp\n")
+    services.segment_upload_static(segment=both, text=f"customer_id\n{other.pk}\n{world.c.pk}\n")
+    services.segment_upload_static(segment=only_survivor, text=f"customer_id\n{world.c.pk}\n")
+    record = customer_merge(survivor=world.c, merged=other)
+    assert member_ids(only_other) == member_ids(both) == {world.c.pk}
+
+    customer_unmerge(merge=record)
+
+    assert member_ids(only_other) == {other.pk}
+    assert member_ids(both) == {other.pk, world.c.pk}
+    assert member_ids(only_survivor) == {world.c.pk}
 
 
 def test_delete_refuses_a_segment_others_refer_to(world: World) -> None:
