@@ -15,7 +15,13 @@ from kizuna.core import events as bus
 
 # A wrapper that runs the server as the postgres user when the tests run as root.
 PG_CTL = str(Path(__file__).parent / "tests" / "support" / "pg_ctl")
-postgresql_server = factories.postgresql_proc(executable=PG_CTL, port=None)
+# A throwaway server: durability is not what the tests check, and without fsync the suite
+# does not wait on the disk at every commit.
+postgresql_server = factories.postgresql_proc(
+    executable=PG_CTL,
+    port=None,
+    postgres_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+)
 
 
 @pytest.fixture(scope="session")
