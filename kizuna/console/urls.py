@@ -195,7 +195,13 @@ urlpatterns = [
     path("surveys/<int:survey_id>/status/", views_surveys.survey_status, name="survey_status"),
     path("surveys/<int:survey_id>/export.csv", views_surveys.survey_export, name="survey_export"),
     path("community/events/", views_community.event_list, name="community_events"),
+    path("community/events/new/", views_community.event_new, name="community_event_new"),
     path("community/events/<int:event_id>/", views_community.event_detail, name="community_event"),
+    path(
+        "community/events/<int:event_id>/edit/",
+        views_community.event_edit,
+        name="community_event_edit",
+    ),
     path(
         "community/events/<int:event_id>/status/",
         views_community.event_status,

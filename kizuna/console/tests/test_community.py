@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.timezone import localtime
 
 from kizuna.community import services
 from kizuna.community.models import IdeaComment, Registration
@@ -100,3 +101,138 @@ def test_permissions(client: Client, login_as: Callable[[str], Any], guest: Any)
     assert Registration.objects.get().checked_in_at is None
     idea.refresh_from_db()
     assert idea.status == "open"
+
+
+def _event_post(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "slug": "autumn-tasting",
+        "title": "秋の試飲会",
+        "title_en": "Autumn tasting",
+        "kind": "tasting",
+        "starts_at": "2031-10-04T14:00",
+        "ends_at": "2031-10-04T16:00",
+        "venue": "渋谷店",
+        "online_url": "",
+        "capacity": "12",
+        "reminder_hours": "24",
+        "description": "新豆を飲み比べます。",
+        "description_en": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_create_and_edit_an_event_in_japan_time(
+    client: Client, login_as: Callable[[str], Any]
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from kizuna.community.models import CommunityEvent
+
+    login_as("marketer")
+    form = client.get(reverse("console:community_event_new"), HTTP_ACCEPT_LANGUAGE="en")
+    assert form.status_code == 200 and "Time zone: Asia/Tokyo" in form.content.decode()
+    created = client.post(reverse("console:community_event_new"), _event_post())
+    event = CommunityEvent.objects.get()
+    assert created.status_code == 302
+    assert created["Location"] == reverse("console:community_event", args=[event.pk])
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert event.starts_at.astimezone(tokyo).strftime("%Y-%m-%d %H:%M") == "2031-10-04 14:00"
+    assert event.starts_at.utcoffset() is not None and event.starts_at.hour == 5  # UTC
+    assert (event.status, event.capacity, event.title_en) == ("draft", 12, "Autumn tasting")
+    # The edit form shows the stored times back in Japan time; slug and kind stay.
+    url = reverse("console:community_event_edit", args=[event.pk])
+    page = client.get(url).content.decode()
+    assert 'value="2031-10-04T14:00"' in page and 'value="2031-10-04T16:00"' in page
+    changed = client.post(
+        url,
+        _event_post(slug="other", kind="online", capacity="30", ends_at="2031-10-04T17:30"),
+    )
+    assert changed.status_code == 302
+    event.refresh_from_db()
+    assert (event.slug, event.kind, event.capacity) == ("autumn-tasting", "tasting", 30)
+    assert event.ends_at.astimezone(tokyo).strftime("%H:%M") == "17:30"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"capacity": "-1"}, "capacity", "greater than or equal to 1"),
+        ({"capacity": "0"}, "capacity", "greater than or equal to 1"),
+        ({"capacity": "many"}, "capacity", "Enter a whole number"),
+        ({"ends_at": "2031-10-04T13:00"}, "ends_at", "must end after it starts"),
+        ({"ends_at": "2031-10-04T14:00"}, "ends_at", "must end after it starts"),
+        ({"starts_at": "next week"}, "starts_at", "Enter a valid date/time"),
+        ({"kind": "party"}, "kind", "Select a valid choice"),
+        ({"title": ""}, "title", "This field is required"),
+        ({"slug": "秋"}, "slug", "Enter a valid “slug”"),
+        ({"reminder_hours": "400"}, "reminder_hours", "less than or equal to 336"),
+        ({"online_url": "http://zoom.example/x"}, "online_url", "must start with https://"),
+    ],
+)
+def test_bad_event_input_names_the_field_and_writes_nothing(
+    client: Client, login_as: Callable[[str], Any], overrides: dict, field: str, message: str
+) -> None:
+    from kizuna.community.models import CommunityEvent
+
+    login_as("marketer")
+    response = client.post(
+        reverse("console:community_event_new"), _event_post(**overrides), HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert list(errors) == [field], errors
+    assert message in " ".join(errors[field])
+    assert message in response.content.decode().replace("&quot;", '"')
+    assert CommunityEvent.objects.count() == 0
+
+
+def test_edit_refuses_a_capacity_below_the_seats_taken(
+    client: Client, login_as: Callable[[str], Any], guest: Any
+) -> None:
+    event = make_event(capacity=3)
+    other = customer_create(data={"email": "two@example.jp", "family_name": "二人目"})
+    services.register(event=event, customer=guest)
+    services.register(event=event, customer=other)
+    login_as("marketer")
+    url = reverse("console:community_event_edit", args=[event.pk])
+    response = client.post(
+        url,
+        _event_post(
+            capacity="1",
+            starts_at=localtime(event.starts_at).strftime("%Y-%m-%dT%H:%M"),
+            ends_at=localtime(event.ends_at).strftime("%Y-%m-%dT%H:%M"),
+        ),
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert list(errors) == ["capacity"]
+    assert "More people are already registered" in " ".join(errors["capacity"])
+    event.refresh_from_db()
+    assert event.capacity == 3
+
+
+def test_event_forms_are_refused_to_anonymous_and_under_privileged(
+    client: Client, login_as: Callable[[str], Any]
+) -> None:
+    from kizuna.community.models import CommunityEvent
+
+    event = make_event()
+    new, edit = (
+        reverse("console:community_event_new"),
+        reverse("console:community_event_edit", args=[event.pk]),
+    )
+    for url in (new, edit):
+        assert client.get(url)["Location"].startswith(reverse("console:login"))
+        assert client.post(url, _event_post(slug="x1"))["Location"].startswith(
+            reverse("console:login")
+        )
+    for role in ("analyst", "support"):
+        login_as(role)
+        for url in (new, edit):
+            assert client.get(url).status_code == 403
+            assert client.post(url, _event_post(slug="x2", capacity="99")).status_code == 403
+    assert CommunityEvent.objects.count() == 1
+    event.refresh_from_db()
+    assert event.capacity == 2
