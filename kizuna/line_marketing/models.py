@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from kizuna.loyalty.models import Tier
 from kizuna.messaging.models import Channel
 from kizuna.segments.models import Segment
 
@@ -20,6 +21,11 @@ class LineAudience(models.Model):
     description = models.CharField(_("description"), max_length=120)
     audience_group_id = models.BigIntegerField(_("audience group ID"), unique=True)
     size = models.PositiveIntegerField(_("users uploaded"), default=0)
+    # LINE's view of the group (GET /v2/bot/audienceGroup/{id}): IN_PROGRESS, READY, FAILED,
+    # EXPIRED, ...; the count LINE matched. Refreshed on demand (`audience_refresh`).
+    status = models.CharField(_("LINE status"), max_length=20, default="IN_PROGRESS")
+    line_count = models.PositiveIntegerField(_("users LINE matched"), null=True, blank=True)
+    checked_at = models.DateTimeField(_("checked at"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -42,7 +48,17 @@ class Narrowcast(models.Model):
     messages = models.JSONField(_("messages"))
     idempotency_key = models.CharField(_("idempotency key"), max_length=120, unique=True)
     request_id = models.CharField(_("LINE request ID"), max_length=64, blank=True)
+    # "sent" until LINE's progress API is asked; then its phase: waiting, sending,
+    # succeeded or failed (`narrowcast_refresh`).
     status = models.CharField(_("status"), max_length=20, default="sent")
+    target_count = models.PositiveIntegerField(_("targets"), null=True, blank=True)
+    success_count = models.PositiveIntegerField(_("delivered"), null=True, blank=True)
+    failure_count = models.PositiveIntegerField(_("failed"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    checked_at = models.DateTimeField(_("checked at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -55,14 +71,19 @@ class Narrowcast(models.Model):
 
 
 class RichMenu(models.Model):
-    """A rich menu created on LINE, optionally meant for one segment (e.g. members)."""
+    """A rich menu created on LINE, optionally meant for one segment or one loyalty tier
+    (e.g. a member menu), or the channel's default menu."""
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
     name = models.CharField(_("name"), max_length=300)
     segment = models.ForeignKey(
         Segment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     rich_menu_id = models.CharField(_("rich menu ID"), max_length=100, unique=True)
+    is_default = models.BooleanField(_("default menu"), default=False)
     definition = models.JSONField(_("definition"))
     image_uploaded = models.BooleanField(_("image uploaded"), default=False)
     linked_users = models.PositiveIntegerField(_("users linked"), default=0)

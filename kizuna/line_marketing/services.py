@@ -1,5 +1,6 @@
-"""Writes of LINE marketing: upload a segment as a LINE audience, narrowcast to it, create
-rich menus (with their image) and link them to a segment's LINE users.
+"""Writes of LINE marketing: upload a segment as a LINE audience (and refresh LINE's status
+of it), narrowcast to it (and read LINE's progress of the send), create rich menus (with their
+image), link them to a segment's or a loyalty tier's LINE users, make one the default.
 
 Everything goes through line-bot-sdk v3 (`client.line_clients`). Only LINE users who follow
 the channel and are linked to a customer (messaging's `LineContact`) are uploaded or linked.
@@ -15,6 +16,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from linebot.v3.audience import (
     AddAudienceToAudienceGroupRequest,
@@ -35,6 +37,7 @@ from linebot.v3.messaging import (
 
 from kizuna.line_marketing.client import LineConfigError, line_clients
 from kizuna.line_marketing.models import LineAudience, Narrowcast, RichMenu
+from kizuna.loyalty.models import Account, Tier
 from kizuna.messaging.models import Channel, LineContact
 from kizuna.segments.models import Segment
 from kizuna.segments.selectors import segment_customers
@@ -72,6 +75,17 @@ def _line_error(exc: ApiException | AudienceApiException, field: str) -> Validat
 def segment_line_user_ids(*, channel: Channel, segment: Segment) -> list[str]:
     """The LINE user ids of the segment's members who follow the channel (in id order)."""
     members = segment_customers(segment=segment).values("pk")
+    return list(
+        LineContact.objects.filter(channel=channel, following=True, customer_id__in=members)
+        .order_by("line_user_id")
+        .values_list("line_user_id", flat=True)
+        .distinct()
+    )
+
+
+def tier_line_user_ids(*, channel: Channel, tier: Tier) -> list[str]:
+    """The LINE user ids of the members currently in this loyalty tier who follow the channel."""
+    members = Account.objects.filter(tier=tier).values("customer_id")
     return list(
         LineContact.objects.filter(channel=channel, following=True, customer_id__in=members)
         .order_by("line_user_id")
@@ -155,8 +169,33 @@ def _sdk_messages(messages: Any, field: str = "messages") -> list[Message]:
     return out
 
 
+def audience_refresh(*, audience: LineAudience) -> LineAudience:
+    """Ask LINE for the audience group's status (IN_PROGRESS until LINE has matched the
+    uploaded ids, then READY; FAILED or EXPIRED otherwise) and the count it matched."""
+    try:
+        with line_clients(audience.channel) as clients:
+            data = clients.audience.get_audience_data(audience.audience_group_id)
+    except AudienceApiException as exc:
+        raise _line_error(exc, "audience") from exc
+    except LineConfigError as exc:
+        raise ValidationError({"channel": [str(exc)]}) from exc
+    group = data.audience_group
+    audience.status = str(getattr(group.status, "value", group.status) or "") if group else ""
+    count = group.audience_count if group else None
+    audience.line_count = int(count) if count is not None else None
+    audience.checked_at = timezone.now()
+    LineAudience.objects.filter(pk=audience.pk).update(
+        status=audience.status, line_count=audience.line_count, checked_at=audience.checked_at
+    )
+    return audience
+
+
 def narrowcast_send(
-    *, audience: LineAudience, messages: list[dict[str, Any]], idempotency_key: str
+    *,
+    audience: LineAudience,
+    messages: list[dict[str, Any]],
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
 ) -> Narrowcast:
     """Narrowcast `messages` to the audience. The same key returns the stored send; LINE
     accepts a retried request once (retry key)."""
@@ -193,7 +232,58 @@ def narrowcast_send(
         messages=messages,
         idempotency_key=idempotency_key,
         request_id=request_id,
+        created_by=_staff(actor),
     )
+
+
+def narrowcast_to_segment(
+    *,
+    channel: Channel,
+    segment: Segment,
+    messages: list[dict[str, Any]],
+    idempotency_key: str,
+    actor: AbstractBaseUser | None = None,
+) -> Narrowcast:
+    """Narrowcast to a segment: upload its following members as a fresh audience, then send.
+    A retried key returns the first send without uploading again."""
+    existing = Narrowcast.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return narrowcast_send(
+            audience=existing.audience, messages=messages, idempotency_key=idempotency_key
+        )
+    _sdk_messages(messages)  # refuse bad messages before anything goes to LINE
+    audience = audience_upload(channel=channel, segment=segment, actor=actor)
+    return narrowcast_send(
+        audience=audience, messages=messages, idempotency_key=idempotency_key, actor=actor
+    )
+
+
+NARROWCAST_PHASES = ("waiting", "sending", "succeeded", "failed")
+
+
+def narrowcast_refresh(*, narrowcast: Narrowcast) -> Narrowcast:
+    """Ask LINE's progress API how far the send is (phase, targets, delivered, failed)."""
+    if not narrowcast.request_id:
+        raise ValidationError({"request_id": [_("LINE gave no request ID for this send.")]})
+    try:
+        with line_clients(narrowcast.audience.channel) as clients:
+            progress = clients.messaging.get_narrowcast_progress(narrowcast.request_id)
+    except ApiException as exc:
+        raise _line_error(exc, "request_id") from exc
+    except LineConfigError as exc:
+        raise ValidationError({"channel": [str(exc)]}) from exc
+    phase = str(progress.phase or "")
+    narrowcast.status = phase if phase in NARROWCAST_PHASES else "sent"
+    narrowcast.target_count = progress.target_count
+    narrowcast.success_count = progress.success_count
+    narrowcast.failure_count = progress.failure_count
+    narrowcast.error = str(progress.failed_description or "")[:300]
+    narrowcast.checked_at = timezone.now()
+    fields = ["status", "target_count", "success_count", "failure_count", "error", "checked_at"]
+    Narrowcast.objects.filter(pk=narrowcast.pk).update(
+        **{f: getattr(narrowcast, f) for f in fields}
+    )
+    return narrowcast
 
 
 def rich_menu_create(
@@ -203,12 +293,15 @@ def rich_menu_create(
     image: bytes,
     content_type: str = "image/png",
     segment: Segment | None = None,
+    tier: Tier | None = None,
 ) -> RichMenu:
     """Create a rich menu on LINE from its definition (size, areas, chatBarText, name) and
-    upload its image; `segment` says which customers it is for (linked with
+    upload its image; `segment` or `tier` says which customers it is for (linked with
     `rich_menu_link_segment`)."""
     errors: dict[str, list[str]] = {}
     _check_channel(channel, errors)
+    if segment is not None and tier is not None:
+        errors["tier"] = [_("A rich menu is for a segment or for a tier, not both.")]
     if content_type not in IMAGE_TYPES:
         errors["image"] = [_("The image must be PNG or JPEG.")]
     elif not image or len(image) > MAX_IMAGE_BYTES:
@@ -238,6 +331,7 @@ def rich_menu_create(
         channel=channel,
         name=str(request.name),
         segment=segment,
+        tier=tier,
         rich_menu_id=created.rich_menu_id,
         definition=definition,
         image_uploaded=True,
@@ -270,9 +364,30 @@ def rich_menu_link_users(*, menu: RichMenu, user_ids: Sequence[str]) -> int:
 
 
 def rich_menu_link_segment(*, menu: RichMenu) -> int:
-    """Link the menu to every following LINE user of its segment (e.g. a member menu for
-    linked customers)."""
-    if menu.segment is None:
-        raise ValidationError({"segment": [_("This rich menu is not for a segment.")]})
-    users = segment_line_user_ids(channel=menu.channel, segment=menu.segment)
+    """Link the menu to every following LINE user of its segment or its loyalty tier (e.g.
+    a member menu for linked customers, a gold menu for gold members)."""
+    if menu.segment is not None:
+        users = segment_line_user_ids(channel=menu.channel, segment=menu.segment)
+    elif menu.tier is not None:
+        users = tier_line_user_ids(channel=menu.channel, tier=menu.tier)
+    else:
+        raise ValidationError({"segment": [_("This rich menu is not for a segment or a tier.")]})
     return rich_menu_link_users(menu=menu, user_ids=users)
+
+
+def rich_menu_set_default(*, menu: RichMenu) -> RichMenu:
+    """Make the menu the channel's default (shown to every follower without a linked menu)."""
+    try:
+        with line_clients(menu.channel) as clients:
+            clients.messaging.set_default_rich_menu(menu.rich_menu_id)
+    except ApiException as exc:
+        raise _line_error(exc, "menu") from exc
+    except LineConfigError as exc:
+        raise ValidationError({"channel": [str(exc)]}) from exc
+    with transaction.atomic():
+        RichMenu.objects.filter(channel=menu.channel, is_default=True).exclude(pk=menu.pk).update(
+            is_default=False
+        )
+        RichMenu.objects.filter(pk=menu.pk).update(is_default=True)
+    menu.is_default = True
+    return menu

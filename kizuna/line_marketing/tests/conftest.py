@@ -39,6 +39,10 @@ class LineServer:
     links: dict[str, str] = field(default_factory=dict)  # user id -> rich menu id
     narrowcasts: list[dict[str, Any]] = field(default_factory=list)
     accepted_keys: dict[str, str] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)  # request id -> audience group
+    progress_phase: str = "succeeded"  # what the progress API reports
+    audience_status: str = "READY"
+    default_menu: str = ""
     # LINE Login: authorization code -> (LINE user id, redirect uri it was issued for)
     login_channel_id: str = "1650000000"
     login_secret: str = "login-secret"
@@ -108,6 +112,49 @@ def _handler(api: LineServer) -> type[BaseHTTPRequestHandler]:
                 return True
             return False
 
+        def _reads(self, path: str) -> bool:
+            """GETs: an audience group's status, a narrowcast's progress."""
+            parsed = urllib.parse.urlsplit(path)
+            if parsed.path.startswith("/v2/bot/audienceGroup/"):
+                group = int(parsed.path.rsplit("/", 1)[1])
+                if group not in api.audiences:
+                    self._reply(404, {"message": "audience group not found"})
+                    return True
+                self._reply(
+                    200,
+                    {
+                        "audienceGroup": {
+                            "audienceGroupId": group,
+                            "type": "UPLOAD",
+                            "description": "d",
+                            "status": api.audience_status,
+                            "audienceCount": len(api.audiences[group]),
+                            "created": 1764547200,
+                            "isIfaAudience": False,
+                        },
+                        "jobs": [],
+                    },
+                )
+                return True
+            if parsed.path == "/v2/bot/message/progress/narrowcast":
+                request_id = urllib.parse.parse_qs(parsed.query).get("requestId", [""])[0]
+                if request_id not in api.sent:
+                    self._reply(404, {"message": "request not found"})
+                    return True
+                targets = len(api.audiences[api.sent[request_id]])
+                done = api.progress_phase == "succeeded"
+                body: dict[str, Any] = {
+                    "phase": api.progress_phase,
+                    "acceptedTime": "2026-12-01T10:00:00.000Z",
+                }
+                if done:
+                    body.update(successCount=targets, failureCount=0, targetCount=targets)
+                if api.progress_phase == "failed":
+                    body.update(failedDescription="audience too small", errorCode=2)
+                self._reply(200, body)
+                return True
+            return False
+
         def _handle(self, method: str) -> None:
             raw, body = self._read()
             api.requests.append((method, self.path, dict(self.headers), body))
@@ -116,6 +163,14 @@ def _handler(api: LineServer) -> type[BaseHTTPRequestHandler]:
             if not self._auth():
                 return
             path = self.path
+            if method == "GET" and self._reads(path):
+                return
+            if method == "POST" and path.startswith("/v2/bot/user/all/richmenu/"):
+                menu_id = path.rsplit("/", 1)[1]
+                if menu_id not in api.menus:
+                    return self._reply(404, {"message": "rich menu not found"})
+                api.default_menu = menu_id
+                return self._reply(200, {})
             if method == "POST" and path == "/v2/bot/audienceGroup/upload":
                 ids = [a["id"] for a in body.get("audiences", [])]
                 if not body.get("description") or len(ids) > 10_000:
@@ -154,6 +209,7 @@ def _handler(api: LineServer) -> type[BaseHTTPRequestHandler]:
                 request_id = uuid.uuid4().hex
                 if key:
                     api.accepted_keys[key] = request_id
+                api.sent[request_id] = recipient["audienceGroupId"]
                 api.narrowcasts.append(body)
                 return self._reply(202, {}, {"x-line-request-id": request_id})
             if method == "POST" and path == "/v2/bot/richmenu":

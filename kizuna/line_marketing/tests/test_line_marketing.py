@@ -172,3 +172,100 @@ def test_flex_templates_are_valid_line_messages() -> None:
     assert "Valid until" not in str(coupon) and "Use coupon" in str(coupon)
     with pytest.raises(ValueError):
         flex.recommendations_carousel([])
+
+
+def test_audience_status_from_line(channel, tokyo, line_server) -> None:
+    audience = services.audience_upload(channel=channel, segment=tokyo)
+    assert audience.status == "IN_PROGRESS" and audience.line_count is None
+    line_server.audience_status = "READY"
+    services.audience_refresh(audience=audience)
+    stored = LineAudience.objects.get()
+    assert (stored.status, stored.line_count) == ("READY", 3) and stored.checked_at
+    assert line_server.requests[-1][1] == f"/v2/bot/audienceGroup/{audience.audience_group_id}"
+    line_server.audiences.clear()  # LINE deleted it: a clear error, nothing changed
+    with pytest.raises(ValidationError) as exc:
+        services.audience_refresh(audience=stored)
+    assert "404" in exc.value.message_dict["audience"][0]
+    assert LineAudience.objects.get().status == "READY"
+
+
+def test_narrowcast_progress_from_line(channel, tokyo, line_server) -> None:
+    audience = services.audience_upload(channel=channel, segment=tokyo)
+    sent = services.narrowcast_send(
+        audience=audience, messages=[{"type": "text", "text": "お知らせ"}], idempotency_key="p1"
+    )
+    assert sent.status == "sent" and sent.success_count is None
+    line_server.progress_phase = "sending"
+    assert services.narrowcast_refresh(narrowcast=sent).status == "sending"
+    assert Narrowcast.objects.get().success_count is None
+    line_server.progress_phase = "succeeded"
+    services.narrowcast_refresh(narrowcast=sent)
+    stored = Narrowcast.objects.get()
+    assert (stored.status, stored.target_count, stored.success_count, stored.failure_count) == (
+        "succeeded",
+        3,
+        3,
+        0,
+    )
+    assert line_server.requests[-1][1] == (
+        f"/v2/bot/message/progress/narrowcast?requestId={sent.request_id}"
+    )
+    line_server.progress_phase = "failed"
+    failed = services.narrowcast_refresh(narrowcast=stored)
+    assert failed.status == "failed" and failed.error == "audience too small"
+
+
+def test_narrowcast_to_a_segment_uploads_then_sends_once(channel, tokyo, line_server) -> None:
+    text = [{"type": "text", "text": "東京の会員さまへ"}]
+    sent = services.narrowcast_to_segment(
+        channel=channel, segment=tokyo, messages=text, idempotency_key="s1"
+    )
+    again = services.narrowcast_to_segment(
+        channel=channel, segment=tokyo, messages=text, idempotency_key="s1"
+    )
+    assert sent.pk == again.pk and LineAudience.objects.count() == 1
+    assert len(line_server.narrowcasts) == 1 and sent.audience.size == 3
+    with pytest.raises(ValidationError) as exc:
+        services.narrowcast_to_segment(
+            channel=channel, segment=tokyo, messages=[{"type": "nope"}], idempotency_key="s2"
+        )
+    assert list(exc.value.message_dict) == ["messages.0"]
+    assert LineAudience.objects.count() == 1  # nothing uploaded for a refused send
+
+
+def test_rich_menu_from_a_layout_for_a_tier_and_as_default(channel, tokyo, line_server) -> None:
+    from kizuna.customers.models import Customer
+    from kizuna.line_marketing import richmenus
+    from kizuna.loyalty.models import Account, Tier
+    from kizuna.loyalty.services import account_for, programme_get
+
+    gold = Tier.objects.create(programme=programme_get(), code="gold", name="ゴールド", rank=2)
+    members = list(Customer.objects.order_by("pk"))
+    for customer in (members[1], members[3], members[4]):  # following, blocked, Osaka
+        Account.objects.filter(pk=account_for(customer).pk).update(tier=gold)
+    definition = richmenus.build(
+        "shop", name="ゴールド会員", chat_bar_text="メニュー", url="https://shop.example.jp/"
+    )
+    assert [a["bounds"]["x"] for a in definition["areas"]] == [0, 833, 1666]
+    menu = services.rich_menu_create(channel=channel, definition=definition, image=PNG, tier=gold)
+    assert services.rich_menu_link_segment(menu=menu) == 2
+    assert line_server.links == {line_id(1): menu.rich_menu_id, line_id(4): menu.rich_menu_id}
+    other = services.rich_menu_create(
+        channel=channel,
+        definition=richmenus.build(
+            "full", name="全員", chat_bar_text="メニュー", url="https://shop.example.jp/"
+        ),
+        image=PNG,
+    )
+    services.rich_menu_set_default(menu=menu)
+    services.rich_menu_set_default(menu=other)
+    assert line_server.default_menu == other.rich_menu_id
+    assert list(RichMenu.objects.filter(is_default=True)) == [other]
+    with pytest.raises(ValidationError) as exc:
+        services.rich_menu_link_segment(menu=other)
+    assert list(exc.value.message_dict) == ["segment"]
+    with pytest.raises(ValidationError) as exc:
+        services.rich_menu_create(
+            channel=channel, definition=definition, image=PNG, tier=gold, segment=tokyo
+        )
+    assert list(exc.value.message_dict) == ["tier"] and RichMenu.objects.count() == 2
