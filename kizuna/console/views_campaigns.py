@@ -27,6 +27,7 @@ from kizuna.campaigns.choices import (
 from kizuna.campaigns.models import Campaign
 from kizuna.console import campaign_charts
 from kizuna.console.views import _page, _staff, staff_required
+from kizuna.core import jp_calendar
 from kizuna.core.errors import NotFound
 from kizuna.messaging import selectors as messaging_selectors
 from kizuna.messaging.models import Channel, Template
@@ -55,6 +56,7 @@ class CampaignForm(forms.Form):
     send_at = forms.DateTimeField(
         label=gettext_lazy("Send at"),
         required=False,
+        initial=jp_calendar.next_business_send_time,  # next business day, 10:00 JST
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     default_hour = forms.IntegerField(

@@ -80,6 +80,8 @@ class Config:
     encryption_key: str = ""
     public_url: str = "http://localhost:8000"
     quiet_hours: str = "21-8"
+    # Japanese Sundays and national holidays quiet all day (kizuna.core.jp_calendar)
+    quiet_on_holidays: bool = False
     daily_cap: int = 3
 
     @property
@@ -132,6 +134,7 @@ def load() -> Config:
         encryption_key=os.environ.get("KIZUNA_ENCRYPTION_KEY") or "",
         public_url=(os.environ.get("KIZUNA_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
         quiet_hours=os.environ.get("KIZUNA_QUIET_HOURS") or "21-8",
+        quiet_on_holidays=_bool("KIZUNA_QUIET_ON_HOLIDAYS", False),
         daily_cap=_int("KIZUNA_MESSAGE_DAILY_CAP", 3),
     )
 

@@ -98,3 +98,17 @@ def next_business_moment(
         return moment
     day = next_business_day(local.date(), new_year_break=new_year_break, extra_closed=closed)
     return datetime.combine(day, at, tzinfo=zone)
+
+
+def next_business_send_time(
+    *,
+    now: datetime | None = None,
+    at: time = time(10, 0),
+    zone: ZoneInfo = JST,
+    new_year_break: bool = True,
+) -> datetime:
+    """The next business day after today (in `zone`) at `at` local time: the send time a
+    scheduling form suggests ("next business day, 10:00 JST"). A callable form initial."""
+    local = (now or datetime.now(tz=zone)).astimezone(zone)
+    day = next_business_day(local.date(), new_year_break=new_year_break)
+    return datetime.combine(day, at, tzinfo=zone)

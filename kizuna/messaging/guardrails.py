@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 
+from kizuna.core import jp_calendar
 from kizuna.messaging.choices import ChannelKind, Frequency, Purpose
 
 REFUSALS = {
@@ -84,22 +85,44 @@ def parse_quiet_hours(value: str) -> tuple[int, int] | None:
     return int(start) % 24, int(end) % 24
 
 
-def quiet_until(moment: datetime, zone_name: str, hours: tuple[int, int] | None) -> datetime | None:
-    """If `moment` falls in the quiet hours of the customer's zone, when they end."""
-    if hours is None:
+def quiet_day(day: date) -> bool:
+    """Sundays and Japan's national holidays (振替休日 included): quiet all day when
+    KIZUNA_QUIET_ON_HOLIDAYS is on."""
+    return day.weekday() == 6 or jp_calendar.is_holiday(day)
+
+
+def quiet_until(
+    moment: datetime,
+    zone_name: str,
+    hours: tuple[int, int] | None,
+    *,
+    holidays: bool = False,
+) -> datetime | None:
+    """If `moment` falls in the quiet hours of the customer's zone, when they end. With
+    `holidays`, Sundays and national holidays are quiet all day: the hold ends at the end
+    hour of the quiet hours (midnight when they are off) of the next day that is neither."""
+    if hours is None and not holidays:
         return None
     try:
         zone = ZoneInfo(zone_name or settings.TIME_ZONE)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo(settings.TIME_ZONE)
     local = moment.astimezone(zone)
-    start, end = hours
-    hour = local.hour
-    quiet = (start <= hour or hour < end) if start > end else (start <= hour < end)
-    if not quiet:
-        return None
-    day = local.date() if hour < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, time(end), tzinfo=zone)
+    until: datetime | None = None
+    if hours is not None:
+        start, end = hours
+        hour = local.hour
+        quiet = (start <= hour or hour < end) if start > end else (start <= hour < end)
+        if quiet:
+            day = local.date() if hour < end else local.date() + timedelta(days=1)
+            until = datetime.combine(day, time(end), tzinfo=zone)
+    if holidays:
+        day = until.date() if until is not None else local.date()
+        if quiet_day(day):
+            while quiet_day(day):
+                day += timedelta(days=1)
+            until = datetime.combine(day, time(hours[1] if hours else 0), tzinfo=zone)
+    return until
 
 
 def check(facts: Facts, moment: datetime) -> Refusal | Deferral | None:
@@ -121,7 +144,12 @@ def check(facts: Facts, moment: datetime) -> Refusal | Deferral | None:
     if marketing and facts.sent_recently >= facts.cap:
         return Refusal("frequency_cap")
     if marketing and facts.channel_kind == ChannelKind.LINE:
-        until = quiet_until(moment, facts.timezone, parse_quiet_hours(settings.KIZUNA_QUIET_HOURS))
+        until = quiet_until(
+            moment,
+            facts.timezone,
+            parse_quiet_hours(settings.KIZUNA_QUIET_HOURS),
+            holidays=getattr(settings, "KIZUNA_QUIET_ON_HOLIDAYS", False),
+        )
         if until is not None:
             return Deferral("quiet_hours", until)
     return None

@@ -58,3 +58,20 @@ def test_next_business_moment_in_tokyo_time() -> None:
     # Tuesday 24 Nov 01:00 UTC is a business day in Tokyo: unchanged.
     working = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
     assert next_business_moment(working, at=time(9, 0)) == working
+
+
+def test_next_business_send_time_for_scheduling_forms() -> None:
+    from kizuna.core.jp_calendar import next_business_send_time
+
+    # Friday 2026-11-20 evening → Tuesday 24th (weekend, then 勤労感謝の日 on Monday) 10:00 JST.
+    friday = datetime(2026, 11, 20, 18, 0, tzinfo=JST)
+    assert next_business_send_time(now=friday) == datetime(2026, 11, 24, 10, 0, tzinfo=JST)
+    # Given in UTC: 2026-12-29 16:00 UTC is already 12/30 in Tokyo; the next day, 12/31, is
+    # in the New Year break (then 元日 and a weekend) → Monday 2027-01-04.
+    late = datetime(2026, 12, 29, 16, 0, tzinfo=UTC)
+    assert next_business_send_time(now=late, at=time(9, 30)) == datetime(
+        2027, 1, 4, 9, 30, tzinfo=JST
+    )
+    assert next_business_send_time(now=late, new_year_break=False) == datetime(
+        2026, 12, 31, 10, 0, tzinfo=JST
+    )
