@@ -12,6 +12,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
+from django.utils.formats import date_format
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from kizuna.analytics.models import Kpi, Segment
@@ -24,6 +26,11 @@ MUTED = "#8c8279"
 # with gaps between cells (without them plotly.js probes image rendering through an inline
 # style attribute): the CSP forbids inline styles. Cells carry their values as text instead.
 HEATMAP_CSP: dict[str, Any] = {"showscale": False, "xgap": 1, "ygap": 1}
+
+
+def month_tickformat() -> str:
+    """A month axis's d3 tick format in the active language: 2026年11月 or 2026-11."""
+    return "%Y年%-m月" if (get_language() or "").startswith("ja") else "%Y-%m"
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def kpi_trend(
         ),
         layout=_layout(
             yaxis={"title": {"text": label + (" (%)" if is_rate else "")}, "rangemode": "tozero"},
-            xaxis={"tickformat": "%Y-%m"},
+            xaxis={"tickformat": month_tickformat()},
             height=300,
             showlegend=bool(goals),
         ),
@@ -173,7 +180,8 @@ def kpi_trend(
                 y=[target],
                 mode="markers",
                 marker={"symbol": "star", "size": 14, "color": "#2b6cb0"},
-                name=_("Goal by %(month)s") % {"month": goal["due"].strftime("%Y-%m")},
+                name=_("Goal by %(month)s")
+                % {"month": date_format(goal["due"], "YEAR_MONTH_FORMAT")},
             )
         )
         start = months[0] if months else goal["due"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import plotly.graph_objects as go
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from kizuna.console.analytics_charts import ACCENT, HEATMAP_CSP, MUTED, _layout, _plain
@@ -13,7 +14,7 @@ from kizuna.subscriptions.periods import ChurnMonth, CohortRow
 
 
 def mrr_trend(points: list[dict[str, Any]]) -> dict[str, Any]:
-    months = [p["month"].strftime("%Y-%m") for p in points]
+    months = [date_format(p["month"], "YEAR_MONTH_FORMAT") for p in points]
     figure = go.Figure(
         go.Bar(x=months, y=[p["mrr_yen"] for p in points], marker_color=ACCENT, name="MRR")
     )
@@ -22,7 +23,7 @@ def mrr_trend(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def churn_trend(rows: list[ChurnMonth]) -> dict[str, Any]:
-    months = [r.month.strftime("%Y-%m") for r in rows]
+    months = [date_format(r.month, "YEAR_MONTH_FORMAT") for r in rows]
     figure = go.Figure(
         go.Scatter(
             x=months,
@@ -46,7 +47,7 @@ def retention_heatmap(rows: list[CohortRow]) -> dict[str, Any]:
         go.Heatmap(
             z=z,
             x=[str(k) for k in range(width)],
-            y=[f"{r.cohort:%Y-%m} ({r.size})" for r in rows],
+            y=[f"{date_format(r.cohort, 'YEAR_MONTH_FORMAT')} ({r.size})" for r in rows],
             text=text,
             texttemplate="%{text}",
             colorscale=[[0, "#f6efe9"], [1, ACCENT]],
