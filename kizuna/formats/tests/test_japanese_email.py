@@ -49,3 +49,33 @@ def test_subject_from_name_and_body_survive_a_round_trip(charset: str) -> None:
     text = body.get_content().replace("\r\n", "\n")
     assert text == BODY + "--\n" + FOOTER
     assert "〒150-0001 東京都渋谷区神宮前1-2-3" in text
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "iso-2022-jp"])
+def test_support_reads_japanese_mail_in_both_charsets(charset: str) -> None:
+    """Inbound mail for support (kizuna.support.intake.parse_email): the same Japanese
+    subject, sender name and body come out of a UTF-8 and a 7-bit ISO-2022-JP message."""
+    from kizuna.support.intake import parse_email
+
+    message = OutboundMessage(
+        delivery_id=2,
+        idempotency_key="jp-in",
+        to="support@kizuna.example",
+        rendered={"subject": "Re: " + SUBJECT, "text": BODY, "html": ""},
+        marketing=False,
+        customer_name="絆商店 サポート",
+    )
+    raw = serialise(
+        build_message(
+            channel_settings={
+                "from_address": "hanako@example.jp",
+                "from_name": "佐藤 花子",
+                "charset": charset,
+            },
+            message=message,
+        )
+    )
+    parsed = parse_email(raw)
+    assert parsed.subject == "Re: " + SUBJECT
+    assert (parsed.from_name, parsed.from_address) == ("佐藤 花子", "hanako@example.jp")
+    assert parsed.body.replace("\r\n", "\n") == BODY.strip()
