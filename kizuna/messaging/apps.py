@@ -7,6 +7,7 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
+        import kizuna.messaging.community_reminders  # noqa: F401  (community reminders sent)
         from kizuna.messaging import context, tasks  # noqa: F401  (tasks register with Huey)
 
         context.register_builtin_providers()
