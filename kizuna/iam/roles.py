@@ -15,6 +15,7 @@ class Role(TextChoices):
     MARKETER = "marketer", _("Marketer")
     ANALYST = "analyst", _("Analyst")
     SUPPORT = "support", _("Support")
+    SALES = "sales", _("Sales")
 
 
 _VIEW_ALL = [
@@ -187,9 +188,9 @@ _SUPPORT_MANAGE = [
     "support.change_cannedanswer",
     "support.change_slapolicy",
 ]
-# The sales role's group (not yet a Role choice: that needs an iam migration of
-# ApiKey.role; until then staff join the "sales" group in the admin).
-SALES = "sales"
+# Sales (issue 14): their own accounts' deals, contacts and tasks (no view_all_deals), and
+# read access to customers like every role. A role for staff and API keys alike.
+SALES = Role.SALES
 
 # Privacy (issue 11): support opens data-subject requests and hands out exports;
 # administrators also erase customers and publish purpose-of-use notices.
@@ -303,5 +304,5 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SUPPORT_MANAGE,
         *_PRIVACY_SERVE,
     ],
-    SALES: [*_VIEW_ALL, *_ACCOUNTS_SELL],
+    Role.SALES: [*_VIEW_ALL, *_ACCOUNTS_SELL],
 }

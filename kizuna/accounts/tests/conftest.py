@@ -51,16 +51,10 @@ def other(db: None):
 
 @pytest.fixture
 def sales(make_staff) -> Callable[..., object]:
-    """A staff user in the sales group (sees only their own deals and tasks)."""
-    from django.contrib.auth.models import Group
-
-    from kizuna.iam.services import roles_sync
+    """A staff user of the sales role (sees only their own deals and tasks)."""
 
     def make(username: str):
-        user = make_staff("support", username=username)
-        roles_sync()
-        user.groups.set([Group.objects.get(name="sales")])
-        return user
+        return make_staff("sales", username=username)
 
     return make
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -173,3 +174,86 @@ def test_ids_beyond_any_row_are_404_or_422_not_500(call, pipeline) -> None:
     r = api("POST", "/api/v1/activities", {"kind": "note", "subject": "x", "account": 2**62 + 1})
     assert r.status_code == 422
     assert api("POST", f"/api/v1/activities/{2**62 + 1}/complete").status_code == 404
+
+
+def test_sales_api_key_can_do_what_sales_staff_can_and_nothing_more(
+    sales, pipeline, admin_user, customer
+) -> None:
+    """The same requests through a sales user's session and through a sales API key created
+    for that user: the same answers (own deals only, selling allowed, the rest refused)."""
+    from kizuna.iam.models import ApiKey
+
+    sato = sales("sato")
+    account = services.account_create(data={"name": "Acme"})
+    lead, proposal = pipeline.stages.order_by("position")[:2]
+    theirs = services.deal_create(
+        data={"title": "Theirs", "account": account, "stage": lead.pk}, actor=admin_user
+    )
+    key = api_key_create(name="sato's CRM sync", role="sales", created_by=sato)
+    assert ApiKey.objects.get().role == "sales"
+
+    def by_session(method: str, path: str, body=None):
+        return session(sato).generic(
+            method, path, json.dumps(body) if body is not None else "", "application/json"
+        )
+
+    def by_key(method: str, path: str, body=None):
+        return Client().generic(
+            method,
+            path,
+            json.dumps(body) if body is not None else "",
+            "application/json",
+            headers={"Authorization": f"Bearer {key.secret}", "Accept-Language": "en"},
+        )
+
+    def scenario(send, tag: str) -> list[int]:
+        answers = []
+
+        def ask(method: str, path: str, body=None) -> Any:
+            r = send(method, path, body)
+            answers.append(r.status_code)
+            return r
+
+        r = ask(
+            "POST",
+            "/api/v1/deals",
+            {"title": f"Mine {tag}", "account": account.pk, "stage": lead.pk},
+        )
+        mine = r.json()["id"]
+        assert r.json()["owner_id"] == sato.pk  # the key acts as the user it was made for
+        ask("POST", f"/api/v1/deals/{mine}/move", {"stage": proposal.pk})
+        ask("PATCH", f"/api/v1/deals/{mine}", {"amount_yen": 5000})
+        r = ask("GET", "/api/v1/deals")
+        assert theirs.pk not in [d["id"] for d in r.json()["items"]]
+        ask("GET", f"/api/v1/deals/{theirs.pk}")  # 404: another owner's deal
+        ask("POST", f"/api/v1/deals/{theirs.pk}/move", {"stage": proposal.pk})  # 404
+        r = ask("GET", f"/api/v1/forecast?pipeline_id={pipeline.pk}")
+        assert sum(s["count"] for s in r.json()["stages"]) == int(tag)  # own open deals only
+        r = ask("POST", "/api/v1/accounts", {"name": f"Prospect {tag}"})
+        ask("PATCH", f"/api/v1/accounts/{r.json()['id']}", {"domain": "prospect.example"})
+        ask("POST", f"/api/v1/accounts/{r.json()['id']}/contacts", {"customer_id": customer.pk})
+        ask("GET", f"/api/v1/accounts/{account.pk}/rollup")
+        due = (now() + timedelta(days=1)).isoformat()
+        r = ask(
+            "POST",
+            "/api/v1/activities",
+            {"kind": "task", "subject": "Call", "deal": mine, "due_at": due},
+        )
+        ask("POST", f"/api/v1/activities/{r.json()['id']}/complete")
+        ask("GET", "/api/v1/my-customers")
+        ask("GET", "/api/v1/plans")
+        ask("GET", f"/api/v1/customers/{customer.pk}")
+        # refused: managing pipelines, plans and subscriptions, customers' writes, loyalty
+        ask("POST", "/api/v1/pipelines", {"name": "X", "stages": []})
+        ask("POST", "/api/v1/plans", {"code": "x", "name": "X", "price_yen": 100})
+        ask("POST", "/api/v1/subscriptions", {"customer_id": customer.pk, "plan_id": 1})
+        ask("POST", "/api/v1/customers", {"family_name": "新規"})
+        ask("PATCH", f"/api/v1/customers/{customer.pk}", {"family_name": "変更"})
+        return answers
+
+    expected = [201, 200, 200, 200, 404, 404, 200, 201, 200, 201, 200, 201, 200, 200, 200, 200]
+    expected += [403] * 5
+    assert scenario(by_session, "1") == expected
+    before = Deal.objects.get(pk=theirs.pk).stage_id
+    assert scenario(by_key, "2") == expected
+    assert Deal.objects.get(pk=theirs.pk).stage_id == before == lead.pk
