@@ -13,8 +13,9 @@ overdue, a tenth with P(alive) falling). Each page is requested through Django's
 in this process (the whole Django request: middleware, session, view, ORM, template), after
 two warm-ups, `--repeat` times; the median and p95 of wall time and of this process's CPU
 time per request are printed with the statement count, the page's size and the load average.
-The board renders 50 cards a column with the count and sums of all open deals per stage;
-"my customers" renders its first page (50 rows) with the summary over all 5,000.
+The board renders 20 cards a column with the count and sums of all open deals per stage;
+"load more" is one column's next 20 cards from the middle of that column (the htmx
+fragment); "my customers" renders its first page (50 rows) with the summary over all 5,000.
 Target: each under 300 ms server time.
 """
 
@@ -139,21 +140,33 @@ def load(deals: int, customers: int) -> object:
     return user
 
 
-def measure(client: object, path: str, repeat: int) -> dict[str, object]:
+def middle_of_a_column() -> str:
+    """The "load more" URL of the first open stage from its middle card onwards."""
+    from kizuna.accounts.models import Deal, Stage
+    from kizuna.accounts.selectors import card_cursor
+
+    stage = Stage.objects.filter(outcome="open").order_by("position").first()
+    assert stage is not None
+    deals = Deal.objects.filter(stage=stage, status="open").order_by("expected_close", "id")
+    card = deals.values("id", "expected_close")[deals.count() // 2]
+    return f"/deals/board/stages/{stage.pk}/?after={card_cursor(card)}"
+
+
+def measure(client: object, path: str, repeat: int, **headers: str) -> dict[str, object]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(2):
-        response = client.get(path)  # type: ignore[attr-defined]
+        response = client.get(path, **headers)  # type: ignore[attr-defined]
         assert response.status_code == 200, (path, response.status_code)
     walls, cpus = [], []
     for _ in range(repeat):
         w0, c0 = time.perf_counter(), time.process_time()
-        response = client.get(path)  # type: ignore[attr-defined]
+        response = client.get(path, **headers)  # type: ignore[attr-defined]
         walls.append((time.perf_counter() - w0) * 1000)
         cpus.append((time.process_time() - c0) * 1000)
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(path)  # type: ignore[attr-defined]
+        response = client.get(path, **headers)  # type: ignore[attr-defined]
     walls.sort()
     cpus.sort()
     p95 = max(0, round(0.95 * len(walls)) - 1)
@@ -167,11 +180,48 @@ def measure(client: object, path: str, repeat: int) -> dict[str, object]:
     }
 
 
+def profile(client: object, path: str) -> None:
+    """Where one request's time goes: the top functions by cumulative and own time, then each
+    statement with its plan and the server's execution time."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(2):
+        client.get(path)  # type: ignore[attr-defined]
+    profiler = cProfile.Profile()
+    with CaptureQueriesContext(connection) as queries:
+        profiler.enable()
+        client.get(path)  # type: ignore[attr-defined]
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(35)
+    stats.sort_stats("tottime").print_stats(20)
+    print(f"===== {path}", out.getvalue(), sep="\n")
+    with connection.cursor() as cursor:
+        for q in queries.captured_queries:
+            sql = q["sql"]
+            print(f"-- {q['time']} s: {sql[:300]}")
+            if sql.lstrip().upper().startswith("SELECT"):
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                for (line,) in cursor.fetchall():
+                    print("     ", line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--deals", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of timing: cProfile one request of each page and EXPLAIN ANALYZE its SQL",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kizuna-acc-"))
     server = postgres_executor(tmp, settings="-c shared_buffers=256MB -c synchronous_commit=off")
@@ -200,9 +250,14 @@ def main() -> None:
         )
         client = Client(HTTP_ACCEPT_LANGUAGE="ja", SERVER_NAME="127.0.0.1")
         client.force_login(user)  # type: ignore[arg-type]
+        if args.profile:
+            for path in ("/deals/board/", "/my-customers/"):
+                profile(client, path)
+            return
         load_avg = os.getloadavg()
         results = [
             measure(client, "/deals/board/", args.repeat),
+            measure(client, middle_of_a_column(), args.repeat, HTTP_HX_REQUEST="true"),
             measure(client, "/my-customers/", args.repeat),
             measure(client, "/my-customers/?risk=1", args.repeat),
             measure(client, "/deals/forecast/", args.repeat),
@@ -215,7 +270,7 @@ def main() -> None:
         )
         for r in results:
             print(
-                f"{r['path']:<24} wall median {r['wall_median_ms']:>7} ms  p95 "
+                f"{str(r['path'])[:24]:<24} wall median {r['wall_median_ms']:>7} ms  p95 "
                 f"{r['wall_p95_ms']:>7} ms  cpu median {r['cpu_median_ms']:>7} ms  "
                 f"{r['statements']} statements  {r['kb']} KB"
             )

@@ -11,7 +11,7 @@ registry when they are installed; without them those figures are None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.apps import apps
@@ -314,41 +314,126 @@ def _weighted() -> ExpressionWrapper:
     )
 
 
+# A card of the board is a dict of these values (no model instances: the board renders
+# hundreds of them).
+CARD_FIELDS = (
+    "id",
+    "title",
+    "amount_yen",
+    "expected_close",
+    "stage_id",
+    "account__name",
+    "owner__username",
+)
+
+
 @dataclass
 class Column:
     stage: Stage
     count: int = 0
     amount_yen: int = 0
     weighted_yen: int = 0
-    cards: list[Deal] = field(default_factory=list)
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    more: bool = False  # there are cards after the last one shown
 
     @property
     def hidden(self) -> int:
         return max(0, self.count - len(self.cards))
 
+    @property
+    def cursor(self) -> str:
+        return card_cursor(self.cards[-1]) if self.cards else ""
 
-def kanban(*, principal: Principal, pipeline: Pipeline, per_column: int = 50) -> list[Column]:
+
+def card_cursor(card: dict[str, Any]) -> str:
+    """Where a column continues after `card` ("2026-12-01.42"; "-.42" without a date)."""
+    close = card["expected_close"]
+    return f"{close.isoformat() if close else '-'}.{card['id']}"
+
+
+def parse_cursor(raw: str) -> tuple[date | None, int]:
+    """The (expected close, id) of a card cursor; ValueError when it is not one."""
+    close, _dot, pk = raw.partition(".")
+    if not pk.isdigit() or not _valid_id(int(pk)):
+        raise ValueError(raw)
+    return (None if close == "-" else date.fromisoformat(close)), int(pk)
+
+
+def _open_deals(principal: Principal, pipeline: Pipeline) -> QuerySet[Deal]:
+    deals = Deal.objects.filter(pipeline=pipeline, status=Outcome.OPEN)
+    if not is_manager(principal):
+        deals = deals.filter(owner_id=_user_id(principal))
+    return deals
+
+
+def column_cards(
+    *,
+    principal: Principal,
+    stage: Stage,
+    after: tuple[date | None, int] | None = None,
+    limit: int = 20,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The visible open deals of a stage as card values, by expected close (undated last)
+    then id, from after the `after` cursor (keyset: an index range scan wherever the column
+    continues); and whether more follow."""
+    deals = _open_deals(principal, stage.pipeline).filter(stage=stage)
+    if after is not None:
+        close, pk = after
+        if close is None:
+            deals = deals.filter(expected_close__isnull=True, id__gt=pk)
+        else:
+            deals = deals.filter(
+                Q(expected_close__gt=close)
+                | Q(expected_close=close, id__gt=pk)
+                | Q(expected_close__isnull=True)
+            )
+    order = [F("expected_close").asc(nulls_last=True), F("id").asc()]
+    rows = list(deals.order_by(*order).values(*CARD_FIELDS)[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def kanban(
+    *,
+    principal: Principal,
+    pipeline: Pipeline,
+    per_column: int = 20,
+    stages: list[Stage] | None = None,
+) -> list[Column]:
     """The board of a pipeline's open stages: per stage the count and sums of the visible
-    open deals (one GROUP BY in SQL) and the first `per_column` cards by expected close
-    (one query per stage), so the page costs the same queries for 100 or 100,000 deals."""
-    stages = [s for s in stage_list(pipeline=pipeline) if s.outcome == Outcome.OPEN]
+    open deals (one GROUP BY over the deals alone: the stage's probability comes in as a
+    CASE of the few stages, not a join) and the first `per_column` cards by expected close
+    (one LIMITed index scan per stage), so the page costs the same queries for 100 or
+    100,000 deals. The rest of a column comes `per_column` at a time from `column_cards`."""
+    stages = [s for s in (stages or stage_list(pipeline=pipeline)) if s.outcome == Outcome.OPEN]
     columns = {s.pk: Column(stage=s) for s in stages}
-    deals = deals_visible(principal=principal).filter(pipeline=pipeline, status=Outcome.OPEN)
+    if not stages:
+        return []
+    probability = Case(
+        *[When(stage_id=s.pk, then=Value(s.probability)) for s in stages],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    weighted = ExpressionWrapper(
+        F("amount_yen") * probability / Value(100), output_field=BigIntegerField()
+    )
     totals = (
-        deals.order_by()
+        _open_deals(principal, pipeline)
+        .filter(stage_id__in=list(columns))
+        .order_by()
         .values("stage_id")
-        .annotate(n=Count("id"), amount=Coalesce(Sum("amount_yen"), 0), weighted=Sum(_weighted()))
+        .annotate(n=Count("id"), amount=Coalesce(Sum("amount_yen"), 0), weighted=Sum(weighted))
     )
     for row in totals:
-        if row["stage_id"] in columns:
-            column = columns[row["stage_id"]]
-            column.count, column.amount_yen = row["n"], row["amount"]
-            column.weighted_yen = int(row["weighted"] or 0)
-    # One LIMITed index scan per stage (stages are few and fixed; deals are many): cheaper
-    # than numbering every open deal with a window function and keeping the first N.
-    order = [F("expected_close").asc(nulls_last=True), F("id").asc()]
+        column = columns[row["stage_id"]]
+        column.count, column.amount_yen = row["n"], row["amount"]
+        column.weighted_yen = int(row["weighted"] or 0)
     for stage in stages:
-        columns[stage.pk].cards = list(deals.filter(stage=stage).order_by(*order)[:per_column])
+        column = columns[stage.pk]
+        if column.count:
+            stage.pipeline = pipeline  # no query for it in column_cards
+            column.cards, column.more = column_cards(
+                principal=principal, stage=stage, limit=per_column
+            )
     return [columns[s.pk] for s in stages]
 
 
@@ -442,7 +527,9 @@ def _care_rows(owner_id: int | None) -> QuerySet[CustomerCare]:
 
 
 def _risk_q() -> Q:
-    return Q(customer__score__at_risk=True) | Q(
+    # A semi-join on the scores (not customer -> score joins) for the summary's count.
+    at_risk = CustomerScore.objects.filter(at_risk=True).values("customer_id")
+    return Q(customer_id__in=at_risk) | Q(
         p_alive_previous__isnull=False,
         p_alive_current__lte=F("p_alive_previous") - Value(P_ALIVE_FALL),
     )

@@ -443,6 +443,30 @@ def deal_move(
     return deal
 
 
+@transaction.atomic
+def deals_move(
+    *,
+    deals: list[Deal],
+    stage: Stage,
+    reason: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> list[Deal]:
+    """Move several deals to one stage (the board's move form): all of them or, when any
+    is refused, none; the refusal names the deal."""
+    moved = []
+    for deal in sorted(deals, key=lambda d: d.pk):  # a fixed lock order
+        try:
+            moved.append(deal_move(deal=deal, stage=stage, reason=reason, actor=actor))
+        except ValidationError as exc:
+            raise ValidationError(
+                {
+                    field: [f"{deal.title}: {message}" for message in messages]
+                    for field, messages in exc.message_dict.items()
+                }
+            ) from exc
+    return moved
+
+
 def deal_close(
     *, deal: Deal, won: bool, reason: str = "", actor: AbstractBaseUser | None = None
 ) -> Deal:

@@ -277,6 +277,12 @@ urlpatterns = [
     ),
     path("accounts/activities/", views_accounts.activity_add, name="accounts_activity_add"),
     path("deals/board/", views_accounts.board, name="accounts_board"),
+    path(
+        "deals/board/stages/<int:stage_id>/",
+        views_accounts.board_column,
+        name="accounts_board_column",
+    ),
+    path("deals/board/move/", views_accounts.deals_move, name="accounts_deals_move"),
     path("deals/", views_accounts.deal_list, name="accounts_deals"),
     path("deals/new/", views_accounts.deal_new, name="accounts_deal_new"),
     path("deals/<int:deal_id>/", views_accounts.deal_detail, name="accounts_deal"),

@@ -12,11 +12,13 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from kizuna.accounts import selectors, services
@@ -25,6 +27,7 @@ from kizuna.accounts.models import (
     ActivityKind,
     ContactRole,
     CustomerCare,
+    Deal,
     Outcome,
     Pipeline,
     Stage,
@@ -35,7 +38,7 @@ from kizuna.core.errors import NotFound
 from kizuna.core.timeutil import now
 from kizuna.customers.models import Customer
 
-CARDS_PER_COLUMN = 50
+CARDS_PER_COLUMN = 20
 CARE_PAGE = 50
 
 
@@ -303,29 +306,137 @@ def _pipeline(request: HttpRequest) -> Pipeline | None:
         return None
 
 
+def _chosen_pipeline(request: HttpRequest, pipelines: list[Pipeline]) -> Pipeline | None:
+    """The ?pipeline= one of `pipelines` (None when it is not one), else the first."""
+    raw = request.GET.get("pipeline", "")
+    if not raw:
+        return pipelines[0] if pipelines else None
+    return next((p for p in pipelines if raw.isdigit() and p.pk == int(raw)), None)
+
+
+def _card_context(request: HttpRequest) -> dict[str, Any]:
+    """What every card needs, computed once per page rather than once per card: the deal
+    page's URL prefix and whether the cards carry a tick box for the column's move form."""
+    return {
+        "deal_prefix": reverse("console:accounts_deal", args=[0])[: -len("0/")],
+        "can_move": request.user.has_perm("accounts.change_deal"),
+    }
+
+
 @staff_required("accounts.view_deal")
 def board(request: HttpRequest) -> HttpResponse:
     """The kanban board: open stages as columns with the count and sums of every visible
-    open deal, and the first CARDS_PER_COLUMN cards by expected close."""
-    pipeline = _pipeline(request)
+    open deal, and the first CARDS_PER_COLUMN cards by expected close ("Load more" brings
+    the next ones per column)."""
+    pipelines = list(Pipeline.objects.order_by("position", "id"))
+    pipeline = _chosen_pipeline(request, pipelines)
+    stages = selectors.stage_list(pipeline=pipeline) if pipeline else []
     columns = (
-        selectors.kanban(principal=request.user, pipeline=pipeline, per_column=CARDS_PER_COLUMN)
+        selectors.kanban(
+            principal=request.user, pipeline=pipeline, per_column=CARDS_PER_COLUMN, stages=stages
+        )
         if pipeline
         else []
     )
-    stages = selectors.stage_list(pipeline=pipeline) if pipeline else []
     return render(
         request,
         "console/accounts/board.html",
         {
             "pipeline": pipeline,
-            "pipelines": list(Pipeline.objects.order_by("position", "id")),
+            "pipelines": pipelines,
             "columns": columns,
             "stages": stages,
             "per_column": CARDS_PER_COLUMN,
             "mine_only": not selectors.is_manager(request.user),
+            **_card_context(request),
         },
     )
+
+
+@staff_required("accounts.view_deal")
+def board_column(request: HttpRequest, stage_id: int) -> HttpResponse:
+    """The next CARDS_PER_COLUMN cards of one column after the `after` cursor: the cards
+    alone for the board's "Load more" (htmx), a page of their own without JavaScript."""
+    stage = (
+        Stage.objects.select_related("pipeline").filter(pk=stage_id, outcome=Outcome.OPEN).first()
+        if 0 < stage_id < 2**62
+        else None
+    )
+    if stage is None:
+        from django.http import Http404
+
+        raise Http404(_("No such open stage."))
+    after = None
+    if request.GET.get("after"):
+        try:
+            after = selectors.parse_cursor(request.GET["after"])
+        except ValueError:
+            return HttpResponseBadRequest(_("after: not a position in this column."))
+    cards, more = selectors.column_cards(
+        principal=request.user, stage=stage, after=after, limit=CARDS_PER_COLUMN
+    )
+    context = {
+        "stage": stage,
+        "pipeline": stage.pipeline,
+        "cards": cards,
+        "more": more,
+        "cursor": selectors.card_cursor(cards[-1]) if cards else "",
+        "stages": selectors.stage_list(pipeline=stage.pipeline),
+        **_card_context(request),
+    }
+    template = (
+        "console/accounts/_cards.html"
+        if request.htmx  # type: ignore[attr-defined]
+        else "console/accounts/board_column.html"
+    )
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+class MoveManyForm(forms.Form):
+    deal = forms.ModelMultipleChoiceField(queryset=Deal.objects.none(), label=gettext_lazy("Deals"))
+    stage = forms.ModelChoiceField(
+        queryset=Stage.objects.select_related("pipeline"), label=gettext_lazy("Stage")
+    )
+    reason = forms.CharField(max_length=200, required=False, label=gettext_lazy("Reason"))
+
+    def __init__(self, *args: Any, principal: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["deal"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        field.queryset = selectors.deals_visible(principal=principal)  # others' deals: invalid
+
+
+@require_POST
+@staff_required("accounts.change_deal")
+def deals_move(request: HttpRequest) -> HttpResponse:
+    """The board's no-JavaScript move: the ticked cards of a column to the chosen stage,
+    all or none (services.deals_move)."""
+    form = MoveManyForm(request.POST, principal=request.user)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{form.fields[field].label}: {error}")
+        return _back(request, "console:accounts_board")
+    try:
+        moved = services.deals_move(
+            deals=list(form.cleaned_data["deal"]),
+            stage=form.cleaned_data["stage"],
+            reason=form.cleaned_data["reason"],
+            actor=_staff(request),
+        )
+    except ValidationError as exc:
+        _flash(request, exc)
+    else:
+        messages.success(
+            request,
+            ngettext(
+                "%(n)d deal moved to %(stage)s.", "%(n)d deals moved to %(stage)s.", len(moved)
+            )
+            % {"n": len(moved), "stage": form.cleaned_data["stage"].name},
+        )
+    return _back(request, "console:accounts_board")
 
 
 @staff_required("accounts.view_deal")

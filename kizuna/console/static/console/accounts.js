@@ -1,7 +1,8 @@
 // Kanban board: drag a deal card onto another column to move it (native HTML5 drag and
 // drop). The move is posted like the card's own form (stage + CSRF token) and answered
 // with JSON; on success the card moves and the column counts update, on refusal the
-// message is shown. Without JavaScript each card keeps its select-and-button form.
+// message is shown. Without JavaScript (or for several at once) tick cards and use the
+// column's move form.
 (function () {
   "use strict";
   function ready(fn) {
@@ -25,14 +26,18 @@
       count.textContent = String(Math.max(0, n + delta));
     }
 
-    board.querySelectorAll(".deal-card").forEach(function (card) {
-      card.addEventListener("dragstart", function (event) {
-        dragged = card;
-        card.classList.add("dragging");
-        event.dataTransfer.effectAllowed = "move";
-        event.dataTransfer.setData("text/plain", card.getAttribute("data-deal"));
-      });
-      card.addEventListener("dragend", function () { card.classList.remove("dragging"); dragged = null; });
+    // Delegated: cards that "Load more" brings in later drag like the first ones.
+    board.addEventListener("dragstart", function (event) {
+      var card = event.target.closest ? event.target.closest(".deal-card") : null;
+      if (!card) { return; }
+      dragged = card;
+      card.classList.add("dragging");
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", card.getAttribute("data-deal"));
+    });
+    board.addEventListener("dragend", function () {
+      if (dragged) { dragged.classList.remove("dragging"); }
+      dragged = null;
     });
     board.querySelectorAll(".kanban-col").forEach(function (column) {
       column.addEventListener("dragover", function (event) { event.preventDefault(); column.classList.add("drop-target"); });
@@ -56,9 +61,8 @@
           return response.json().then(function (data) { return { ok: response.ok, data: data }; });
         }).then(function (result) {
           if (result.ok && result.data.ok) {
-            column.querySelector(".cards").appendChild(card);
-            var select = card.querySelector("select[name=stage]");
-            if (select) { select.value = column.getAttribute("data-stage"); }
+            var cards = column.querySelector(".cards");
+            cards.insertBefore(card, cards.querySelector(":scope > li.more"));
             bump(from, -1);
             bump(column, 1);
             say(card.querySelector("a").textContent + " → " + column.getAttribute("aria-label"));
