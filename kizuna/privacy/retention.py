@@ -3,7 +3,12 @@ PRIVACY_RETAIN_EVENTS_MONTHS are counted per type and month into EventAggregate 
 deleted; delivery bodies (rendered content, extra context) older than
 PRIVACY_RETAIN_DELIVERY_BODIES_DAYS are blanked (the delivery rows and their statuses stay
 for the statistics); processed tracking batches older than PRIVACY_RETAIN_INBOX_DAYS are
-deleted. 0 turns a policy off. Each run is recorded as a RetentionRun with its report."""
+deleted; support inquiries closed or resolved more than PRIVACY_RETAIN_INQUIRIES_DAYS ago
+lose their contact details, subject, message bodies and attachments (the rows, statuses and
+SLA times stay for the support statistics); survey answers submitted more than
+PRIVACY_RETAIN_SURVEY_TEXT_MONTHS ago lose their free text and its terms (scores and
+choices stay, so NPS/CSAT do not change). 0 turns a policy off. Each run is recorded as a
+RetentionRun with its report."""
 
 from __future__ import annotations
 
@@ -12,13 +17,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.db.models.functions import TruncMonth
 
 from kizuna.core.timeutil import now
 from kizuna.customers.models import Event
 from kizuna.messaging.models import Delivery
 from kizuna.privacy.models import EventAggregate, RetentionRun
+from kizuna.support.models import Attachment, Inquiry
+from kizuna.support.models import Message as InquiryMessage
+from kizuna.surveys.models import Answer
 from kizuna.tracking.models import InboxBatch
 
 CHUNK = 20_000
@@ -77,6 +85,54 @@ def _inbox(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
     return {"cutoff": cutoff.isoformat(), "rows": rows}
 
 
+RETENTION_SUBJECT = "-"  # what an expired inquiry's subject becomes (no personal data)
+
+
+def _inquiries(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
+    """Inquiries finished (closed, or resolved and never closed) before the cutoff."""
+    done = Inquiry.objects.filter(
+        Q(closed_at__lt=cutoff) | Q(closed_at__isnull=True, resolved_at__lt=cutoff),
+        status__in=["resolved", "closed"],
+    )
+    personal = done.filter(
+        ~Q(contact_name="")
+        | ~Q(contact_email="")
+        | ~Q(contact_line_user_id="")
+        | ~Q(subject=RETENTION_SUBJECT)
+    )
+    messages = InquiryMessage.objects.filter(inquiry__in=done).filter(
+        ~Q(body="") | ~Q(email_message_id="")
+    )
+    attachments = Attachment.objects.filter(message__inquiry__in=done)
+    if dry_run:
+        return {
+            "cutoff": cutoff.isoformat(),
+            "rows": personal.count(),
+            "messages": messages.count(),
+            "attachments": attachments.count(),
+        }
+    with transaction.atomic():
+        n_attachments = attachments.delete()[0]
+        n_messages = messages.update(body="", email_message_id="")
+        rows = personal.update(
+            contact_name="", contact_email="", contact_line_user_id="", subject=RETENTION_SUBJECT
+        )
+    return {
+        "cutoff": cutoff.isoformat(),
+        "rows": rows,
+        "messages": n_messages,
+        "attachments": n_attachments,
+    }
+
+
+def _survey_text(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
+    old = Answer.objects.filter(response__submitted_at__lt=cutoff).filter(
+        ~Q(text="") | ~Q(terms=[])
+    )
+    rows = old.count() if dry_run else old.update(text="", terms=[])
+    return {"cutoff": cutoff.isoformat(), "rows": rows}
+
+
 def run(*, dry_run: bool = False, at: datetime | None = None) -> RetentionRun:
     """Apply (or, dry run, only count) every policy; record and return the run."""
     moment = at or now()
@@ -90,4 +146,10 @@ def run(*, dry_run: bool = False, at: datetime | None = None) -> RetentionRun:
     days = _setting("PRIVACY_RETAIN_INBOX_DAYS", 30)
     if days > 0:
         report["inbox"] = _inbox(moment - timedelta(days=days), dry_run)
+    days = _setting("PRIVACY_RETAIN_INQUIRIES_DAYS", 1095)
+    if days > 0:
+        report["inquiries"] = _inquiries(moment - timedelta(days=days), dry_run)
+    months = _setting("PRIVACY_RETAIN_SURVEY_TEXT_MONTHS", 24)
+    if months > 0:
+        report["survey_text"] = _survey_text(_months_ago(moment, months), dry_run)
     return RetentionRun.objects.create(dry_run=dry_run, report=report)

@@ -4,7 +4,7 @@ are blanked (rows and statistics stay), processed inbox batches go; dry run chan
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 
 from django.core.management import call_command
@@ -69,3 +69,90 @@ def test_a_policy_set_to_zero_is_off(world: World, settings: object) -> None:
     result = retention.run()
     assert "events" not in result.report
     assert Event.objects.filter(type="Old").exists()
+
+
+def test_finished_inquiries_and_old_survey_text_are_scrubbed_counts_kept(
+    world: World, settings: object
+) -> None:
+    from kizuna.support.models import Attachment, Inquiry, Message
+    from kizuna.surveys.models import Answer, Question, Response, Survey
+
+    t = now()
+    long_ago = t - timedelta(days=1200)
+
+    def inquiry(token: str, status: str, closed: datetime | None) -> Inquiry:
+        item = Inquiry.objects.create(
+            customer=world.subject,
+            contact_name="山田 花子",
+            contact_email="hanako.yamada@example.jp",
+            origin="portal",
+            subject="配送について 山田",
+            status=status,
+            reply_token=token,
+            first_response_due=long_ago,
+            resolution_due=long_ago,
+            resolved_at=closed,
+            closed_at=closed if status == "closed" else None,
+            created_at=long_ago,
+        )
+        message = Message.objects.create(
+            inquiry=item, direction="inbound", body="山田です。届きません", created_at=long_ago
+        )
+        Attachment.objects.create(
+            message=message, filename="a.txt", content_type="text/plain", size=1, data=b"x"
+        )
+        return item
+
+    old_closed = inquiry("T1", "closed", long_ago)
+    old_open = inquiry("T2", "open", None)  # still open: kept whatever its age
+    recent = inquiry("T3", "resolved", t - timedelta(days=10))
+
+    survey = Survey.objects.create(slug="s", title="S")
+    question = Question.objects.create(
+        survey=survey, version=1, position=1, key="why", kind="text", text="Why?"
+    )
+    old_response = Response.objects.create(
+        survey=survey, version=1, customer=world.subject, nps=9, submitted_at=long_ago
+    )
+    new_response = Response.objects.create(
+        survey=survey, version=1, customer=world.other, nps=3, submitted_at=t
+    )
+    for response in (old_response, new_response):
+        Answer.objects.create(
+            response=response, question=question, score=None, text="山田の意見", terms=["意見"]
+        )
+
+    dry = retention.run(dry_run=True)
+    assert dry.report["inquiries"] == {
+        "cutoff": dry.report["inquiries"]["cutoff"],
+        "rows": 1,
+        "messages": 1,
+        "attachments": 1,
+    }
+    assert dry.report["survey_text"]["rows"] == 1
+    assert Message.objects.filter(inquiry=old_closed).get().body == "山田です。届きません"
+
+    done = retention.run()
+    assert done.report["inquiries"]["rows"] == 1 and done.report["survey_text"]["rows"] == 1
+    old_closed.refresh_from_db()
+    assert (old_closed.contact_name, old_closed.contact_email) == ("", "")
+    assert "山田" not in old_closed.subject and old_closed.status == "closed"
+    assert Message.objects.get(inquiry=old_closed).body == ""
+    assert not Attachment.objects.filter(message__inquiry=old_closed).exists()
+    for kept in (old_open, recent):
+        kept.refresh_from_db()
+        assert kept.contact_name == "山田 花子"
+        assert Message.objects.get(inquiry=kept).body == "山田です。届きません"
+    assert Inquiry.objects.count() == 3  # rows stay for the support statistics
+    assert Answer.objects.get(response=old_response).text == ""
+    assert Answer.objects.get(response=old_response).terms == []
+    assert Answer.objects.get(response=new_response).text == "山田の意見"
+    assert sorted(n or 0 for n in Response.objects.values_list("nps", flat=True)) == [3, 9]
+
+    again = retention.run()
+    assert again.report["inquiries"]["rows"] == 0 and again.report["survey_text"]["rows"] == 0
+
+    settings.PRIVACY_RETAIN_INQUIRIES_DAYS = 0  # type: ignore[attr-defined]
+    settings.PRIVACY_RETAIN_SURVEY_TEXT_MONTHS = 0  # type: ignore[attr-defined]
+    off = retention.run()
+    assert "inquiries" not in off.report and "survey_text" not in off.report
