@@ -31,6 +31,7 @@ from kizuna.dataio.jobs import (
 )
 from kizuna.dataio.mapping import FIELDS
 from kizuna.dataio.models import ImportJob
+from kizuna.iam.masking import masks_personal_data
 from kizuna.tracking import selectors as tracking_selectors
 from kizuna.tracking import services as tracking_services
 
@@ -229,7 +230,8 @@ def customers_csv(request: HttpRequest) -> Any:  # a StreamingHttpResponse
     qs = customer_selectors.customer_list(
         search=request.GET.get("q", "")[:200], prefecture=request.GET.get("prefecture", "")[:5]
     )
-    response = StreamingHttpResponse(customer_csv_lines(qs), content_type="text/csv; charset=utf-8")
+    lines = customer_csv_lines(qs, masked=masks_personal_data(request.user))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="customers.csv"'
     return response
 

@@ -3,7 +3,7 @@
 # through the pagination wrapper, whose module cannot resolve names of this one.
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -26,6 +26,7 @@ from kizuna.customers.choices import (
 from kizuna.customers.japanese import postal_lookup
 from kizuna.customers.models import ConsentEntry, Customer, Identity
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles
 
 router = Router(tags=["customers"])
 
@@ -35,7 +36,10 @@ API_SOURCE = "api"
 # --- schemas ------------------------------------------------------------------------------
 
 
-class CustomerOut(Schema):
+class CustomerOut(MaskedForRoles, Schema):
+    """A profile; names, contact details, address and birthday are masked for analysts
+    (kizuna.iam.masking)."""
+
     id: int
     display_name: str
     family_name: str
@@ -80,7 +84,9 @@ class CustomerIn(InputSchema):
     traits: dict[str, Any] | None = None
 
 
-class IdentityOut(Schema):
+class IdentityOut(MaskedForRoles, Schema):
+    identity_kind_field: ClassVar[str | None] = "kind"
+
     id: int
     kind: str
     value: str
@@ -129,7 +135,7 @@ class ConsentIn(InputSchema):
     )
 
 
-class EventOut(Schema):
+class EventOut(MaskedForRoles, Schema):
     id: int
     message_id: str
     type: str

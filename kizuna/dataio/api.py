@@ -10,6 +10,7 @@ from kizuna.core.api import responses
 from kizuna.customers import selectors
 from kizuna.dataio.exporters import customer_csv_lines, customer_data_export
 from kizuna.iam.authz import require_perm
+from kizuna.iam.masking import request_masks
 
 router = Router(tags=["data"])
 
@@ -26,7 +27,8 @@ class ExportFilters(Schema):
 )
 def customers_csv(request: HttpRequest, filters: ExportFilters = Query(...)) -> Any:
     qs = selectors.customer_list(search=filters.search, prefecture=filters.prefecture)
-    response = StreamingHttpResponse(customer_csv_lines(qs), content_type="text/csv; charset=utf-8")
+    lines = customer_csv_lines(qs, masked=request_masks(request))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="customers.csv"'
     return response
 

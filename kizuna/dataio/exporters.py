@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from kizuna.core.timeutil import now
 from kizuna.customers.export_providers import export_sections
 from kizuna.customers.models import ConsentEntry, Customer, CustomerMerge, Event, Identity
+from kizuna.iam.masking import mask_identity, mask_row
 
 CSV_COLUMNS = [
     "id",
@@ -49,9 +50,13 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def customer_csv_lines(customers: QuerySet[Customer], *, bom: bool = True) -> Iterator[str]:
+def customer_csv_lines(
+    customers: QuerySet[Customer], *, bom: bool = True, masked: bool = False
+) -> Iterator[str]:
     """CSV text, line by line (for a streaming response or a file); UTF-8 with a BOM so Excel
-    opens Japanese names correctly. Re-importable: the columns are kizuna's field names."""
+    opens Japanese names correctly. Re-importable: the columns are kizuna's field names.
+    `masked` (a caller whose role sees personal data masked, kizuna.iam.masking): names,
+    contact details, address and birthday masked."""
     writer = csv.writer(_Echo())
     if bom:
         yield "\ufeff"
@@ -70,6 +75,9 @@ def customer_csv_lines(customers: QuerySet[Customer], *, bom: bool = True) -> It
         for customer in page:
             values = {**{c: getattr(customer, c, None) for c in CSV_COLUMNS}}
             values["external_id"] = external.get(customer.pk, "")
+            if masked:
+                values = mask_row(values)
+                values["external_id"] = mask_identity("external", values["external_id"])
             yield writer.writerow([_text(values[c]) for c in CSV_COLUMNS])
         last = page[-1].pk
 

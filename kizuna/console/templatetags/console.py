@@ -13,8 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from kizuna.core.money import format_money
 from kizuna.core.timeutil import age_on, local_date, now
 from kizuna.customers.choices import PREFECTURE_CHOICES, PREFECTURE_NAMES_EN
+from kizuna.iam.masking import user_role_cached
 from kizuna.iam.roles import Role
-from kizuna.iam.selectors import user_role
 
 register = template.Library()
 
@@ -70,7 +70,7 @@ def console_role(context: template.Context) -> str:
     if request is None or user is None or not user.is_authenticated:
         return ""
     if not hasattr(request, "_console_role"):
-        role = user_role(user)
+        role = user_role_cached(user)  # shared with the masking policy
         request._console_role = str(Role(role).label) if role else ""
     return request._console_role
 
