@@ -24,6 +24,7 @@ from kizuna.analytics.models import CustomerScore
 from kizuna.analytics.scoring import rfm
 from kizuna.analytics.scoring.population import Purchases, Scores
 from kizuna.commerce.models import Order
+from kizuna.customers.selectors import basis_decisions
 
 
 def connection() -> BaseDatabaseWrapper:
@@ -161,6 +162,16 @@ def read_purchases(*, as_of: datetime, currency: str, zone: ZoneInfo) -> Purchas
         params,
         7,
     )
+    # No profiling without a basis (docs/privacy.md): customers who objected to analytics
+    # (or, when analytics needs consent, who did not give it) are not scored.
+    default, decisions = basis_decisions(purpose="analytics")
+    if default:
+        skip = [cid for cid, granted in decisions.items() if not granted]
+        if skip:
+            per_customer = per_customer[~np.isin(per_customer[:, 0], skip)]
+    else:
+        allowed = [cid for cid, granted in decisions.items() if granted]
+        per_customer = per_customer[np.isin(per_customer[:, 0], allowed)]
     # The tracking plot needs repeat purchases per day; on a large base a systematic sample
     # of customers (every k-th id) draws the same curves at a fraction of the cost.
     every = max(1, -(-len(per_customer) // TRACKING_SAMPLE))

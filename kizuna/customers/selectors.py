@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 
 from kizuna.core.errors import NotFound
@@ -139,6 +140,50 @@ def has_consent(*, customer: Customer, purpose: str, channel: str) -> bool:
         .first()
     )
     return entry is not None and entry.status == "granted"
+
+
+DEFAULT_LEGAL_BASES = {"analytics": "legitimate_interest", "personalisation": "legitimate_interest"}
+
+
+def default_basis(purpose: str) -> str | None:
+    """The legal basis on which `purpose` is processed when the customer's ledger says
+    nothing (`KIZUNA_DEFAULT_LEGAL_BASES`; by default analytics and personalisation on
+    legitimate interest, so a customer may object; marketing and provision to third parties
+    need a recorded basis). None: no processing without an entry."""
+    bases = getattr(settings, "KIZUNA_DEFAULT_LEGAL_BASES", DEFAULT_LEGAL_BASES)
+    return bases.get(purpose) or None
+
+
+def has_basis(*, customer: Customer | int, purpose: str, channel: str = "any") -> bool:
+    """Whether the customer's data may be processed for `purpose` (docs/privacy.md, "No
+    processing without a basis"): the newest ledger entry for the purpose (on `channel` or
+    "any"; with channel "any", on any channel) decides: granted (whatever its legal basis)
+    yes, withdrawn (a withdrawal or an objection) no; with no entry, only when the purpose
+    has a default basis. Every processing path of a purpose asks this (or `basis_decisions`
+    for many customers at once)."""
+    customer_id = customer if isinstance(customer, int) else customer.pk
+    entries = ConsentEntry.objects.filter(customer_id=customer_id, purpose=purpose)
+    if channel != "any":
+        entries = entries.filter(channel__in=[channel, "any"])
+    status = entries.order_by("-recorded_at", "-id").values_list("status", flat=True).first()
+    if status is None:
+        return default_basis(purpose) is not None
+    return status == "granted"
+
+
+def basis_decisions(*, purpose: str) -> tuple[bool, dict[int, bool]]:
+    """For a processing path over many customers: (the default when the ledger says
+    nothing, {customer id: the newest entry for the purpose is granted}), in one query.
+    A customer is processed when `decisions.get(id, default)`."""
+    decisions: dict[int, bool] = {}
+    rows = (
+        ConsentEntry.objects.filter(purpose=purpose)
+        .order_by("customer_id", "-recorded_at", "-id")
+        .values_list("customer_id", "status")
+    )
+    for customer_id, status in rows.iterator(chunk_size=5000):
+        decisions.setdefault(customer_id, status == "granted")
+    return default_basis(purpose) is not None, decisions
 
 
 class ConsentLedgers:

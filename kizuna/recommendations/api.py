@@ -51,8 +51,10 @@ class RecommendationsOut(Schema):
         description="Set when the list is not personal: the popularity overall or in the "
         "customer's group (prefecture)",
     )
-    reason: Literal["no_history", "not_trained", "no_neighbours"] | None = Field(
-        None, description="Why the fallback was used"
+    reason: Literal["no_history", "not_trained", "no_neighbours", "no_basis"] | None = Field(
+        None,
+        description="Why the fallback was used (no_basis: the customer objected to "
+        "personalisation)",
     )
     items: list[ItemOut]
 

@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 
 from kizuna.catalog.models import Product
 from kizuna.customers.models import Customer
+from kizuna.customers.selectors import has_basis
 from kizuna.recommendations import data
 from kizuna.recommendations.engine import models as engine
 from kizuna.recommendations.engine.ranking import rank
@@ -38,6 +39,7 @@ MAX_N = 100
 # fallback / reason values of a response
 POPULARITY, GROUP_POPULARITY = "popularity", "group_popularity"
 NO_HISTORY, NOT_TRAINED, NO_NEIGHBOURS = "no_history", "not_trained", "no_neighbours"
+NO_BASIS = "no_basis"  # the customer objected to personalisation: nothing personal is used
 
 
 def default_kind() -> str:
@@ -225,6 +227,22 @@ def recommendations_for(*, customer: Customer, n: int = 10, kind: str | None = N
     popularity of their group, or overall (`fallback`, `reason` say so); with no trained
     model, an empty list and `model` None."""
     n = max(0, min(int(n), MAX_N))
+    if not has_basis(customer=customer, purpose="personalisation"):
+        # No basis for personalisation (an objection): the overall popularity, nothing
+        # taken from the customer's history or profile.
+        held = _active(engine.POPULARITY)
+        if held is None:
+            return Result([], None, None, NO_BASIS)
+        cat = _catalogue(held)
+        scores = held.model.scores(None, None)
+        columns = rank(
+            scores,
+            n=n,
+            blocked=cat.blocked,
+            categories=cat.categories,
+            per_category=_per_category(n),
+        )
+        return Result(_items(held, cat, columns, scores), _info(held), POPULARITY, NO_BASIS)
     held = _active(kind or default_kind())
     row = held.model.row_of(customer.pk) if held is not None else None
     fallback = reason = None
