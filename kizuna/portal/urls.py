@@ -5,6 +5,7 @@ from kizuna.portal import (
     views_community,
     views_line_login,
     views_preferences,
+    views_privacy,
     views_support,
     views_surveys,
 )
@@ -14,6 +15,7 @@ urlpatterns = [
     path("p/<str:token>/", views_preferences.preferences, name="preferences"),
     path("p/<str:token>/line/", views_preferences.line_link, name="line_link"),
     path("u/<str:token>/", views_preferences.unsubscribe_confirm, name="unsubscribe"),
+    path("c/<str:token>/", views_privacy.email_confirm, name="email_confirm"),
     path("s/<str:token>/", views_surveys.survey_answer, name="survey_answer"),
     path("survey/<slug:slug>/", views_surveys.survey_public, name="survey_public"),
     path("support/contact/", views_support.contact, name="support_contact"),

@@ -20,8 +20,10 @@ from django_ratelimit.decorators import ratelimit
 from kizuna.customers.models import Customer
 from kizuna.messaging import links, selectors, services
 from kizuna.messaging.choices import Frequency
+from kizuna.privacy import double_opt_in
 
 RATE = "30/m"
+SOURCE = "preference_centre"
 
 
 class PreferencesForm(forms.Form):
@@ -70,15 +72,22 @@ def customer_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 def preferences(request: HttpRequest, token: str, customer: Customer) -> HttpResponse:
     state = selectors.preference_state(customer=customer)
     topics = selectors.topic_choices()
-    saved = False
+    saved = confirmation_sent = False
     if request.method == "POST":
         form = PreferencesForm(request.POST, topics=topics)
         if form.is_valid():
             data = form.cleaned_data
+            email = data["email"]
             try:
+                if email and not state.get("email") and double_opt_in.required(SOURCE):
+                    # Double opt-in: consent only once the emailed link is confirmed.
+                    double_opt_in.email_opt_in(
+                        customer=customer, source=SOURCE, evidence={"page": "preferences"}
+                    )
+                    email, confirmation_sent = False, True
                 services.preferences_save(
                     customer=customer,
-                    channels={"email": data["email"], "line": data["line"]},
+                    channels={"email": email, "line": data["line"]},
                     topics=list(data["topics"]),
                     frequency=data["frequency"],
                     interests=[i for i in data["interests"].split(",") if i.strip()],
@@ -96,6 +105,7 @@ def preferences(request: HttpRequest, token: str, customer: Customer) -> HttpRes
         {
             "form": form,
             "saved": saved,
+            "confirmation_sent": confirmation_sent,
             "token": token,
             "customer": customer,
             "lang": translation.get_language(),

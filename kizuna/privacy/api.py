@@ -1,5 +1,6 @@
 """REST API of data-subject requests (/privacy/requests: open, list, export as a zip, erase,
-reject), erasure records and purpose-of-use notices. See docs/privacy.md."""
+reject), erasure records, purpose-of-use notices and email opt-ins (double opt-in). See
+docs/privacy.md."""
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import date, datetime
@@ -12,8 +13,8 @@ from ninja.pagination import paginate
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
-from kizuna.privacy import selectors, services
-from kizuna.privacy.models import DataSubjectRequest, PurposeNotice
+from kizuna.privacy import double_opt_in, selectors, services
+from kizuna.privacy.models import DataSubjectRequest, EmailConfirmation, PurposeNotice
 
 router = Router(tags=["privacy"])
 RowId = Annotated[int, Field(ge=1, le=2**62)]
@@ -192,3 +193,45 @@ def notice_publish(request: HttpRequest, payload: NoticeIn) -> Status[PurposeNot
     """Publish the next version of a purpose's notice (versions are never edited)."""
     notice = services.notice_publish(**payload.model_dump(), actor=request_actor(request))
     return Status(201, notice)
+
+
+class OptInIn(InputSchema):
+    customer_id: RowId
+    source: str = Field("api", min_length=1, max_length=50)
+    notice_version: str = Field("", max_length=50)
+    evidence: dict[str, Any] | None = None
+
+
+class OptInOut(Schema):
+    status: str = Field(..., description='"granted" (consent recorded) or "pending" (link sent)')
+    consent_entry_id: int | None = None
+    confirmation_id: int | None = None
+    expires_at: datetime | None = None
+
+
+@router.post(
+    "/privacy/opt-ins",
+    response=responses({201: OptInOut, 202: OptInOut}, lookup=True, body=True),
+    auth=require_perm("customers.add_consententry"),
+)
+def email_opt_in(request: HttpRequest, payload: OptInIn) -> Status[dict[str, Any]]:
+    """A customer's subscription to marketing email: granted at once (201), or, with double
+    opt-in for the source (PRIVACY_DOUBLE_OPT_IN), pending until they confirm the emailed
+    link (202). Until then no marketing email is sent."""
+    result = double_opt_in.email_opt_in(
+        customer=customer_get(customer_id=payload.customer_id),
+        source=payload.source,
+        notice_version=payload.notice_version,
+        evidence=payload.evidence,
+        actor=request_actor(request),
+    )
+    if isinstance(result, EmailConfirmation):
+        return Status(
+            202,
+            {
+                "status": result.status,
+                "confirmation_id": result.pk,
+                "expires_at": result.expires_at,
+            },
+        )
+    return Status(201, {"status": "granted", "consent_entry_id": result.pk})

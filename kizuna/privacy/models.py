@@ -206,3 +206,43 @@ class RetentionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M}"
+
+
+class ConfirmationStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting for confirmation")
+    CONFIRMED = "confirmed", _("Confirmed")
+    EXPIRED = "expired", _("Expired")
+
+
+class EmailConfirmation(models.Model):
+    """Double opt-in for marketing email (docs/privacy.md): a subscription that waits for
+    the customer to confirm by the signed, expiring link sent to `email`. The consent ledger
+    gets its granted entry only on confirmation (naming this request and both times); until
+    then no marketing email is sent."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="+", verbose_name=_("customer")
+    )
+    email = models.EmailField(_("email"))
+    source = models.CharField(_("source"), max_length=50)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=ConfirmationStatus.choices,
+        default=ConfirmationStatus.PENDING,
+    )
+    notice_version = models.CharField(_("notice version"), max_length=50, blank=True)
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    delivery_id = models.PositiveBigIntegerField(_("confirmation message"), null=True, blank=True)
+    consent_entry_id = models.PositiveBigIntegerField(_("consent entry"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("email confirmation")
+        verbose_name_plural = _("email confirmations")
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["customer", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.status}"

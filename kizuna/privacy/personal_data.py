@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kizuna.core.personal_data import register, row_dict
 from kizuna.customers.models import Customer, Identity
-from kizuna.privacy.models import DataSubjectRequest
+from kizuna.privacy.models import DataSubjectRequest, EmailConfirmation
 
 
 def _needles(customer_id: int) -> set[str]:
@@ -87,4 +87,22 @@ def _requests_erase(customer_id: int, *, pseudonym: str) -> int:
 register("privacy.audit", export=_audit_export, erase=_audit_erase, label=_("Audit log"), order=0)
 register(
     "privacy.request", export=_requests_export, erase=_requests_erase, label=_("Privacy requests")
+)
+
+
+def _confirmations_export(customer_id: int) -> Iterable[dict[str, Any]]:
+    rows = EmailConfirmation.objects.filter(customer_id=customer_id).order_by("pk")
+    return [row_dict(r) for r in rows]
+
+
+def _confirmations_erase(customer_id: int, *, pseudonym: str) -> int:
+    # The consent ledger keeps the proof (its entry names the confirmation's id and times).
+    return EmailConfirmation.objects.filter(customer_id=customer_id).delete()[0]
+
+
+register(
+    "privacy.email_confirmation",
+    export=_confirmations_export,
+    erase=_confirmations_erase,
+    label=_("Email confirmations (double opt-in)"),
 )
