@@ -53,7 +53,9 @@ def member_community_view(view: Callable[..., HttpResponse]) -> Callable[..., Ht
         with translation.override(language):
             response = view(request, token, customer, language, *args, **kwargs)
             response.headers.setdefault("Content-Language", language)
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # The member token is in the URL: never sent to other sites ("no-referrer" would make
+        # browsers send `Origin: null` with the forms' POSTs, which the CSRF check refuses).
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Robots-Tag"] = "noindex"
         return response
 

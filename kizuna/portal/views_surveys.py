@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
 
 from kizuna.customers.models import Customer
-from kizuna.surveys import links, services
+from kizuna.surveys import links, paging, services
 from kizuna.surveys.models import Invitation, Question, QuestionKind, Survey, SurveyStatus
 
 RATE = "60/m"  # page views per address
@@ -89,9 +89,65 @@ def _page(
     with translation.override(language):
         response = _render(request, survey, invitation, customer, language)
         response.headers.setdefault("Content-Language", language)
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    # The token is in the URL: never sent to other sites. Not "no-referrer": browsers then
+    # send `Origin: null` with the form POST, which the CSRF check refuses.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
+
+
+def _hidden_inputs(questions: list[Question], answers: dict[str, Any]) -> list[tuple[str, str]]:
+    """The answers of earlier pages, carried as hidden inputs (a list: one per choice)."""
+    pairs: list[tuple[str, str]] = []
+    for q in questions:
+        value = answers.get(q.key)
+        if isinstance(value, list):
+            pairs.extend((q.key, str(v)) for v in value)
+        elif value is not None:
+            pairs.append((q.key, str(value)))
+    return pairs
+
+
+def _step(data: Any) -> int | None:
+    raw = data.get("step")
+    if raw is None:
+        return None
+    try:
+        return max(1, min(int(raw), 100))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _submit(
+    request: HttpRequest,
+    survey: Survey,
+    invitation: Invitation | None,
+    answers: dict[str, Any],
+    language: str,
+    base: dict[str, Any],
+) -> HttpResponse | dict[str, list[str]]:
+    """Record the response: the thank-you page, a refusal page, or the errors to show."""
+    try:
+        services.response_submit(
+            survey=survey,
+            answers=answers,
+            invitation=invitation,
+            customer=None,
+            language=language,
+            channel="portal",
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict
+        if "invitation" in errors:
+            return render(
+                request, "portal/surveys/done.html", {**base, "state": "used"}, status=409
+            )
+        if "survey" in errors:
+            return render(
+                request, "portal/surveys/done.html", {**base, "state": "closed"}, status=410
+            )
+        return errors
+    return render(request, "portal/surveys/done.html", {**base, "state": "thanks"})
 
 
 def _render(
@@ -101,6 +157,11 @@ def _render(
     customer: Customer | None,
     language: str,
 ) -> HttpResponse:
+    """One page of the survey at a time (see `kizuna.surveys.paging`): the questions whose
+    conditions hold given the answers of the earlier pages, which the form carries along as
+    hidden inputs and the server validates again on every step. Answers to questions that
+    are not shown are never read. A POST without `step` (every answer at once, as older
+    forms and scripts send) is validated as a whole; hidden questions' answers are dropped."""
     base = {"survey_title": survey.title_for(language), "lang": language}
     if invitation is not None and invitation.responded_at is not None:
         return render(request, "portal/surveys/done.html", {**base, "state": "used"}, status=409)
@@ -109,41 +170,107 @@ def _render(
     questions = services.current_questions(survey)
     values: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
+    answers: dict[str, Any] = {}  # cleaned answers of the pages before the one shown
+    target = 1
     status = 200
     if request.method == "POST":
         values = _answers_from(questions, request.POST)
-        try:
-            services.response_submit(
-                survey=survey,
-                answers=values,
-                invitation=invitation,
-                customer=None,
-                language=language,
-                channel="portal",
+        step = _step(request.POST)
+        if step is None:  # everything in one post
+            outcome = _submit(request, survey, invitation, values, language, base)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            errors, status = outcome, 400
+            return _form(
+                request, survey, language, base, questions, questions, {}, values, errors, status, 0
             )
-        except ValidationError as exc:
-            errors = exc.message_dict
-            if "invitation" in errors:
-                return render(
-                    request, "portal/surveys/done.html", {**base, "state": "used"}, status=409
+        going_back = "back" in request.POST
+        target = max(1, step - 1) if going_back else step + 1
+        pages = paging.paginate(questions, {})
+        for done in range(target - 1):
+            if done >= len(pages):
+                break
+            shown = [q for page in pages[: done + 1] for q in page]
+            try:
+                cleaned = services.clean_answers(
+                    shown, {q.key: values[q.key] for q in shown if q.key in values}
                 )
-            if "survey" in errors:
-                return render(
-                    request, "portal/surveys/done.html", {**base, "state": "closed"}, status=410
+            except ValidationError as exc:
+                errors = exc.message_dict
+                wrong = {k.removeprefix("answers.") for k in errors}
+                target = next(
+                    (n for n, page in enumerate(pages, 1) if wrong & {q.key for q in page}),
+                    done + 1,
                 )
-            status = 400
-        else:
-            return render(request, "portal/surveys/done.html", {**base, "state": "thanks"})
+                status = 400
+                break
+            answers = cleaned
+            pages = paging.paginate(questions, answers)
+        if not errors and target > len(pages):  # nothing more to ask: record it
+            outcome = _submit(request, survey, invitation, answers, language, base)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            errors, status, target = outcome, 400, max(1, len(pages))
+        if errors:  # show the page with the first error, after the answers before it
+            before = [q for page in pages[: target - 1] for q in page]
+            answers = {k: v for k, v in answers.items() if k in {q.key for q in before}}
+    pages = paging.paginate(questions, answers)
+    target = min(target, max(1, len(pages)))
+    page = pages[target - 1] if pages else []
+    before = [q for p in pages[: target - 1] for q in p]
+    return _form(
+        request,
+        survey,
+        language,
+        base,
+        questions,
+        page,
+        answers,
+        values,
+        errors,
+        status,
+        target,
+        before=before,
+    )
+
+
+def _form(
+    request: HttpRequest,
+    survey: Survey,
+    language: str,
+    base: dict[str, Any],
+    questions: list[Question],
+    page: list[Question],
+    answers: dict[str, Any],
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    status: int,
+    step: int,
+    *,
+    before: list[Question] | None = None,
+) -> HttpResponse:
+    """The answer form: `page`'s questions (numbered in the survey), the earlier pages'
+    answers as hidden inputs, and Next or Send (step 0: the whole survey at once)."""
     general = [m for k, ms in errors.items() if not k.startswith("answers.") for m in ms]
+    numbers = {q.key: n for n, q in enumerate(questions, start=1)}
+    items = _items(page, language, values, errors)
+    for item in items:
+        item["n"] = numbers[item["key"]]
+        if step:
+            item["condition"] = ""  # shown because its condition holds
+    more = bool(step) and paging.may_follow(questions, page, answers)
     return render(
         request,
         "portal/surveys/answer.html",
         {
             **base,
-            "description": survey.description_for(language),
-            "items": _items(questions, language, values, errors),
+            "description": survey.description_for(language) if step <= 1 else "",
+            "items": items,
             "general_errors": general,
             "has_errors": bool(errors),
+            "step": step,
+            "carried": _hidden_inputs(before or [], answers),
+            "more": more,
         },
         status=status,
     )

@@ -32,7 +32,7 @@ def test_personal_link_page_in_the_customers_language(survey: Survey, customer: 
     assert page.status_code == 200 and page["Content-Language"] == "ja"
     body = page.content.decode()
     assert "顧客満足度調査" in body and 'name="nps"' in body and "<fieldset" in body
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
     english = Client().get(_path(survey, customer) + "?lang=en").content.decode()
     assert "Customer survey" in english and "How likely are you to recommend us?" in english
 
@@ -108,3 +108,66 @@ def test_submissions_are_rate_limited(survey: Survey) -> None:
     codes = [Client().post("/m/survey/nps-2026/", {"nps": "x"}).status_code for _ in range(12)]
     assert codes[:10] == [400] * 10
     assert codes[10] in (403, 429)
+
+
+def _inputs(body: str) -> set[str]:
+    import re
+
+    found = re.findall(r'<(?:input|textarea|select)\b[^>]*\bname="([a-z_]+)"', body)
+    return set(found) - {"csrfmiddlewaretoken", "step"}
+
+
+def test_without_script_conditional_questions_follow_the_answers(
+    survey: Survey, customer: Customer
+) -> None:
+    """A browser without JavaScript: page 1 asks what the condition depends on; the next
+    page shows the improvement question only to a detractor."""
+    path = _path(survey, customer) + "?lang=en"
+    first = Client().get(path).content.decode()
+    assert _inputs(first) == {"nps", "why"}  # "fix" (only if nps <= 6) is not on the page
+    assert 'name="step" value="1"' in first and ">Next<" in first
+    # A detractor: the second page asks what to improve, with page 1's answers carried.
+    second = Client().post(path, {"step": "1", "nps": "3", "why": "遅い"})
+    body = second.content.decode()
+    assert second.status_code == 200 and _inputs(body) >= {"fix", "drink"}
+    assert 'type="hidden" name="nps" value="3"' in body
+    assert "What should we improve?" in body and ">Send answers<" in body
+    assert not Response.objects.exists()
+    done = Client().post(
+        path, {"step": "2", "nps": "3", "why": "遅い", "fix": ["price"], "drink": "tea"}
+    )
+    assert done.status_code == 200 and "Thank you" in done.content.decode()
+    response = Response.objects.get()
+    answers = {a.question.key: a for a in response.answers.select_related("question")}
+    assert response.nps == 3 and answers["fix"].choices == ["price"]
+
+
+def test_a_promoter_never_sees_the_detractor_question_and_its_answer_is_ignored(
+    survey: Survey, customer: Customer
+) -> None:
+    path = _path(survey, customer) + "?lang=en"
+    second = Client().post(path, {"step": "1", "nps": "10"}).content.decode()
+    assert "What should we improve?" not in second, second
+    assert _inputs(second) == {"nps", "drink"}
+    # A forged answer to the hidden question is not read; the response is stored without it.
+    done = Client().post(path, {"step": "2", "nps": "10", "fix": ["price"], "drink": "coffee"})
+    assert "Thank you" in done.content.decode()
+    keys = set(Response.objects.get().answers.values_list("question__key", flat=True))
+    assert keys == {"nps", "drink"}
+
+
+def test_paged_errors_back_and_tampered_earlier_answers(survey: Survey, customer: Customer) -> None:
+    path = _path(survey, customer) + "?lang=en"
+    # Page 1 without its required answer stays on page 1 with the error on its input.
+    missing = Client().post(path, {"step": "1", "why": "x"})
+    assert missing.status_code == 400 and 'id="err-nps"' in missing.content.decode()
+    # An earlier answer changed in the hidden inputs is validated again: back to page 1.
+    forged = Client().post(path, {"step": "2", "nps": "99", "drink": "tea"})
+    body = forged.content.decode()
+    assert forged.status_code == 400 and 'id="err-nps"' in body and "from 0 to 10" in body
+    assert _inputs(body) == {"nps", "why"}
+    # Back from page 2 shows page 1 with the answers given.
+    back = Client().post(path, {"step": "2", "nps": "5", "why": "高い", "back": "1"})
+    body = back.content.decode()
+    assert _inputs(body) == {"nps", "why"} and 'value="5" checked' in body and "高い" in body
+    assert not Response.objects.exists()
