@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from kizuna.console.views import _htmx_vary, _page, _staff, staff_required
@@ -21,7 +21,7 @@ from kizuna.journeys import graph as g
 from kizuna.journeys import library, selectors, services
 from kizuna.journeys.models import Journey
 
-BOX_W, BOX_H, GAP_X, GAP_Y = 170, 54, 60, 26
+BOX_W, BOX_H, GAP_X, GAP_Y = 190, 70, 60, 26
 TYPE_LABELS = {
     "send": gettext_lazy("Send"),
     "webhook": gettext_lazy("Webhook"),
@@ -66,9 +66,17 @@ def _summary(node: dict[str, Any]) -> str:
     if kind == "wait":
         return str(node.get("duration", ""))
     if kind == "wait_until":
+        day = node.get("day", "any")
+        if day == "business_day":
+            return _("%(time)s, business day") % {"time": node.get("time", "")}
+        if day == "next_business_day":
+            return _("%(time)s, next business day") % {"time": node.get("time", "")}
         return str(node.get("time", ""))
     if kind == "wait_event":
-        return f"{node.get('event', '')} / {node.get('timeout', '')}"
+        where = g.filters_of(node)
+        n = len(where)
+        suffix = " (" + ngettext("%(n)d filter", "%(n)d filters", n) % {"n": n} + ")" if n else ""
+        return f"{node.get('event', '')} / {node.get('timeout', '')}{suffix}"
     if kind == "branch":
         cond = node.get("condition") or {}
         return f"{cond.get('field', '')} {cond.get('op', 'eq')} {cond.get('value', '')}"

@@ -8,6 +8,7 @@ A graph::
 
     {"trigger": {"type": "event", "event": "order.placed",
                  "filters": [{"property": "total", "op": "gte", "value": 5000}]},
+                 # or the same as "where": {"total": {"gte": 5000}}
      "entry": {"rule": "once" | "once_per_period" | "reentry", "period_days": 365},
      "goal": {"event": "order.placed", "within_days": 14},
      "holdout_percent": 10,
@@ -53,6 +54,10 @@ EXITS: dict[str, tuple[str, ...]] = {
 REQUIRED_EXITS = {"branch": ("yes", "no"), "split": ("a", "b"), "wait_event": ("timeout_next",)}
 NODE_TYPES = tuple(EXITS)
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "contains")
+ORDERED_OPS = ("gt", "gte", "lt", "lte")
+# wait_until "day": any day, the next business day (Japanese calendar) at the time or later,
+# or a business day strictly after today.
+WAIT_DAYS = ("any", "business_day", "next_business_day")
 ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DURATION = re.compile(r"^(\d{1,5})([smhd])$")
 UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -114,17 +119,68 @@ class References:
     events: dict[str, str]  # part ("trigger", "goal", node id) -> event type
 
 
-def _check_filters(filters: Any, where: str, errors: dict[str, list[str]]) -> None:
-    if filters is None:
-        return
-    if not isinstance(filters, list):
-        errors[where] = [_("Filters must be a list.")]
-        return
-    for f in filters:
-        if not isinstance(f, dict) or not isinstance(f.get("property"), str):
-            errors[where] = [_("Each filter needs a property.")]
-        elif f.get("op", "eq") not in OPS:
-            errors[where] = [_("Unknown operator %(op)s.") % {"op": f.get("op")}]
+def filters_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The property filters of a trigger, goal or wait_event: the `filters` list
+    (`[{"property": "total", "op": "gte", "value": 5000}]`) and/or the `where` object
+    (`{"total": {"gte": 5000}, "channel": "web"}`: a plain value means eq), as one list."""
+    filters = spec.get("filters")
+    out = [f for f in filters if isinstance(f, dict)] if isinstance(filters, list) else []
+    where = spec.get("where")
+    if isinstance(where, dict):
+        for prop, test in where.items():
+            if isinstance(test, dict) and test:
+                out.extend({"property": prop, "op": op, "value": v} for op, v in test.items())
+            else:
+                out.append({"property": prop, "op": "eq", "value": test})
+    return out
+
+
+def _filter_problem(f: Any) -> str | None:
+    if not isinstance(f, dict) or not isinstance(f.get("property"), str) or not f["property"]:
+        return _("Each filter needs a property.")
+    op, value, prop = f.get("op", "eq"), f.get("value"), f["property"]
+    if op not in OPS:
+        return _("Unknown operator %(op)s on %(property)s (use %(ops)s).") % {
+            "op": op,
+            "property": prop,
+            "ops": ", ".join(OPS),
+        }
+    if op == "in" and not isinstance(value, list):
+        return _("The operator in on %(property)s needs a list of values.") % {"property": prop}
+    if op in ORDERED_OPS and (isinstance(value, bool) or not isinstance(value, int | float | str)):
+        return _("The operator %(op)s on %(property)s needs a number or a text.") % {
+            "op": op,
+            "property": prop,
+        }
+    if op == "exists" and value is not None and not isinstance(value, bool):
+        return _("The operator exists on %(property)s takes true or false.") % {"property": prop}
+    return None
+
+
+def filter_problems(spec: dict[str, Any]) -> list[str]:
+    """What is wrong with a trigger's, goal's or wait_event's property filters."""
+    problems: list[str] = []
+    filters = spec.get("filters")
+    if filters is not None and not isinstance(filters, list):
+        problems.append(_("Filters must be a list."))
+        filters = []
+    where = spec.get("where")
+    if where is not None and not isinstance(where, dict):
+        problems.append(_("where must be an object of property: {operator: value}."))
+    items = list(filters or [])
+    if isinstance(where, dict):
+        items += filters_of({"where": where})
+    for f in items:
+        problem = _filter_problem(f)
+        if problem and problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _check_filters(spec: dict[str, Any], where: str, errors: dict[str, list[str]]) -> None:
+    problems = filter_problems(spec)
+    if problems:
+        errors.setdefault(where, []).extend(problems)
 
 
 def _check_condition(condition: Any, where: str, errors: dict[str, list[str]]) -> None:
@@ -145,7 +201,7 @@ def _check_trigger(trigger: Any, errors: dict[str, list[str]]) -> None:
     if kind == "event":
         if not isinstance(trigger.get("event"), str) or not trigger["event"]:
             errors["trigger"] = [_("An event trigger names its event type.")]
-        _check_filters(trigger.get("filters"), "trigger", errors)
+        _check_filters(trigger, "trigger", errors)
     elif kind in ("segment_entered", "segment_left"):
         if not isinstance(trigger.get("segment"), str) or not trigger["segment"]:
             errors["trigger"] = [_("A segment trigger names its segment.")]
@@ -197,11 +253,17 @@ def _check_node(node: dict[str, Any], known: set[str], errors: dict[str, list[st
     elif kind == "wait_until":
         if parse_time(node.get("time")) is None:
             problems.append(_("A time of day like 10:00 is required."))
+        if node.get("day", "any") not in WAIT_DAYS:
+            problems.append(
+                _("Unknown day %(day)s (use %(days)s).")
+                % {"day": node.get("day"), "days": ", ".join(WAIT_DAYS)}
+            )
     elif kind == "wait_event":
         if not isinstance(node.get("event"), str) or not node.get("event"):
             problems.append(_("Name the event to wait for."))
         if parse_duration(node.get("timeout")) is None:
             problems.append(_("A timeout like 12h or 3d (at most 366 days) is required."))
+        problems.extend(filter_problems(node))
     elif kind == "branch":
         sub: dict[str, list[str]] = {}
         _check_condition(node.get("condition"), key, sub)
@@ -288,7 +350,7 @@ def check_structure(graph: Any) -> dict[str, list[str]]:
             days = goal.get("within_days", 30)
             if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
                 errors["goal"] = [_("within_days is a whole number from 1 to 365.")]
-            _check_filters(goal.get("filters"), "goal", errors)
+            _check_filters(goal, "goal", errors)
     holdout = graph.get("holdout_percent", 0)
     if not isinstance(holdout, int) or isinstance(holdout, bool) or not 0 <= holdout <= 50:
         errors["holdout_percent"] = [_("A whole number from 0 to 50.")]
@@ -368,6 +430,11 @@ def references(graph: dict[str, Any]) -> References:
         coupons={nid: n["coupon"] for nid, n in nodes.items() if n.get("type") == "issue_coupon"},
         events=events,
     )
+
+
+def spec_matches(spec: dict[str, Any], values: dict[str, Any]) -> bool:
+    """The trigger's, goal's or wait_event's filters (both forms) hold on the properties."""
+    return matches(filters_of(spec), values)
 
 
 def matches(filters: list[dict[str, Any]] | None, values: dict[str, Any]) -> bool:

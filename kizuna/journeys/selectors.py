@@ -205,7 +205,7 @@ def _entrants(
         )
         seen: set[int] = set()
         for cid, at, props in rows:
-            if kind == "event" and not g.matches(trigger.get("filters"), props):
+            if kind == "event" and not g.spec_matches(trigger, props):
                 continue
             if kind in ("segment_entered", "segment_left") and props.get("segment") != trigger.get(
                 "segment"
@@ -241,21 +241,29 @@ def _entrants(
     return found[:SIMULATION_LIMIT]
 
 
-def _event_times(event_type: str, ids: list[int], since: datetime) -> dict[int, list[datetime]]:
-    times: dict[int, list[datetime]] = defaultdict(list)
+def _event_times(
+    event_type: str, ids: list[int], since: datetime
+) -> dict[int, list[tuple[datetime, dict[str, Any]]]]:
+    times: dict[int, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
     for start in range(0, len(ids), 900):
-        for cid, at in Event.objects.filter(
+        for cid, at, props in Event.objects.filter(
             type=event_type, customer_id__in=ids[start : start + 900], occurred_at__gte=since
-        ).values_list("customer_id", "occurred_at"):
-            times[cid].append(at)
+        ).values_list("customer_id", "occurred_at", "properties"):
+            times[cid].append((at, props or {}))
     for values in times.values():
-        values.sort()
+        values.sort(key=lambda item: item[0])
     return times
 
 
-def _first_in(times: list[datetime], after: datetime, until: datetime) -> datetime | None:
-    for at in times:
-        if after < at <= until:
+def _first_in(
+    times: list[tuple[datetime, dict[str, Any]]],
+    after: datetime,
+    until: datetime,
+    spec: dict[str, Any] | None = None,
+) -> datetime | None:
+    """The first event in (after, until] whose properties pass the spec's filters."""
+    for at, props in times:
+        if after < at <= until and (spec is None or g.spec_matches(spec, props)):
             return at
     return None
 
@@ -267,7 +275,7 @@ def journey_simulate(
     counts, the holdout, and goal conversions, from the stored events and profiles. Nothing
     is written and nothing is sent. Sends are counted as attempted (consent, quiet hours
     and caps are decided at send time); branches read today's profiles."""
-    from kizuna.journeys.services import condition_value, entry_key
+    from kizuna.journeys.services import condition_value, entry_key, wait_until_time
 
     until = until or now()
     since = until - timedelta(days=days)
@@ -299,6 +307,7 @@ def journey_simulate(
                 times[goal["event"]].get(cid, []),
                 entered,
                 entered + timedelta(days=int(goal.get("within_days", 30))),
+                goal,
             )
         group = "holdout" if holdout else "treated"
         outcome[group] += 1
@@ -320,10 +329,10 @@ def journey_simulate(
             elif kind == "wait":
                 t += g.parse_duration(node["duration"]) or timedelta(0)
             elif kind == "wait_until":
-                t += timedelta(hours=12)  # about half a day on average
+                t = wait_until_time(customers[cid], node, t)
             elif kind == "wait_event":
                 timeout = g.parse_duration(node["timeout"]) or timedelta(0)
-                hit = _first_in(times[str(node["event"])].get(cid, []), t, t + timeout)
+                hit = _first_in(times[str(node["event"])].get(cid, []), t, t + timeout, node)
                 t = hit or t + timeout
                 nxt = node.get("next") if hit else node.get("timeout_next")
             elif kind == "branch":

@@ -464,7 +464,7 @@ def event_index() -> _Index:
 def _trigger_matches(trigger: dict[str, Any], event: bus.DomainEvent) -> bool:
     kind = trigger.get("type")
     if kind == "event":
-        return g.matches(trigger.get("filters"), event.properties)
+        return g.spec_matches(trigger, event.properties)
     if kind in ("segment_entered", "segment_left"):
         return event.properties.get("segment") == trigger.get("segment")
     if kind == "score":
@@ -485,14 +485,8 @@ def on_event(event: bus.DomainEvent) -> None:
     with transaction.atomic():
         if event.type in index.goals:
             goal_reached(journey_ids=index.goals[event.type], event=event)
-        if event.type in index.waits:
-            updated = Enrolment.objects.filter(
-                customer_id=event.customer_id,
-                state=EnrolmentState.WAITING,
-                waiting_for=event.type,
-            ).update(event_seen=True, next_due_at=now())
-            if updated:
-                _wake()
+        if event.type in index.waits and _event_arrived(event):
+            _wake()
         for journey in Journey.objects.filter(
             pk__in=index.triggers.get(event.type, []), status=JourneyStatus.LIVE
         ).select_related("live_version"):
@@ -512,6 +506,35 @@ def on_event(event: bus.DomainEvent) -> None:
                 )
 
 
+def _event_arrived(event: bus.DomainEvent) -> int:
+    """Wake the customer's enrolments waiting for this event type whose wait_event step's
+    property filters hold on it (the others keep waiting for a matching one)."""
+    if event.customer_id is None:
+        return 0
+    waiting = list(
+        Enrolment.objects.filter(
+            customer_id=int(event.customer_id), state=EnrolmentState.WAITING, waiting_for=event.type
+        ).values_list("pk", "node", "version_id")
+    )
+    if not waiting:
+        return 0
+    graphs = dict(
+        JourneyVersion.objects.filter(pk__in={v for _pk, _n, v in waiting}).values_list(
+            "pk", "graph"
+        )
+    )
+    hit = []
+    for pk, node_id, version_id in waiting:
+        node = g.nodes_by_id(graphs.get(version_id) or {}).get(node_id) or {}
+        if g.spec_matches(node, event.properties):
+            hit.append(pk)
+    if not hit:
+        return 0
+    return Enrolment.objects.filter(pk__in=hit, state=EnrolmentState.WAITING).update(
+        event_seen=True, next_due_at=now()
+    )
+
+
 def _plain(properties: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v for k, v in list(properties.items())[:30] if isinstance(v, str | int | float | bool)
@@ -528,7 +551,7 @@ def goal_reached(*, journey_ids: list[int], event: bus.DomainEvent) -> int:
         return 0
     for journey in Journey.objects.filter(pk__in=journey_ids).select_related("live_version"):
         goal = (journey.live_version.graph if journey.live_version else {}).get("goal") or {}
-        if not g.matches(goal.get("filters"), event.properties):
+        if not g.spec_matches(goal, event.properties):
             continue
         since = at - timedelta(days=int(goal.get("within_days", 30)))
         mine = Enrolment.objects.filter(
@@ -584,8 +607,7 @@ def journeys_poll_stream(*, limit: int = 5000) -> dict[int, int]:
                     context={"event": trigger["event"], **_plain(props)},
                 )
                 for pk, cid, at, props in rows
-                if g.matches(trigger.get("filters"), props)
-                and not (cid in latest and latest[cid] >= at)
+                if g.spec_matches(trigger, props) and not (cid in latest and latest[cid] >= at)
             ]
             entered[journey.pk] = enrol_many(journey=journey, entrants=entrants)
             Journey.objects.filter(pk=journey.pk).update(event_cursor=rows[-1][0])
@@ -671,11 +693,25 @@ class RunResult:
 class _Batch:
     """Look-ups shared by the enrolments of one claimed batch."""
 
-    def __init__(self, enrolments: list[Enrolment], at: datetime, worker: str) -> None:
+    def __init__(
+        self, enrolments: list[Enrolment], at: datetime, worker: str, bulk: bool = True
+    ) -> None:
         self.at = at
         self.worker = worker
+        self.bulk = bulk
         ids = {e.customer_id for e in enrolments}
         self.customers = Customer.objects.in_bulk(list(ids))
+        # one read of each version and journey for the whole batch (not one per enrolment)
+        versions = JourneyVersion.objects.in_bulk(list({e.version_id for e in enrolments}))
+        journeys = Journey.objects.in_bulk(list({e.journey_id for e in enrolments}))
+        for enrolment in enrolments:
+            enrolment.version = versions[enrolment.version_id]
+            enrolment.journey = journeys[enrolment.journey_id]
+        self._nodes: dict[int, dict[str, dict[str, Any]]] = {}
+        # sends decided in this batch, queued with one bulk messaging call per
+        # (journey, channel, template) at the end: (journey id, node, key, customer,
+        # context, the step record's detail to fill in)
+        self.pending: list[tuple[int, dict[str, Any], str, Customer, dict[str, Any], dict]] = []
         self.records: list[StepExecution] = []
         self._channels: dict[str, Any] = {}
         self._templates: dict[str, Any] = {}
@@ -683,6 +719,38 @@ class _Batch:
         self._coupons: dict[Any, Any] = {}
         self._sends: dict[int, int] = {}
         self._caps_loaded: set[tuple[int, int]] = set()
+
+    def nodes(self, version: JourneyVersion) -> dict[str, dict[str, Any]]:
+        if version.pk not in self._nodes:
+            self._nodes[version.pk] = g.nodes_by_id(version.graph)
+        return self._nodes[version.pk]
+
+    def flush_sends(self) -> None:
+        """Queue this batch's sends in messaging: one keyed bulk enqueue per journey,
+        channel and template (each delivery keyed by its step attempt), and fill in the
+        step records' delivery ids. Same transaction as the step records."""
+        from kizuna.messaging import services as messaging
+
+        groups: dict[tuple[int, str, str], list[Any]] = {}
+        for journey_id, node, key, customer, context, detail in self.pending:
+            groups.setdefault((journey_id, node["channel"], node["template"]), []).append(
+                (f"journey:{key}", customer, context, detail)
+            )
+        for (journey_id, channel, template), items in groups.items():
+            queued = messaging.delivery_enqueue_keyed(
+                source=f"journey:{journey_id}",
+                channel=self.channel(channel),
+                template=self.template(template),
+                messages=[
+                    messaging.QueuedMessage(
+                        customer=customer, idempotency_key=key, extra_context=context
+                    )
+                    for key, customer, context, _detail in items
+                ],
+            )
+            for key, _customer, _context, detail in items:
+                detail["delivery_id"], detail["new"] = queued[key]
+        self.pending = []
 
     def channel(self, name: str) -> Any:
         from kizuna.messaging.models import Channel
@@ -734,13 +802,9 @@ class _Batch:
 
 
 def _claim(at: datetime, limit: int) -> list[Enrolment]:
-    qs = (
-        Enrolment.objects.filter(
-            state__in=WATCHED_STATES, next_due_at__lte=at, journey__status=JourneyStatus.LIVE
-        )
-        .select_related("version", "journey")
-        .order_by("next_due_at")
-    )
+    qs = Enrolment.objects.filter(
+        state__in=WATCHED_STATES, next_due_at__lte=at, journey__status=JourneyStatus.LIVE
+    ).order_by("next_due_at")
     if connection.features.has_select_for_update_skip_locked:
         qs = qs.select_for_update(skip_locked=True, of=("self",))
     return list(qs[:limit])
@@ -749,33 +813,48 @@ def _claim(at: datetime, limit: int) -> list[Enrolment]:
 def journeys_run_due(
     *, limit: int = BATCH, worker: str | None = None, at: datetime | None = None
 ) -> RunResult:
-    """Claim up to `limit` due enrolments and run each up to its next wait (or its end).
-    `at` is the clock (now; tests and the simulation pass another)."""
-    result = RunResult()
+    """Claim up to `limit` due enrolments and run each up to its next wait (or its end), in
+    one transaction: the batch's sends go to messaging in one keyed bulk call, the step
+    records are one bulk insert and the enrolments one bulk update. If that batch fails as a
+    whole it is run again one step at a time, where a failing step only holds back its own
+    customer (retried later, given up after 3 failures). `at` is the clock (now; tests and
+    the simulation pass another)."""
     worker = worker or worker_name()
+    try:
+        return _run_batch(limit=limit, worker=worker, at=at, bulk=True)
+    except Exception:
+        logger.exception("journey batch failed in bulk: running it one step at a time")
+        return _run_batch(limit=limit, worker=worker, at=at, bulk=False)
+
+
+_FIELDS = [
+    "node",
+    "state",
+    "next_due_at",
+    "waiting_for",
+    "event_seen",
+    "steps",
+    "visits",
+    "finished_at",
+    "exit_reason",
+    "context",
+]
+
+
+def _run_batch(*, limit: int, worker: str, at: datetime | None, bulk: bool) -> RunResult:
+    result = RunResult()
     with transaction.atomic():
         at = at or now()
         batch = _claim(at, limit)
         result.claimed = len(batch)
         if not batch:
             return result
-        facts = _Batch(batch, at, worker)
-        fields = [
-            "node",
-            "state",
-            "next_due_at",
-            "waiting_for",
-            "event_seen",
-            "steps",
-            "visits",
-            "finished_at",
-            "exit_reason",
-            "context",
-        ]
+        facts = _Batch(batch, at, worker, bulk=bulk)
         for enrolment in batch:
             _run(enrolment, facts, result)
+        facts.flush_sends()
         StepExecution.objects.bulk_create(facts.records, batch_size=1000)
-        Enrolment.objects.bulk_update(batch, fields, batch_size=500)
+        Enrolment.objects.bulk_update(batch, _FIELDS, batch_size=500)
     result.steps = len(facts.records)
     return result
 
@@ -795,7 +874,7 @@ def _run(enrolment: Enrolment, facts: _Batch, result: RunResult) -> None:
         result.finished += 1
         return
     graph = enrolment.version.graph
-    nodes = g.nodes_by_id(graph)
+    nodes = facts.nodes(enrolment.version)
     customer = facts.customers.get(enrolment.customer_id)
     if customer is None or customer.merged_into_id is not None:
         _finish(enrolment, EnrolmentState.EXITED, at, "customer_gone")
@@ -861,17 +940,27 @@ def _run(enrolment: Enrolment, facts: _Batch, result: RunResult) -> None:
     enrolment.next_due_at = at  # long instant chain: continue in the next claim
 
 
-def _wait_until(customer: Customer, hhmm: str, at: datetime) -> datetime:
+def wait_until_time(customer: Customer, node: dict[str, Any], at: datetime) -> datetime:
+    """When a wait_until step ends: the next `time` in the customer's zone after `at`; with
+    `day` "business_day" the next such time on a Japanese business day
+    (`jp_calendar.is_business_day`: weekends, national holidays and the New Year break are
+    skipped); with "next_business_day" that time on the first business day after the
+    customer's local today (`jp_calendar.next_business_day`)."""
+    from kizuna.core import jp_calendar
+
     zone = _zone(customer.timezone)
-    wanted = g.parse_time(hhmm)
+    wanted = g.parse_time(node["time"])
     assert wanted is not None
     local = at.astimezone(zone)
-    target = local.replace(hour=wanted.hour, minute=wanted.minute, second=0, microsecond=0)
-    if target <= local:
-        target = (local + timedelta(days=1)).replace(
-            hour=wanted.hour, minute=wanted.minute, second=0, microsecond=0
-        )
-    return target
+    day = local.date()
+    mode = node.get("day", "any")
+    if mode == "next_business_day":
+        day = jp_calendar.next_business_day(day)
+    elif datetime.combine(day, wanted, tzinfo=zone) <= local:
+        day += timedelta(days=1)
+    if mode == "business_day":
+        day = jp_calendar.next_business_day(day, include_today=True)
+    return datetime.combine(day, wanted, tzinfo=zone)
 
 
 def condition_value(field_name: str, customer: Customer, context: dict[str, Any]) -> Any:
@@ -913,6 +1002,13 @@ def _execute(
         cap = graph.get("frequency_cap")
         if kind == "send" and cap and facts.sends_within(customer.pk, cap["days"]) >= cap["sends"]:
             return "capped", {"cap": cap}, nxt
+        context = {"journey": enrolment.journey.name, **enrolment.context}
+        if kind == "send":
+            facts.sent(customer.pk)
+        if facts.bulk:  # queued with the batch's other sends (flush_sends), same transaction
+            detail: dict[str, Any] = {}
+            facts.pending.append((enrolment.journey_id, node, key, customer, context, detail))
+            return "queued", detail, nxt
         # delivery_enqueue, points_award and coupons_issue are atomic themselves (a savepoint
         # here): a failing step rolls back only its own writes.
         delivery, created = messaging.delivery_enqueue(
@@ -920,11 +1016,9 @@ def _execute(
             customer=customer,
             channel=facts.channel(node["channel"]),
             template=facts.template(node["template"]),
-            extra_context={"journey": enrolment.journey.name, **enrolment.context},
+            extra_context=context,
             idempotency_key=f"journey:{key}",
         )
-        if kind == "send":
-            facts.sent(customer.pk)
         return "queued", {"delivery_id": delivery.pk, "new": created}, nxt
     if kind == "wait":
         duration = g.parse_duration(node["duration"])
@@ -934,7 +1028,7 @@ def _execute(
         return "waiting", {"until": enrolment.next_due_at.isoformat()}, nxt
     if kind == "wait_until":
         enrolment.state = EnrolmentState.WAITING
-        enrolment.next_due_at = _wait_until(customer, node["time"], at)
+        enrolment.next_due_at = wait_until_time(customer, node, at)
         return "waiting", {"until": enrolment.next_due_at.isoformat()}, nxt
     if kind == "wait_event":
         timeout = g.parse_duration(node["timeout"])

@@ -67,6 +67,8 @@ def test_list_detail_chart_counts_and_actions(
     page = client.get(f"/journeys/{journey.pk}/", **EN).content.decode()
     assert "<svg" in page and "Send · send" in page and "Award points · points" in page
     assert "1 in · 1 waiting" in page  # the wait step's counts on the chart
+    assert "1 done · 0 exited · 0 conv." in page  # the send step moved its customer on
+    assert "1 entered, 1 waiting, 0 completed, 0 exited, 0 conversions" in page
     simulated = client.get(f"/journeys/{journey.pk}/?simulate=1&days=7", **EN)
     assert "Would reach" in simulated.content.decode()
     response = client.post(f"/journeys/{journey.pk}/pause/")

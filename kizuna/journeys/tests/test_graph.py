@@ -169,3 +169,84 @@ def test_reference_checks_for_segments_and_coupons(mail: Channel, thanks: Templa
     )
     errors = refused(data)
     assert set(errors) == {"trigger", "nodes.points", "nodes.seg"}
+
+
+def _wait_event(**extra: Any) -> dict[str, Any]:
+    return {
+        "id": "wait",
+        "type": "wait_event",
+        "event": "order.placed",
+        "timeout": "2d",
+        "next": "points",
+        "timeout_next": "done",
+        **extra,
+    }
+
+
+def test_property_filters_in_both_forms_save(mail: Channel, thanks: Template) -> None:
+    data = graph(
+        mail,
+        trigger={"type": "event", "event": "order.placed", "where": {"total": {"gte": 5000}}},
+        goal={"event": "order.placed", "where": {"channel": "web"}},
+    )
+    data["nodes"][1] = _wait_event(
+        where={"total": {"gte": 3000, "lt": 100000}},
+        filters=[{"property": "items", "op": "exists", "value": True}],
+    )
+    services.journey_save(data={"name": "filters", "graph": data})
+    assert g.filters_of(data["nodes"][1]) == [
+        {"property": "items", "op": "exists", "value": True},
+        {"property": "total", "op": "gte", "value": 3000},
+        {"property": "total", "op": "lt", "value": 100000},
+    ]
+    assert g.filters_of(data["goal"]) == [{"property": "channel", "op": "eq", "value": "web"}]
+
+
+def test_unknown_operator_is_named_on_trigger_goal_and_wait(
+    mail: Channel, thanks: Template
+) -> None:
+    data = graph(
+        mail,
+        trigger={"type": "event", "event": "order.placed", "where": {"total": {"atleast": 5000}}},
+        goal={"event": "order.placed", "filters": [{"property": "total", "op": "over"}]},
+    )
+    data["nodes"][1] = _wait_event(where={"total": {"bigger": 1}})
+    errors = refused(data)
+    assert set(errors) == {"trigger", "goal", "nodes.wait"}
+    assert errors["trigger"][0].startswith("Unknown operator atleast on total")
+    assert errors["goal"][0].startswith("Unknown operator over on total")
+    assert errors["nodes.wait"][0].startswith("Unknown operator bigger on total")
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ({"tier": {"in": "gold"}}, "The operator in on tier needs a list of values."),
+        ({"total": {"gte": [1]}}, "The operator gte on total needs a number or a text."),
+        ({"coupon": {"exists": "yes"}}, "The operator exists on coupon takes true or false."),
+        ("total >= 5000", "where must be an object of property: {operator: value}."),
+    ],
+)
+def test_bad_filter_values_on_a_wait_event(
+    mail: Channel, thanks: Template, where: Any, problem: str
+) -> None:
+    data = graph(mail)
+    data["nodes"][1] = _wait_event(where=where)
+    assert refused(data) == {"nodes.wait": [problem]}
+
+
+def test_wait_until_day_option(mail: Channel, thanks: Template) -> None:
+    data = graph(mail)
+    data["nodes"][1] = {
+        "id": "wait",
+        "type": "wait_until",
+        "time": "10:00",
+        "day": "next_business_day",
+        "next": "points",
+    }
+    assert services.graph_errors(data) == {}
+    data["nodes"][1]["day"] = "weekday"
+    errors = refused(data)
+    assert errors == {
+        "nodes.wait": ["Unknown day weekday (use any, business_day, next_business_day)."]
+    }
