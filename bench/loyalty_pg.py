@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,9 +50,17 @@ def postgres(dbname: str = "kizuna_bench") -> Iterator[str]:
     executor.start()
     try:
         executor.wait_for_postgres()
-        with psycopg.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
-        ) as conn:
+        for attempt in range(60):  # on a loaded machine "starting up" can outlast the wait
+            try:
+                conn = psycopg.connect(
+                    host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+                )
+                break
+            except psycopg.OperationalError:
+                if attempt == 59:
+                    raise
+                time.sleep(0.5)
+        with conn:
             conn.execute(f'CREATE DATABASE "{dbname}"')
         yield f"postgres://postgres@127.0.0.1:{port}/{dbname}"
     finally:

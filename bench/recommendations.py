@@ -4,6 +4,8 @@
         [--customers 20000] [--requests 2000]
     flock /tmp/kizuna-bench.lock .venv/bin/python bench/recommendations.py synthetic \
         [--customers 1000000] [--purchases 10000000] [--products 10000]
+    KIZUNA_DATA_DIR=<a loaded demo> .venv/bin/python bench/recommendations.py profile \
+        [--in-process 500] [--profile] [--show-sql] [--http]
 
 demo: loads the demo business (`kizuna demo --no-serve --reset`, which trains and evaluates
 the recommendation models as one of its steps) into a fresh SQLite data directory, prints
@@ -13,6 +15,11 @@ times the real read of the training data from the database rows and the matrix b
 threads (each its own HTTP connection) to GET /api/v1/customers/{id}/recommendations (80%)
 and /api/v1/products/{id}/related (20%): p50/p95/p99 and the server's CPU per request
 (target: p95 < 20 ms).
+
+Before the HTTP rounds, `demo` sends the same mix through Django's request path in its own
+process (test client, one request at a time): CPU and SQL statements per request, and with
+--profile a cProfile of them. `profile` does that (and with --http the HTTP rounds) on a data
+directory already loaded, e.g. to compare two versions of the code on the same data.
 
 synthetic: customers x products purchases generated in NumPy with latent structure (50
 taste clusters, Zipf popularity within each, 30% off-taste purchases, gamma activity per
@@ -134,8 +141,98 @@ def demo(args: argparse.Namespace) -> None:
             username="bench-recs", password=os.urandom(16).hex(), role="support"
         )
         key = api_key_create(name="bench", role="support", created_by=staff).secret
+        in_process(args, customers, products, key)
         connection.close()
         api(args, env, customers, products, key)
+
+
+def _paths(rng: random.Random, customers: list[int], products: list[int], count: int) -> list[str]:
+    out = []
+    for _ in range(count):
+        if rng.random() < 0.8:
+            out.append(f"/api/v1/customers/{rng.choice(customers)}/recommendations?n=10")
+        else:
+            out.append(f"/api/v1/products/{rng.choice(products)}/related?n=5")
+    return out
+
+
+def in_process(
+    args: argparse.Namespace, customers: list[int], products: list[int], key: str
+) -> None:
+    """The same mix through Django's whole request path in this process (middleware, ninja,
+    API-key check, route, JSON), one request at a time: CPU per request, SQL statements per
+    request and, with --profile, where the CPU goes (cProfile on the CPU clock)."""
+    import cProfile
+    import pstats
+    from collections import Counter
+
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    settings.ALLOWED_HOSTS = ["*"]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    rng = random.Random(11)
+    for path in _paths(rng, customers, products, 100):  # warm-up: models, caches
+        assert client.get(path).status_code == 200
+    for path in (
+        f"/api/v1/customers/{customers[0]}/recommendations?n=10",
+        f"/api/v1/products/{products[0]}/related?n=5",
+    ):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        print(f"  SQL per request, {path.split('/')[3]}: {len(captured.captured_queries)}")
+        if args.show_sql:
+            for q in captured.captured_queries:
+                print("     ", q["sql"][:160])
+    todo = _paths(rng, customers, products, args.in_process)
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    codes = Counter(client.get(path).status_code for path in todo)
+    if profiler:
+        profiler.disable()
+    cpu, wall, n = time.process_time() - cpu0, time.perf_counter() - wall0, len(todo)
+    print(
+        f"\n(c') in process (Django test client, one at a time), {n} requests {dict(codes)}: "
+        f"{cpu / n * 1000:.2f} ms CPU, {wall / n * 1000:.2f} ms wall per request"
+        f"{' (profiled)' if profiler else ''}; {load()}"
+    )
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+
+
+def profile(args: argparse.Namespace) -> None:
+    """`in_process` (and with --http the gunicorn rounds) on an already loaded data
+    directory (KIZUNA_DATA_DIR), e.g. one left by `kizuna demo --no-serve`: for comparing
+    two versions of the request path on the same data without reloading a demo."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kizuna.settings.base")
+    import django
+
+    django.setup()
+    from kizuna.catalog.models import Product
+    from kizuna.core.timeutil import now
+    from kizuna.customers.models import Customer
+    from kizuna.iam.models import ApiKey
+    from kizuna.iam.services import api_key_create, staff_user_create
+
+    customers = list(Customer.objects.values_list("pk", flat=True))
+    products = list(Product.objects.values_list("pk", flat=True))
+    name = f"bench-recs-{os.getpid()}"
+    staff = staff_user_create(username=name, password=os.urandom(16).hex(), role="support")
+    issued = api_key_create(name=name, role="support", created_by=staff)
+    try:
+        in_process(args, customers, products, issued.secret)
+        if args.http:
+            from django.db import connection
+
+            connection.close()
+            api(args, dict(os.environ), customers, products, issued.secret)
+    finally:
+        ApiKey.objects.filter(pk=issued.api_key.pk).update(revoked_at=now())
 
 
 def api(
@@ -166,13 +263,7 @@ def api(
                 time.sleep(0.2)
 
         def paths(count: int) -> list[str]:
-            out = []
-            for _ in range(count):
-                if rng.random() < 0.8:
-                    out.append(f"/api/v1/customers/{rng.choice(customers)}/recommendations?n=10")
-                else:
-                    out.append(f"/api/v1/products/{rng.choice(products)}/related?n=5")
-            return out
+            return _paths(rng, customers, products, count)
 
         def round_(todo: list[str], clients: int) -> tuple[list[float], dict[int, int]]:
             latencies: list[float] = []
@@ -290,12 +381,21 @@ def main() -> None:
     d.add_argument("--requests", type=int, default=2000)
     d.add_argument("--clients", type=int, default=4)
     d.add_argument("--workers", type=int, default=2)
+    p = sub.add_parser("profile", help="in-process request cost on KIZUNA_DATA_DIR's data")
+    p.add_argument("--http", action="store_true", help="then the gunicorn rounds of `demo`")
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--workers", type=int, default=2)
+    for sp in (d, p):
+        sp.add_argument("--in-process", type=int, default=500, help="requests in process")
+        sp.add_argument("--profile", action="store_true", help="cProfile the in-process round")
+        sp.add_argument("--show-sql", action="store_true")
     s = sub.add_parser("synthetic")
     s.add_argument("--customers", type=int, default=1_000_000)
     s.add_argument("--purchases", type=int, default=10_000_000)
     s.add_argument("--products", type=int, default=10_000)
     args = parser.parse_args()
-    demo(args) if args.what == "demo" else synthetic(args)
+    {"demo": demo, "profile": profile, "synthetic": synthetic}[args.what](args)
 
 
 if __name__ == "__main__":

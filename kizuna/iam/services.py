@@ -18,6 +18,11 @@ from kizuna.iam.roles import ROLE_PERMISSIONS, Role
 API_KEY_PREFIX = "kzk"
 
 
+def api_key_prefix(secret: str) -> str:
+    """The stored, indexed start of a key ('kzk_' and 8 characters) by which it is found."""
+    return secret[: len(API_KEY_PREFIX) + 9]
+
+
 def roles_sync() -> None:
     """Create one group per role holding exactly the permissions in ROLE_PERMISSIONS."""
     for role, codes in ROLE_PERMISSIONS.items():
@@ -85,7 +90,7 @@ def api_key_create(*, name: str, role: str, created_by: User) -> IssuedApiKey:
     if not name.strip():
         raise ValidationError({"name": _("Give the key a name.")})
     secret = ids.token(API_KEY_PREFIX, 32)
-    prefix = secret[: len(API_KEY_PREFIX) + 9]
+    prefix = api_key_prefix(secret)
     with set_actor(created_by):
         api_key = ApiKey.objects.create(
             name=name.strip(),

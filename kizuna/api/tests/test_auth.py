@@ -140,3 +140,19 @@ def test_session_of_a_non_staff_user_is_not_enough() -> None:
     client = Client()
     assert client.login(username="member", password="s3cret-Pass!")
     assert client.get("/api/v1/customers").status_code == 401
+
+
+def test_a_request_with_a_key_costs_one_query_to_authenticate(make_key: Any) -> None:
+    """The key is read once (so revocation is immediate), the role's permissions come from
+    the per-process cache and `last_used_at` is written at most once a minute."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = ApiClient(make_key("analyst").secret)
+    assert api.get("/api/v1/customers").status_code == 200  # first use: touched, cached
+    with CaptureQueriesContext(connection) as captured:
+        assert api.get("/api/v1/customers").status_code == 200
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert sum("iam_apikey" in s for s in sql) == 1
+    assert not any("auth_permission" in s or s.startswith("UPDATE") for s in sql)
+    assert not any("django_session" in s for s in sql)
