@@ -1,4 +1,5 @@
-"""REST API of LINE marketing: audiences uploaded from segments, and narrowcasts to them."""
+"""REST API of LINE marketing: audiences uploaded from segments (and LINE's status of them),
+and narrowcasts to them (and LINE's progress of each send)."""
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import datetime
@@ -34,6 +35,9 @@ class AudienceOut(Schema):
     description: str
     audience_group_id: int
     size: int
+    status: str = Field(..., description="LINE's status: IN_PROGRESS, READY, FAILED, EXPIRED...")
+    line_count: int | None
+    checked_at: datetime | None
     created_at: datetime
 
 
@@ -47,7 +51,14 @@ class NarrowcastOut(Schema):
     id: int
     audience_id: int
     request_id: str
-    status: str
+    status: str = Field(
+        ..., description="sent, then LINE's phase: waiting, sending, succeeded, failed"
+    )
+    target_count: int | None
+    success_count: int | None
+    failure_count: int | None
+    error: str
+    checked_at: datetime | None
     created_at: datetime
 
 
@@ -103,3 +114,38 @@ def narrowcast_create(
         audience=audience, messages=payload.messages, idempotency_key=idempotency_key
     )
     return Status(200 if existed else 201, sent)
+
+
+@router.post(
+    "/line/audiences/{audience_id}/status",
+    response=responses({200: AudienceOut}, lookup=True, body=True),
+    auth=require_perm("line_marketing.view_lineaudience"),
+)
+def audience_status(request: HttpRequest, audience_id: int) -> Any:
+    """Ask LINE for the audience's status and matched count, store and return them."""
+    audience = LineAudience.objects.select_related("channel").filter(pk=audience_id).first()
+    if audience is None:
+        raise NotFound("audience", audience_id)
+    return services.audience_refresh(audience=audience)
+
+
+@router.get(
+    "/line/narrowcasts",
+    response=responses({200: list[NarrowcastOut]}),
+    auth=require_perm("line_marketing.view_narrowcast"),
+)
+def narrowcast_list(request: HttpRequest) -> Any:
+    return list(Narrowcast.objects.order_by("-created_at", "-id")[:200])
+
+
+@router.post(
+    "/line/narrowcasts/{narrowcast_id}/progress",
+    response=responses({200: NarrowcastOut}, lookup=True, body=True),
+    auth=require_perm("line_marketing.view_narrowcast"),
+)
+def narrowcast_progress(request: HttpRequest, narrowcast_id: int) -> Any:
+    """Ask LINE's progress API how far the send is (phase, targets, delivered, failed)."""
+    sent = Narrowcast.objects.select_related("audience__channel").filter(pk=narrowcast_id).first()
+    if sent is None:
+        raise NotFound("narrowcast", narrowcast_id)
+    return services.narrowcast_refresh(narrowcast=sent)

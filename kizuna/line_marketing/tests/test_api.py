@@ -71,3 +71,33 @@ def test_permissions(call, channel, tokyo, line_server) -> None:
     assert support("GET", "/api/v1/line/audiences").status_code == 403
     assert Client().get("/api/v1/line/audiences").status_code == 401
     assert line_server.requests == []
+
+
+def test_status_and_progress_through_the_api(call, channel, tokyo, line_server) -> None:
+    api = call("marketer")
+    audience = api("POST", "/api/v1/line/audiences", {"channel": channel.pk, "segment": tokyo.pk})
+    audience_id = audience.json()["id"]
+    assert audience.json()["status"] == "IN_PROGRESS"
+    status = api("POST", f"/api/v1/line/audiences/{audience_id}/status")
+    assert status.status_code == 200 and (status.json()["status"], status.json()["line_count"]) == (
+        "READY",
+        3,
+    )
+    body = {"messages": [{"type": "text", "text": "お知らせ"}]}
+    sent = api(
+        "POST",
+        f"/api/v1/line/audiences/{audience_id}/narrowcasts",
+        body,
+        **{"Idempotency-Key": "k"},
+    ).json()
+    analyst = call("analyst")  # reading LINE's progress is a view
+    progress = analyst("POST", f"/api/v1/line/narrowcasts/{sent['id']}/progress")
+    assert progress.status_code == 200
+    assert (progress.json()["status"], progress.json()["success_count"]) == ("succeeded", 3)
+    assert [n["id"] for n in analyst("GET", "/api/v1/line/narrowcasts").json()] == [sent["id"]]
+    assert analyst("POST", "/api/v1/line/narrowcasts/999/progress").status_code == 404
+    assert (
+        call("support")("POST", f"/api/v1/line/narrowcasts/{sent['id']}/progress").status_code
+        == 403
+    )
+    assert Client().post(f"/api/v1/line/audiences/{audience_id}/status").status_code == 401
