@@ -439,6 +439,68 @@ def deals_move(request: HttpRequest) -> HttpResponse:
     return _back(request, "console:accounts_board")
 
 
+class PipelineForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=100)
+    stages = forms.CharField(
+        label=gettext_lazy("Stages"),
+        widget=forms.Textarea(attrs={"rows": 7}),
+        help_text=gettext_lazy(
+            "One stage a line, in order: name, probability (0-100) and, for the closing "
+            "stages, won or lost; e.g. Proposal, 50 or Won, 100, won."
+        ),
+        initial="Lead, 10\nProposal, 50\nNegotiation, 80\nWon, 100, won\nLost, 0, lost",
+    )
+
+    def clean_stages(self) -> list[dict[str, Any]]:
+        stages, problems = [], []
+        for number, line in enumerate(self.cleaned_data["stages"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = [part.strip() for part in line.split(",")]
+            if len(parts) not in (2, 3) or not parts[1].isdigit():
+                problems.append(
+                    _("Line %(n)d: write a name, a probability and optionally won or lost.")
+                    % {"n": number}
+                )
+                continue
+            stage: dict[str, Any] = {"name": parts[0], "probability": int(parts[1])}
+            if len(parts) == 3:
+                stage["outcome"] = parts[2].lower()
+            stages.append(stage)
+        if problems:
+            raise ValidationError(problems)
+        return stages
+
+
+@staff_required("accounts.view_pipeline")
+def pipelines(request: HttpRequest) -> HttpResponse:
+    """The pipelines with their stages (probability, outcome); a form to add one."""
+    form = PipelineForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.has_perm("accounts.add_pipeline"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                pipeline = services.pipeline_create(
+                    name=form.cleaned_data["name"],
+                    stages=form.cleaned_data["stages"],
+                    actor=_staff(request),
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error("name" if field == "name" else "stages", errors)
+            else:
+                messages.success(request, _("The pipeline was created."))
+                return redirect(f"{reverse('console:accounts_board')}?pipeline={pipeline.pk}")
+    return render(
+        request,
+        "console/accounts/pipelines.html",
+        {"pipelines": list(selectors.pipeline_list()), "form": form},
+    )
+
+
 @staff_required("accounts.view_deal")
 def deal_list(request: HttpRequest) -> HttpResponse:
     pipeline = _pipeline(request)

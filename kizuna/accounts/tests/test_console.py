@@ -22,6 +22,7 @@ PAGES = [
     "/deals/",
     "/deals/new/",
     "/deals/forecast/",
+    "/deals/pipelines/",
     "/tasks/",
     "/my-customers/",
     "/service-levels/",
@@ -436,3 +437,36 @@ def test_customer_360_panels(admin_user, customer, make_staff) -> None:
     nobody.user_permissions.add(Permission.objects.get(codename="view_customer"))
     html = login(nobody).get(f"/customers/{customer.pk}/").content.decode()
     assert 'id="accounts"' not in html and 'id="subscriptions"' not in html
+
+
+def test_pipelines_page_lists_and_creates(admin_user, pipeline, make_staff) -> None:
+    from kizuna.accounts.models import Pipeline
+
+    client = login(admin_user)
+    html = client.get("/deals/pipelines/").content.decode()
+    assert "New business" in html and "Negotiation" in html and "80%" in html
+    r = client.post("/deals/pipelines/", {"name": "Renewals", "stages": "Due, 60\nSigned"})
+    assert r.status_code == 200 and "Line 2: write a name" in r.content.decode()
+    r = client.post("/deals/pipelines/", {"name": "Renewals", "stages": "Due, 60\nSigned, 100"})
+    assert "A pipeline needs one won and one lost stage." in r.content.decode()
+    r = client.post(
+        "/deals/pipelines/", {"name": "Renewals", "stages": "Due, 160\nW, 100, won\nL, 0, lost"}
+    )
+    assert "A probability is a whole percentage from 0 to 100." in r.content.decode()
+    assert not Pipeline.objects.filter(name="Renewals").exists()
+    r = client.post(
+        "/deals/pipelines/",
+        {"name": "Renewals", "stages": "Due, 60\n\nRenewed, 100, won\nChurned, 0, Lost"},
+    )
+    renewals = Pipeline.objects.get(name="Renewals")
+    assert r.status_code == 302 and r["Location"] == f"/deals/board/?pipeline={renewals.pk}"
+    assert [(s.name, s.probability, s.outcome) for s in renewals.stages.all()] == [
+        ("Due", 60, "open"),
+        ("Renewed", 100, "won"),
+        ("Churned", 0, "lost"),
+    ]
+    analyst = login(make_staff("analyst"))  # reads pipelines, creates none
+    html = analyst.get("/deals/pipelines/").content.decode()
+    assert "Renewals" in html and 'name="stages"' not in html
+    r = analyst.post("/deals/pipelines/", {"name": "X", "stages": "A, 1\nW, 100, won\nL, 0, lost"})
+    assert r.status_code == 403 and not Pipeline.objects.filter(name="X").exists()
