@@ -186,8 +186,13 @@ def normalize_phone(value: str, region: str = "JP") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Dash look-alikes typed between the two parts of a postal code with a Japanese IME: the
+# long vowel mark ー (what ｰ becomes under NFKC), hyphens, minus and dashes.
+_POSTAL_DASHES = str.maketrans(dict.fromkeys("ー‐‑‒–—―−", "-"))
+
+
 def normalize_postal_code(value: str) -> str:
-    match = _POSTAL_RE.match(nfkc(value).replace("〒", "").strip())
+    match = _POSTAL_RE.match(nfkc(value).replace("〒", "").translate(_POSTAL_DASHES).strip())
     if not match:
         raise ValueError(_("Enter a postal code like 123-4567."))
     return f"{match.group(1)}-{match.group(2)}"

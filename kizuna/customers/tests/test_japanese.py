@@ -254,3 +254,21 @@ def test_postal_code_api(make_staff: Any) -> None:
     bad = client.get("/api/v1/customers/postal-codes/12-34", headers=headers)
     assert bad.status_code == 422 and "123-4567" in bad.content.decode()
     assert Client().get("/api/v1/customers/postal-codes/100-0001").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["〒１５０ー０００１", "150ｰ0001", "１５０‐０００１", "150−0001", "150―0001", "1500001"],
+)
+def test_postal_codes_typed_with_an_ime_dash(typed: str) -> None:
+    from kizuna.customers.validation import normalize_postal_code
+
+    assert normalize_postal_code(typed) == "150-0001"
+
+
+@pytest.mark.parametrize("typed", ["150ー00011", "15ー00001", "150ーー0001", "abc-defg"])
+def test_malformed_postal_codes_are_still_refused(typed: str) -> None:
+    from kizuna.customers.validation import normalize_postal_code
+
+    with pytest.raises(ValueError, match="123-4567"):
+        normalize_postal_code(typed)
