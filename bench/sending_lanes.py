@@ -5,6 +5,10 @@ bulk messages in the same run.
 
     flock /tmp/kizuna-bench.lock .venv/bin/python bench/sending_lanes.py [--messages 20000]
         [--bulk-workers 2] [--inject-every 0.5] [--dkim off|on]
+        [--db sqlite|postgresql] [--queue sqlite|redis]
+
+`--db postgresql` runs a throwaway PostgreSQL server (bench/support.py) for the database;
+`--queue redis` a throwaway redis-server on loopback (no persistence) for the Huey queues.
 
 A fresh data directory (SQLite, Huey on SQLite): N customers with an opt-in, an MJML
 newsletter queued as a campaign (`campaign:…` → the bulk lane). Then `--bulk-workers`
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import smtplib
 import statistics
@@ -32,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from messaging_send import PRERENDER, SETUP, count, session_cpu  # bench/messaging_send.py
-from support import free_port  # bench/support.py
+from messaging_send import PRERENDER, SETUP, session_cpu  # bench/messaging_send.py
+from support import free_port, postgres_executor  # bench/support.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -79,6 +84,63 @@ class Stamping:
         return "250 OK"
 
 
+class Counter:
+    """Counts rows with SQL on the bench's database (SQLite file or PostgreSQL URL)."""
+
+    def __init__(self, sqlite: Path | None = None, url: str = "") -> None:
+        self.sqlite, self.url = sqlite, url
+        self.conn: Any = None
+
+    def __call__(self, sql: str) -> int:
+        if self.sqlite is not None:
+            import sqlite3
+
+            with sqlite3.connect(self.sqlite, timeout=30) as conn:
+                return int(conn.execute(sql).fetchone()[0])
+        import psycopg
+
+        if self.conn is None:
+            self.conn = psycopg.connect(self.url, autocommit=True)
+        return int(self.conn.execute(sql).fetchone()[0])
+
+
+@contextlib.contextmanager
+def backends(workdir: Path, db: str, queue: str) -> Any:
+    """Environment additions and a row counter for the chosen database and queue."""
+    extra: dict[str, str] = {}
+    stack = contextlib.ExitStack()
+    with stack:
+        if db == "postgresql":
+            import psycopg
+
+            (workdir / "pg").mkdir()
+            executor = postgres_executor(
+                workdir / "pg", settings="-c shared_buffers=256MB -c max_wal_size=2GB"
+            )
+            executor.start()
+            stack.callback(executor.stop)
+            executor.wait_for_postgres()
+            base = f"postgres://postgres@127.0.0.1:{executor.port}"
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+                conn.execute('CREATE DATABASE "kizuna_bench"')
+            extra["KIZUNA_DATABASE_URL"] = f"{base}/kizuna_bench"
+            counter = Counter(url=extra["KIZUNA_DATABASE_URL"])
+        else:
+            counter = Counter(sqlite=workdir / "kizuna.sqlite3")
+        if queue == "redis":
+            port = free_port()
+            redis = subprocess.Popen(
+                [shutil.which("redis-server") or "/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                 "--appendonly", "no", "--dir", str(workdir)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            stack.callback(redis.wait, 10)
+            stack.callback(redis.terminate)
+            time.sleep(0.5)
+            extra["KIZUNA_QUEUE_URL"] = f"redis://127.0.0.1:{port}/0"
+        yield extra, counter
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20000)
@@ -86,12 +148,20 @@ def main() -> None:
     parser.add_argument("--inject-every", type=float, default=0.5)
     parser.add_argument("--dkim", choices=["on", "off"], default="off")
     parser.add_argument("--timeout", type=float, default=420)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--queue", choices=["sqlite", "redis"], default="sqlite")
     args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-lanes-"))
+    with backends(workdir, args.db, args.queue) as (extra, count):
+        run(args, workdir, extra, count)
+
+
+def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: Counter) -> None:
+    print(f"database {args.db}, queue {args.queue}; load before: {os.getloadavg()}", flush=True)
 
     handler = Stamping()
     server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
-    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-lanes-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
     env.update(
         KIZUNA_DATA_DIR=str(workdir),
@@ -99,17 +169,19 @@ def main() -> None:
         KIZUNA_QUIET_HOURS="off",
         KIZUNA_LOG_LEVEL="WARNING",
         KIZUNA_SEND_CONCURRENCY="1",
+        **extra,
     )
     workers: list[subprocess.Popen[bytes]] = []
     injector = None
     try:
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
+        setup_started = time.perf_counter()
         queued = subprocess.run(
             [sys.executable, "-c", SETUP, str(server.port), str(args.messages), args.dkim],
             env=env, check=True, capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         assert queued.stdout.strip().splitlines()[-1] == str(args.messages), queued.stdout
-        db = workdir / "kizuna.sqlite3"
+        print(f"setup (not timed): {time.perf_counter() - setup_started:.0f} s", flush=True)
         stop = workdir / "stop-injecting"
         started = time.perf_counter()
         for lane in ["transactional"] + ["bulk"] * args.bulk_workers:
@@ -133,7 +205,7 @@ def main() -> None:
         deadline = started + args.timeout
         while time.perf_counter() < deadline and done < args.messages:
             time.sleep(0.2)
-            done = count(db, bulk_sql)
+            done = count(bulk_sql)
             if done >= 0.9 * args.messages:
                 stop.touch()  # receipts only while bulk is still sending
             if first is None and done:
@@ -163,7 +235,7 @@ def main() -> None:
                 os.killpg(w.pid, signal.SIGTERM)
         for w in workers:
             w.wait(timeout=30)
-    sent = count(db, "select count(*) from messaging_delivery where lane='bulk' and status='sent'")
+    sent = count("select count(*) from messaging_delivery where lane='bulk' and status='sent'")
     rate = sent / elapsed
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(

@@ -100,3 +100,19 @@ def register_all() -> None:
     """Register every lane's task (the worker does this before it starts consuming)."""
     for lane in LANES:
         send_task(lane)
+
+
+# Messages a bulk-lane worker claims in one transaction and records in one transaction: a
+# crash leaves at most this many email messages `unknown` (never resent). The other lanes
+# send one at a time (one in flight, the lowest latency).
+BULK_GROUP_DEFAULT = 20
+
+
+def send_group(lane: str) -> int:
+    """How many deliveries of `lane` one worker claims (and records) per transaction."""
+    if lane != Lane.BULK:
+        return 1
+    value = getattr(settings, "KIZUNA_SEND_GROUP", None)
+    if value is None:
+        value = os.environ.get("KIZUNA_SEND_GROUP") or BULK_GROUP_DEFAULT
+    return max(1, min(int(value), 500))

@@ -40,7 +40,16 @@ from kizuna.customers import selectors as customer_selectors
 from kizuna.customers import services as customer_services
 from kizuna.customers.choices import ConsentStatus, IdentityKind
 from kizuna.customers.models import ConsentEntry, Customer, Identity
-from kizuna.messaging import breaker, crypto, engagement, guardrails, lanes, links, rendering
+from kizuna.messaging import (
+    breaker,
+    crypto,
+    engagement,
+    guardrails,
+    journal,
+    lanes,
+    links,
+    rendering,
+)
 from kizuna.messaging import context as message_context
 from kizuna.messaging.channels import ChannelConfigError, OutboundMessage, Outcome, open_session
 from kizuna.messaging.choices import (
@@ -593,95 +602,6 @@ def delivery_enqueue_many(
     return len(created)
 
 
-@dataclass(frozen=True)
-class QueuedMessage:
-    """One message of a keyed bulk enqueue: its customer, its own idempotency key and its
-    template context."""
-
-    customer: Customer
-    idempotency_key: str
-    extra_context: dict[str, Any] = field(default_factory=dict)
-
-
-@transaction.atomic
-def delivery_enqueue_keyed(
-    *, source: str, channel: Channel, template: Template, messages: list[QueuedMessage]
-) -> dict[str, tuple[int, bool]]:
-    """Queue many messages at once, each under its own idempotency key (journeys: one key per
-    step attempt, so re-entries of one customer stay apart). Returns key -> (delivery id,
-    created); a key that exists returns its first row, as `delivery_enqueue` does. The rows
-    and their `queued` history are bulk inserts and the lane's send task is woken once per
-    chunk of deliveries on commit, not once per delivery."""
-    errors: dict[str, list[str]] = {}
-    if not source or len(source) > 120:
-        errors["source"] = [_("A source of 1 to 120 characters is required.")]
-    if template.channel_kind != channel.kind:
-        errors["channel"] = [_("This template is for another kind of channel.")]
-    for i, message in enumerate(messages):
-        if not 0 < len(message.idempotency_key) <= 120:
-            errors[f"messages[{i}].idempotency_key"] = [_("1 to 120 characters.")]
-    _raise(errors)
-    wanted = {m.idempotency_key: m for m in messages}
-    found: dict[str, tuple[int, bool]] = {
-        key: (pk, False)
-        for key, pk in Delivery.objects.filter(idempotency_key__in=list(wanted)).values_list(
-            "idempotency_key", "pk"
-        )
-    }
-    lane = lanes.lane_for(source, template.purpose)
-    rows = [
-        Delivery(
-            idempotency_key=key,
-            source=source,
-            customer=m.customer,
-            channel=channel,
-            template=template,
-            locale=m.customer.locale,
-            purpose=template.purpose,
-            topic=template.topic,
-            lane=lane,
-            extra_context=m.extra_context,
-        )
-        for key, m in wanted.items()
-        if key not in found
-    ]
-    if not rows:
-        return found
-    try:
-        with transaction.atomic():
-            Delivery.objects.bulk_create(rows, batch_size=500)
-    except IntegrityError:  # a key taken meanwhile by another writer: one at a time
-        for row in rows:
-            m = wanted[row.idempotency_key]
-            delivery, created = delivery_enqueue(
-                source=source,
-                customer=m.customer,
-                channel=channel,
-                template=template,
-                extra_context=m.extra_context,
-                idempotency_key=row.idempotency_key,
-            )
-            found[row.idempotency_key] = (delivery.pk, created)
-        return found
-    if any(row.pk is None for row in rows):  # a backend that returns no ids from bulk inserts
-        ids = dict(
-            Delivery.objects.filter(
-                idempotency_key__in=[r.idempotency_key for r in rows]
-            ).values_list("idempotency_key", "pk")
-        )
-        for row in rows:
-            row.pk = ids[row.idempotency_key]
-    at = now()
-    DeliveryStatus.objects.bulk_create(
-        [DeliveryStatus(delivery_id=row.pk, status=Status.QUEUED, at=at) for row in rows],
-        batch_size=500,
-    )
-    for row in rows:
-        found[row.idempotency_key] = (row.pk, True)
-    _enqueue_on_commit([row.pk for row in rows], lane)
-    return found
-
-
 def _address_for(delivery: Delivery) -> str:
     if delivery.to_address:
         return delivery.to_address
@@ -885,23 +805,25 @@ class _Record:
     to_address: str = ""
     event: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    attempts: int | None = None  # set when an attempt is given back (claimed, not tried)
+
+
+def _adapt(value: Any) -> Any:
+    """A value for a plain-SQL parameter, adapted as the ORM adapts it."""
+    if isinstance(value, datetime):
+        return datetime_adapter(connection)(value)
+    if isinstance(value, dict):
+        return json_adapter(connection, None)(value)
+    return None if value is None else str(value)
 
 
 def _update(delivery_id: int, fields: dict[str, Any], *, claim: bool = False) -> bool:
-    """UPDATE one delivery row in plain SQL (values adapted as the ORM adapts them): the
-    worker's two writes per message, without building an ORM query for each. With `claim`,
-    only a delivery still waiting and due is updated, and its attempts are counted."""
+    """UPDATE one delivery row in plain SQL (values adapted as the ORM adapts them), without
+    building an ORM query. With `claim`, only a delivery still waiting and due is updated,
+    and its attempts are counted."""
     quote = connection.ops.quote_name
-    adapt_time, adapt_json = datetime_adapter(connection), json_adapter(connection, None)
-    sets, params = [], []
-    for name, value in fields.items():
-        sets.append(f"{quote(name)} = %s")
-        if isinstance(value, datetime):
-            params.append(adapt_time(value))
-        elif isinstance(value, dict):
-            params.append(adapt_json(value))
-        else:
-            params.append(None if value is None else str(value))
+    sets = [f"{quote(name)} = %s" for name in fields]
+    params = [_adapt(value) for value in fields.values()]
     sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {', '.join(sets)}"  # noqa: S608 (names from code)
     if claim:
         sql += (
@@ -909,7 +831,7 @@ def _update(delivery_id: int, fields: dict[str, Any], *, claim: bool = False) ->
             "AND (not_before IS NULL OR not_before <= %s)"
         )
         params += [delivery_id, Status.QUEUED.value, Status.DEFERRED.value]
-        params.append(adapt_time(fields["claimed_at"]))
+        params.append(_adapt(fields["claimed_at"]))
     else:
         sql += " WHERE id = %s"
         params.append(delivery_id)
@@ -918,8 +840,27 @@ def _update(delivery_id: int, fields: dict[str, Any], *, claim: bool = False) ->
         return bool(cursor.rowcount)
 
 
-def _write(record: _Record) -> None:
-    """Record the outcome of a send (inside the caller's transaction)."""
+def _claim_many(deliveries: list[Delivery], worker: str, moment: datetime) -> set[int]:
+    """Claim a group of deliveries to send in one UPDATE (`sending`, attempts counted): the
+    ids of those that were still waiting and due."""
+    if not deliveries:
+        return set()
+    quote = connection.ops.quote_name
+    marks = ", ".join(["%s"] * len(deliveries))
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET status = %s, claimed_by = %s, "  # noqa: S608 (names from code)
+        f"claimed_at = %s, attempts = attempts + 1 WHERE id IN ({marks}) "
+        "AND status IN (%s, %s) AND (not_before IS NULL OR not_before <= %s) RETURNING id"
+    )
+    at = _adapt(moment)
+    params = [Status.SENDING.value, worker, at, *[d.pk for d in deliveries]]
+    params += [Status.QUEUED.value, Status.DEFERRED.value, at]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _outcome_fields(record: _Record) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "status": record.status,
         "reason": record.reason[:300],
@@ -934,8 +875,38 @@ def _write(record: _Record) -> None:
         fields["to_address"] = record.to_address
     if record.status == Status.SENT:
         fields["sent_at"] = record.at
-    _update(record.delivery.pk, fields)
-    _write_history([record])
+    if record.attempts is not None:
+        fields["attempts"] = record.attempts
+    return fields
+
+
+def _write(record: _Record) -> None:
+    """Record the outcome of a send (inside the caller's transaction)."""
+    _write_many([record])
+
+
+def _write_many(records: list[_Record]) -> None:
+    """Record the outcomes of a group of sends (inside the caller's transaction): one UPDATE
+    statement per shape of row executed for all of them (`executemany`: on PostgreSQL one
+    pipelined round trip), one history insert, one timeline insert."""
+    if not records:
+        return
+    quote = connection.ops.quote_name
+    shapes: dict[tuple[str, ...], list[list[Any]]] = {}
+    for record in records:
+        fields = _outcome_fields(record)
+        shapes.setdefault(tuple(fields), []).append(
+            [*(_adapt(value) for value in fields.values()), record.delivery.pk]
+        )
+    with connection.cursor() as cursor:
+        for names, rows in shapes.items():
+            sets = ", ".join(f"{quote(name)} = %s" for name in names)
+            sql = f"UPDATE {quote(Delivery._meta.db_table)} SET {sets} WHERE id = %s"  # noqa: S608 (names from code)
+            if len(rows) == 1:
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
+    _write_history(records)
 
 
 def _write_history(records: list[_Record]) -> None:
@@ -1109,12 +1080,15 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
     spending an attempt; the channel and recipient-domain token buckets are asked for the
     batch at once, and what got no token waits for the refill.
 
-    Each delivery is claimed in a transaction that also records the outcome of the one sent
-    before it (one commit per message): the claim is committed before the provider is
-    called, and the outcome of message n is committed before message n+1 is sent, so a crash
-    leaves at most the one message in flight `sending` (then `unknown` for email: never sent
-    twice). The guardrails are checked inside the claim's transaction; a refusal or deferral
-    is the claim itself, recorded with its reason. A channel fault counts towards the
+    Deliveries are claimed in groups (`lanes.send_group`: 1 on the transactional and journey
+    lanes, `KIZUNA_SEND_GROUP` = 20 on bulk), in a transaction that also records the outcomes
+    of the group sent before (one commit per group): the claims are committed before the
+    provider is called, and the outcomes of group n are committed before group n+1 is sent,
+    so a crash leaves at most one group `sending`: what the journal shows was not handed to
+    the provider is queued again; what was becomes `unknown` for email (never sent twice),
+    and LINE and webhooks are sent again under their retry keys. The guardrails are checked
+    inside the claim's transaction; a refusal or deferral is the claim itself, recorded with
+    its reason. A channel fault counts towards the
     channel's breaker; once it opens, the rest of the batch on that channel is deferred."""
     worker = worker or worker_name()
     result = BatchResult()
@@ -1152,54 +1126,38 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
     sessions: dict[int, Any] = {}
     batch = _BatchFacts(list(deliveries.values()), moment)
     batch.load_addresses([(d.channel.kind, addresses[d.pk]) for d in deliveries.values()])
-    pending: _Record | None = None  # the outcome of the last send, written with the next claim
+    size = min((lanes.send_group(d.lane) for d in deliveries.values()), default=1)
+    order = [pk for pk in dict.fromkeys(delivery_ids) if pk in deliveries]
+    handoff = journal.Journal()
+    pending: list[_Record] = []  # outcomes of the last group, written with the next claims
     try:
-        for delivery_id in delivery_ids:
-            delivery = deliveries.get(delivery_id)
-            if delivery is None:  # not waiting, held, blocked or waiting for a token
-                continue
-            if delivery.channel_id in blocked:
-                untried.setdefault(delivery.channel_id, []).append(delivery)
-                continue
-            address = addresses[delivery_id]
-            with transaction.atomic():
-                if pending is not None:
-                    _write(pending)
-                batch.refresh()
-                moment = now()
-                decision = _decide(delivery, address, moment, batch)
-                claimed = _claim(delivery, worker, moment, decision)
-            pending = None
-            if not claimed:
-                result.skipped.append(delivery_id)
-                continue
-            delivery.attempts += 1
-            if isinstance(decision, guardrails.Refusal):
-                result.refused.append(delivery_id)
-            elif isinstance(decision, guardrails.Deferral):
-                result.retry.append((delivery_id, (decision.until - moment).total_seconds()))
-            else:
-                pending, fault = _send_one(delivery, address, templates, sessions)
-                view = views.get(delivery.channel_id)
-                if fault:
-                    view = views[delivery.channel_id] = breaker.record_fault(
-                        delivery.channel_id, view, pending.reason
-                    )
-                    if view.state == BreakerState.OPEN and view.retry_at:
-                        blocked[delivery.channel_id] = view.retry_at
-                        pending.not_before = max(pending.not_before or view.retry_at, view.retry_at)
-                elif pending.status == Status.SENT and breaker.record_success(
-                    delivery.channel_id, view
-                ):
-                    _resume_channel(delivery.channel_id)
-                _count(pending, result)
-                if pending.status == Status.SENT:
-                    batch.sent(delivery, moment)
+        position = 0
+        while position < len(order):
+            # A group: up to `size` deliveries, no customer twice (a frequency cap sees the
+            # sends of the groups before).
+            group: list[Delivery] = []
+            customers: set[int] = set()
+            while position < len(order) and len(group) < size:
+                delivery = deliveries[order[position]]
+                if delivery.customer_id in customers:
+                    break
+                position += 1
+                if delivery.channel_id in blocked:
+                    untried.setdefault(delivery.channel_id, []).append(delivery)
+                    continue
+                customers.add(delivery.customer_id)
+                group.append(delivery)
+            if group:
+                _send_group(
+                    group, pending, worker, addresses, batch, views, blocked, sessions, templates,
+                    result, handoff,
+                )  # fmt: skip
     finally:
         try:
-            if pending is not None:
+            if pending:
                 with transaction.atomic():
-                    _write(pending)
+                    _write_many(pending)
+            handoff.close()
         finally:
             for session in sessions.values():
                 with contextlib.suppress(Exception):  # closing a dead connection
@@ -1213,6 +1171,77 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
             result,
         )
     return result
+
+
+def _send_group(
+    group: list[Delivery],
+    pending: list[_Record],
+    worker: str,
+    addresses: dict[int, str],
+    batch: _BatchFacts,
+    views: dict[int, Any],
+    blocked: dict[int, datetime],
+    sessions: dict[int, Any],
+    templates: dict[int, Template],
+    result: BatchResult,
+    handoff: journal.Journal,
+) -> None:
+    """Claim a group in one transaction that also records the previous group's outcomes
+    (`pending`, emptied once committed), then send it, adding each outcome to `pending` as
+    it happens (the caller writes them with the next group's claims, or on their own after
+    the last group or an error)."""
+    claimable: list[Delivery] = []
+    with transaction.atomic():
+        _write_many(pending)
+        batch.refresh()
+        moment = now()
+        for delivery in group:
+            decision = _decide(delivery, addresses[delivery.pk], moment, batch)
+            if decision is None:
+                claimable.append(delivery)
+            elif not _claim(delivery, worker, moment, decision):
+                result.skipped.append(delivery.pk)
+            else:
+                delivery.attempts += 1
+                if isinstance(decision, guardrails.Refusal):
+                    result.refused.append(delivery.pk)
+                else:
+                    result.retry.append((delivery.pk, (decision.until - moment).total_seconds()))
+        claimed = _claim_many(claimable, worker, moment)
+    pending.clear()
+    handoff.committed()  # the outcomes it named are recorded
+    for delivery in claimable:
+        if delivery.pk not in claimed:
+            result.skipped.append(delivery.pk)
+            continue
+        delivery.attempts += 1
+        until = blocked.get(delivery.channel_id)
+        if until is not None:  # the breaker opened on a message before it in this group
+            record = _Record(
+                delivery,
+                Status.DEFERRED,
+                now(),
+                f"{CIRCUIT_REASON} until {until.isoformat(timespec='seconds')}",
+                not_before=until,
+                attempts=delivery.attempts - 1,  # not tried: the attempt is given back
+            )
+        else:
+            handoff.handing(delivery.pk)
+            record, fault = _send_one(delivery, addresses[delivery.pk], templates, sessions)
+            view = views.get(delivery.channel_id)
+            if fault:
+                view = views[delivery.channel_id] = breaker.record_fault(
+                    delivery.channel_id, view, record.reason
+                )
+                if view.state == BreakerState.OPEN and view.retry_at:
+                    blocked[delivery.channel_id] = view.retry_at
+                    record.not_before = max(record.not_before or view.retry_at, view.retry_at)
+            elif record.status == Status.SENT and breaker.record_success(delivery.channel_id, view):
+                _resume_channel(delivery.channel_id)
+        pending.append(record)
+        _count(record, result)
+        if record.status == Status.SENT:
+            batch.sent(delivery, moment)
 
 
 def _decide(
@@ -1352,18 +1381,28 @@ def _pid_alive(pid: int) -> bool:
 
 def delivery_recover_interrupted(*, stale_after: timedelta = STALE_CLAIM) -> dict[str, list[int]]:
     """Claims left by a worker that died: on this host when its process is gone, anywhere
-    when older than `stale_after`. LINE/webhook deliveries go back to the queue (their retry
-    key makes a resend safe); email ones become `unknown` and are never sent again."""
+    when older than `stale_after`. A delivery its journal (`kizuna.messaging.journal`) shows
+    was never handed to the provider goes back to the queue; LINE/webhook deliveries go back
+    to the queue (their retry key makes a resend safe); other email ones become `unknown`
+    and are never sent again."""
     host = socket.gethostname()
     moment = now()
     counts: dict[str, list[int]] = {"requeued": [], "unknown": []}
+    journals: dict[int, set[int] | None] = {}
     for delivery in Delivery.objects.select_related("channel").filter(status=Status.SENDING):
         owner_host, _sep, pid = delivery.claimed_by.rpartition(":")
         dead = owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
         stale = delivery.claimed_at is None or delivery.claimed_at < moment - stale_after
         if not (dead or stale):
             continue
-        if delivery.channel.kind in IDEMPOTENT_KINDS:
+        handed: set[int] | None = None
+        if dead:
+            if int(pid) not in journals:
+                journals[int(pid)] = journal.handed(host, int(pid))
+            handed = journals[int(pid)]
+        if handed is not None and delivery.pk not in handed:
+            new, reason = Status.QUEUED, "worker interrupted before sending: queued again"
+        elif delivery.channel.kind in IDEMPOTENT_KINDS:
             new, reason = Status.QUEUED, "worker interrupted: sent again with the same retry key"
         else:
             new = Status.UNKNOWN
@@ -1375,6 +1414,8 @@ def delivery_recover_interrupted(*, stale_after: timedelta = STALE_CLAIM) -> dic
             if changed:
                 _history(delivery, new, reason, worker=delivery.claimed_by)
                 counts["requeued" if new == Status.QUEUED else "unknown"].append(delivery.pk)
+    for dead_pid in journals:
+        journal.discard(host, dead_pid)
     return counts
 
 

@@ -211,10 +211,11 @@ def test_guardrail_order_is_pure() -> None:
 
 
 def test_an_opt_out_or_suppression_while_a_batch_runs_stops_the_next_message(
-    smtp_server, email_channel, newsletter, monkeypatch
+    smtp_server, email_channel, newsletter, monkeypatch, settings
 ) -> None:
     """Consent and suppression are read once per batch, and again inside a claim as soon as
     either ledger has grown: a withdrawal made while the batch runs counts at once."""
+    settings.KIZUNA_SEND_GROUP = 1  # one message per claim
     first, second, third = (make_customer(f"{n}@example.jp") for n in ("a", "b", "c"))
     deliveries = [
         services.delivery_enqueue(
@@ -249,11 +250,74 @@ def test_an_opt_out_or_suppression_while_a_batch_runs_stops_the_next_message(
         ).exists()
 
 
-def test_each_message_of_a_batch_costs_the_same_few_statements(
-    smtp_server, email_channel, newsletter
+def test_an_opt_out_while_a_group_is_sent_stops_the_next_group(
+    smtp_server, email_channel, newsletter, monkeypatch, settings
 ) -> None:
-    """One transaction per message: record the previous outcome (delivery row, history row,
-    timeline event, customer last seen), re-check the ledgers, claim the next one."""
+    """Bulk claims a group at a time: the ledgers are re-checked with each group's claims, so
+    a withdrawal made while group 1 is sent stops the messages of group 2; group 1 was
+    checked and claimed before it and is sent."""
+    settings.KIZUNA_SEND_GROUP = 2
+    people = [make_customer(f"g{n}@example.jp") for n in range(4)]
+    deliveries = [
+        services.delivery_enqueue(
+            source="campaign:group", customer=c, channel=email_channel, template=newsletter
+        )[0]
+        for c in people
+    ]
+    render = services.render_for
+
+    def render_and_opt_out(**kwargs):
+        if kwargs["customer"].pk == people[0].pk:
+            for c in (people[1], people[2]):
+                customer_services.consent_record(
+                    customer=c, purpose="marketing", channel="email", status="withdrawn",
+                    source="t",
+                )  # fmt: skip
+            services.suppression_add(channel_kind="email", address="g3@example.jp", reason="manual")
+        return render(**kwargs)
+
+    monkeypatch.setattr(services, "render_for", render_and_opt_out)
+    result = services.delivery_send_batch(delivery_ids=[d.pk for d in deliveries])
+    assert result.sent == [deliveries[0].pk, deliveries[1].pk]
+    assert result.refused == [deliveries[2].pk, deliveries[3].pk]
+    reasons = [Delivery.objects.get(pk=d.pk).reason.split(":")[0] for d in deliveries]
+    assert reasons == ["", "", "no_consent", "suppressed"]
+    assert [m.recipients for m in smtp_server[1].messages] == [["g0@example.jp"], ["g1@example.jp"]]
+
+
+def test_a_customer_twice_in_a_batch_is_capped_across_groups(
+    smtp_server, email_channel, newsletter, settings
+) -> None:
+    """A group never holds one customer twice, so the frequency cap counts the first send
+    before the second is checked (daily cap 1: the second is refused)."""
+    settings.KIZUNA_SEND_GROUP = 20
+    settings.KIZUNA_MESSAGE_DAILY_CAP = 1
+    c = make_customer("twice@example.jp")
+    other = make_customer("other@example.jp")
+    a = services.delivery_enqueue(
+        source="campaign:a", customer=c, channel=email_channel, template=newsletter
+    )[0]
+    b = services.delivery_enqueue(
+        source="campaign:o", customer=other, channel=email_channel, template=newsletter
+    )[0]
+    again = services.delivery_enqueue(
+        source="campaign:b", customer=c, channel=email_channel, template=newsletter
+    )[0]
+    result = services.delivery_send_batch(delivery_ids=[a.pk, b.pk, again.pk])
+    assert result.sent == [a.pk, b.pk] and result.refused == [again.pk]
+    assert [m.recipients for m in smtp_server[1].messages] == [
+        ["twice@example.jp"],
+        ["other@example.jp"],
+    ]
+
+
+def test_each_message_of_a_batch_costs_the_same_few_statements(
+    smtp_server, email_channel, newsletter, settings
+) -> None:
+    """One transaction per message (group of 1): record the previous outcome (delivery row,
+    history row, timeline event, customer last seen), re-check the ledgers, claim the next
+    one."""
+    settings.KIZUNA_SEND_GROUP = 1
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -275,6 +339,38 @@ def test_each_message_of_a_batch_costs_the_same_few_statements(
 
     assert statements(8, "b") - statements(4, "a") == 4 * 6
     assert Event.objects.filter(type="email.sent").count() == 12
+
+
+def test_a_group_of_messages_costs_the_statements_of_one(
+    smtp_server, email_channel, newsletter, settings
+) -> None:
+    """Bulk groups (KIZUNA_SEND_GROUP): claims in one UPDATE, outcomes in one executemany, one
+    history insert and one timeline insert per group; so 4 more messages in the same group
+    cost no statement more, and one more group costs the statements of one message."""
+    settings.KIZUNA_SEND_GROUP = 8
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(n: int, tag: str) -> int:
+        ids = [
+            services.delivery_enqueue(
+                source="campaign:g",
+                customer=make_customer(f"s{tag}{i}@example.jp"),
+                channel=email_channel,
+                template=newsletter,
+            )[0].pk
+            for i in range(n)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            result = services.delivery_send_batch(delivery_ids=ids)
+        assert result.sent == ids
+        skip = ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT")
+        return sum(1 for q in queries.captured_queries if not q["sql"].startswith(skip))
+
+    four, eight, sixteen = statements(4, "a"), statements(8, "b"), statements(16, "c")
+    assert eight == four
+    assert sixteen - eight == 6
+    assert Event.objects.filter(type="email.sent").count() == 28
 
 
 def test_a_duplicate_wake_up_reads_once_and_writes_nothing(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -74,6 +75,7 @@ def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Pat
         env = process_env(
             tmp_path,
             KIZUNA_SEND_CONCURRENCY="1",  # one sender: exactly one message in flight
+            KIZUNA_SEND_GROUP="1",  # one message per claim
         )
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
         queued = subprocess.run(
@@ -126,3 +128,68 @@ def test_worker_killed_mid_send_delivers_each_message_exactly_once(tmp_path: Pat
         == 1
     )
     assert _count(db, "select count(*) from customers_event where type = 'email.sent'") == TOTAL - 1
+
+
+GROUP = 8
+
+
+def test_worker_killed_mid_group_resends_nothing_and_sends_the_rest(tmp_path: Path) -> None:
+    """Bulk claims GROUP deliveries per transaction. Killed while the server holds message
+    HOLD_AT (the 4th of the group 17-24): the 16 before are recorded `sent`; of the claimed
+    group, the journal shows 17-20 were handed to the server (`unknown`, never resent) and
+    21-24 were not (queued again and sent after the restart): each message arrives once."""
+    handler = Holding()
+    server = Controller(handler, hostname="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        env = process_env(tmp_path, KIZUNA_SEND_CONCURRENCY="1", KIZUNA_SEND_GROUP=str(GROUP))
+        subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
+        queued = subprocess.run(
+            [sys.executable, "-c", SETUP, str(server.port), str(TOTAL)],
+            env=env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        assert queued.stdout.strip().splitlines()[-1] == str(TOTAL)
+        db = tmp_path / "kizuna.sqlite3"
+        sent = "select count(*) from messaging_delivery where status = 'sent'"
+        worker = start_worker(env, workers=1)
+        try:
+            assert handler.holding.wait(60), "the worker never reached the held message"
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+        before_restart = list(handler.arrived)
+        assert _count(db, sent) == 16  # two groups recorded
+        assert _count(db, "select count(*) from messaging_delivery where status='sending'") == 8
+        assert list((tmp_path / "sending").rglob("*.journal"))  # left by the killed worker
+
+        worker = start_worker(env, workers=1)
+        try:
+            pending = (
+                "select count(*) from messaging_delivery "
+                "where status in ('queued', 'deferred', 'sending')"
+            )
+            assert _wait(lambda: _count(db, pending) == 0, 60)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
+    finally:
+        server.stop()
+
+    arrivals = Counter(handler.arrived)
+    assert len(arrivals) == TOTAL and set(arrivals.values()) == {1}
+    with sqlite3.connect(db) as conn:
+        unknown = {
+            row[0]
+            for row in conn.execute(
+                "select c.email from messaging_delivery d join customers_customer c "
+                "on c.id = d.customer_id where d.status = 'unknown'"
+            )
+        }
+        requeued = conn.execute(
+            "select count(*) from messaging_deliverystatus "
+            "where reason = 'worker interrupted before sending: queued again'"
+        ).fetchone()[0]
+    assert len(unknown) == 4 and unknown <= set(before_restart)  # handed over before the kill
+    assert requeued == 4
+    assert _count(db, sent) == TOTAL - 4
+    assert not list((tmp_path / "sending").rglob("*.journal"))  # discarded after recovery
