@@ -602,6 +602,95 @@ def delivery_enqueue_many(
     return len(created)
 
 
+@dataclass(frozen=True)
+class QueuedMessage:
+    """One message of a keyed bulk enqueue: its customer, its own idempotency key and its
+    template context."""
+
+    customer: Customer
+    idempotency_key: str
+    extra_context: dict[str, Any] = field(default_factory=dict)
+
+
+@transaction.atomic
+def delivery_enqueue_keyed(
+    *, source: str, channel: Channel, template: Template, messages: list[QueuedMessage]
+) -> dict[str, tuple[int, bool]]:
+    """Queue many messages at once, each under its own idempotency key (journeys: one key per
+    step attempt, so re-entries of one customer stay apart). Returns key -> (delivery id,
+    created); a key that exists returns its first row, as `delivery_enqueue` does. The rows
+    and their `queued` history are bulk inserts and the lane's send task is woken once per
+    chunk of deliveries on commit, not once per delivery."""
+    errors: dict[str, list[str]] = {}
+    if not source or len(source) > 120:
+        errors["source"] = [_("A source of 1 to 120 characters is required.")]
+    if template.channel_kind != channel.kind:
+        errors["channel"] = [_("This template is for another kind of channel.")]
+    for i, message in enumerate(messages):
+        if not 0 < len(message.idempotency_key) <= 120:
+            errors[f"messages[{i}].idempotency_key"] = [_("1 to 120 characters.")]
+    _raise(errors)
+    wanted = {m.idempotency_key: m for m in messages}
+    found: dict[str, tuple[int, bool]] = {
+        key: (pk, False)
+        for key, pk in Delivery.objects.filter(idempotency_key__in=list(wanted)).values_list(
+            "idempotency_key", "pk"
+        )
+    }
+    lane = lanes.lane_for(source, template.purpose)
+    rows = [
+        Delivery(
+            idempotency_key=key,
+            source=source,
+            customer=m.customer,
+            channel=channel,
+            template=template,
+            locale=m.customer.locale,
+            purpose=template.purpose,
+            topic=template.topic,
+            lane=lane,
+            extra_context=m.extra_context,
+        )
+        for key, m in wanted.items()
+        if key not in found
+    ]
+    if not rows:
+        return found
+    try:
+        with transaction.atomic():
+            Delivery.objects.bulk_create(rows, batch_size=500)
+    except IntegrityError:  # a key taken meanwhile by another writer: one at a time
+        for row in rows:
+            m = wanted[row.idempotency_key]
+            delivery, created = delivery_enqueue(
+                source=source,
+                customer=m.customer,
+                channel=channel,
+                template=template,
+                extra_context=m.extra_context,
+                idempotency_key=row.idempotency_key,
+            )
+            found[row.idempotency_key] = (delivery.pk, created)
+        return found
+    if any(row.pk is None for row in rows):  # a backend that returns no ids from bulk inserts
+        ids = dict(
+            Delivery.objects.filter(
+                idempotency_key__in=[r.idempotency_key for r in rows]
+            ).values_list("idempotency_key", "pk")
+        )
+        for row in rows:
+            row.pk = ids[row.idempotency_key]
+    at = now()
+    DeliveryStatus.objects.bulk_create(
+        [DeliveryStatus(delivery_id=row.pk, status=Status.QUEUED, at=at) for row in rows],
+        batch_size=500,
+    )
+    for row in rows:
+        found[row.idempotency_key] = (row.pk, True)
+    _enqueue_on_commit([row.pk for row in rows], lane)
+    return found
+
+
 def _address_for(delivery: Delivery) -> str:
     if delivery.to_address:
         return delivery.to_address
