@@ -21,6 +21,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+import orjson
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.utils.translation import gettext as _
@@ -79,19 +80,28 @@ def _existing_identity_values(kind: str, values: Iterable[str]) -> set[str]:
 def _identity_owners(kind: str, values: Sequence[str]) -> dict[str, int]:
     """{value: customer id} for the given values of one identity kind that are linked.
 
-    On PostgreSQL one query per call (`value = ANY(array)`, an index probe per value);
-    elsewhere in IN-lists of 900 (SQLite's limit on bound parameters)."""
+    One query per call: on PostgreSQL `value = ANY(array)`, on SQLite the values as one JSON
+    parameter (`json_each`), an index probe per value either way."""
     connection = connections[router.db_for_write(Identity)]
     found: dict[str, int] = {}
     if not values:
         return found
+    table = connection.ops.quote_name(Identity._meta.db_table)
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Identity._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT value, customer_id FROM {table} "  # noqa: S608 (a quoted name)
                 "WHERE kind = %s AND value = ANY(%s)",
                 [kind, list(values)],
+            )
+            found.update(cursor.fetchall())
+        return found
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT value, customer_id FROM {table} "  # noqa: S608 (a quoted name)
+                "WHERE kind = %s AND value IN (SELECT j.value FROM json_each(%s) AS j)",
+                [kind, orjson.dumps(list(values)).decode()],
             )
             found.update(cursor.fetchall())
         return found
@@ -219,23 +229,47 @@ def _check_customers_exist(customer_ids: Iterable[int], errors: dict[str, list[s
         ]
 
 
+SEEN_WIDEN_ROWS = 5000  # customers per statement (SQLite: 3 bound parameters each)
+
+
 def customers_seen_widen(span: Span) -> None:
-    """Widen first/last seen to cover the given (earliest, latest) per customer."""
+    """Widen first/last seen to cover the given (earliest, latest) per customer: one
+    set-based UPDATE per 5,000 customers (`UPDATE ... FROM` a VALUES list on SQLite, a JSON
+    record set on PostgreSQL), in id order (two writers widening the same customers lock
+    them in the same order), rewriting only the rows whose values change."""
+    if not span:
+        return
     connection = connections[router.db_for_write(Customer)]
-    ops = connection.ops
-    table = ops.quote_name(Customer._meta.db_table)
-    adapt = datetime_adapter(connection)
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    widen = (
+        "first_seen_at = CASE WHEN c.first_seen_at IS NULL OR c.first_seen_at > s.lo "
+        "THEN s.lo ELSE c.first_seen_at END, "
+        "last_seen_at = CASE WHEN c.last_seen_at IS NULL OR c.last_seen_at < s.hi "
+        "THEN s.hi ELSE c.last_seen_at END "
+    )
+    changes = (
+        "c.id = s.id AND (c.first_seen_at IS NULL OR c.first_seen_at > s.lo "
+        "OR c.last_seen_at IS NULL OR c.last_seen_at < s.hi)"
+    )
     with connection.cursor() as cursor:
-        for chunk in batched(span.items(), BATCH_SIZE):
-            cursor.executemany(
-                f"UPDATE {table} SET last_seen_at = %s WHERE id = %s "  # noqa: S608
-                "AND (last_seen_at IS NULL OR last_seen_at < %s)",
-                [(adapt(hi), cid, adapt(hi)) for cid, (_lo, hi) in chunk],
-            )
-            cursor.executemany(
-                f"UPDATE {table} SET first_seen_at = %s WHERE id = %s "  # noqa: S608
-                "AND (first_seen_at IS NULL OR first_seen_at > %s)",
-                [(adapt(lo), cid, adapt(lo)) for cid, (lo, _hi) in chunk],
+        for chunk in batched(sorted(span.items()), SEEN_WIDEN_ROWS):
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"UPDATE {table} AS c SET {widen}"  # noqa: S608 (quoted names only)
+                    "FROM json_to_recordset(%s::json) AS s(id bigint, lo timestamptz, "
+                    f"hi timestamptz) WHERE {changes}",
+                    # One JSON parameter (orjson writes aware datetimes as RFC 3339).
+                    [orjson.dumps([{"id": c, "lo": a, "hi": b} for c, (a, b) in chunk]).decode()],
+                )
+                continue
+            adapt = datetime_adapter(connection)
+            params: list[Any] = []
+            for cid, (lo, hi) in chunk:
+                params += (cid, adapt(lo), adapt(hi))
+            cursor.execute(
+                f"WITH s(id, lo, hi) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}) "  # noqa: S608
+                f"UPDATE {table} AS c SET {widen}FROM s WHERE {changes}",
+                params,
             )
 
 

@@ -27,7 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from kizuna.core.bulk import allocate_ids, batched, table_insert
-from kizuna.customers.bulk import _PROFILE_DEFAULTS, CUSTOMER_FIELDS, EventRow, events_insert
+from kizuna.customers.bulk import (
+    _PROFILE_DEFAULTS,
+    CUSTOMER_FIELDS,
+    EventRow,
+    _identity_owners,
+    events_insert,
+)
 from kizuna.customers.choices import Gender, IdentityKind
 from kizuna.customers.models import Customer, Event, Identity
 from kizuna.customers.validation import (
@@ -132,6 +138,9 @@ class Resolution:
     created: int = 0
     linked: int = 0
     stitched_anonymous: list[str] = field(default_factory=list)
+    # Anonymous ids linked to a customer by this call: a caller appending events of the
+    # same subjects gives that customer the anonymous-only ones resolved before the link.
+    anonymous_links: dict[str, int] = field(default_factory=dict)
 
 
 def subjects_resolve(
@@ -146,11 +155,9 @@ def subjects_resolve(
             wanted.setdefault(kind, set()).add(value)
     known: dict[tuple[str, str], int] = {}
     for kind, values in wanted.items():
-        for chunk in batched(sorted(values), 900):
-            for value, cid in Identity.objects.filter(kind=kind, value__in=chunk).values_list(
-                "value", "customer_id"
-            ):
-                known[(kind, value)] = cid
+        # One query per kind (sorted: index probes in order).
+        for value, cid in _identity_owners(kind, sorted(values)).items():
+            known[(kind, value)] = cid
 
     new_customers: list[tuple[int, dict[str, Any], datetime]] = []  # (temp id, profile, at)
     new_links: dict[tuple[str, str], int] = {}
@@ -235,25 +242,43 @@ def subjects_resolve(
     for cid, changes in updates.items():
         _profile_fill(cid, changes, at)
     stitched: list[str] = []
-    if backfill_anonymous:
-        anon_links = [
-            (value, real_id(cid))
-            for (kind, value), cid in new_links.items()
-            if kind == IdentityKind.ANONYMOUS
-        ]
-        for anonymous, owner in anon_links:
-            if Event.objects.filter(anonymous_id=anonymous, customer__isnull=True).update(
-                customer=owner
-            ):
-                stitched.append(anonymous)
+    anon_links = {
+        value: real_id(cid)
+        for (kind, value), cid in new_links.items()
+        if kind == IdentityKind.ANONYMOUS and cid is not None
+    }
+    if backfill_anonymous and anon_links:
+        stitched = _anonymous_stitch(anon_links)
     return Resolution(
         customer_ids=[real_id(c) for c in result],
         created=len(new_customers),
         linked=len(new_links),
         stitched_anonymous=stitched,
+        anonymous_links={k: v for k, v in anon_links.items() if v is not None},
     )
 
 
+def _anonymous_stitch(owners: dict[str, int | None]) -> list[str]:
+    """Give the stored anonymous-only events of each newly linked anonymous id to its
+    customer; returns the ids that had any. Which of them have events is one query through
+    the partial index of unlinked anonymous events; only those get an UPDATE."""
+    values = sorted(owners)
+    with_events: set[str] = set()
+    for chunk in batched(values, 5000):
+        with_events.update(
+            Event.objects.filter(customer__isnull=True, anonymous_id__in=chunk)
+            .values_list("anonymous_id", flat=True)
+            .distinct()
+        )
+    stitched = sorted(with_events)
+    for anonymous in stitched:
+        Event.objects.filter(anonymous_id=anonymous, customer__isnull=True).update(
+            customer=owners[anonymous]
+        )
+    return stitched
+
+
 def _profile_fill(customer_id: int, changes: dict[str, Any], at: datetime) -> None:
-    """Apply profile traits from an identify (the newest value wins, as in Segment)."""
-    Customer.objects.filter(pk=customer_id).update(**changes, updated_at=at)
+    """Apply profile traits from an identify (the newest value wins, as in Segment). A row
+    that already holds these values is not rewritten (nor its `updated_at` moved)."""
+    Customer.objects.filter(pk=customer_id).exclude(**changes).update(**changes, updated_at=at)

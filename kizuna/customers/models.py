@@ -173,6 +173,14 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["customer", "-occurred_at"]),
             models.Index(fields=["type", "-occurred_at"]),
+            # Anonymous-only events, stitched to their customer when an identify links the
+            # anonymous id (partial: events with a customer are not in it, so the stream's
+            # usual inserts do not maintain it).
+            models.Index(
+                fields=["anonymous_id"],
+                condition=Q(customer__isnull=True),
+                name="event_anonymous_unlinked",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

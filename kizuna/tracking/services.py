@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from kizuna.core import events as bus
 from kizuna.core import ids
 from kizuna.core.audit import acting_as
-from kizuna.core.bulk import batched, table_copy, table_insert
+from kizuna.core.bulk import allocate_ids, batched, table_copy, table_insert
 from kizuna.core.timeutil import now
 from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
 from kizuna.customers.choices import IdentityKind
@@ -131,38 +131,72 @@ _KEPT_TOP_LEVEL = ("originalTimestamp", "sentAt", "userId", "integrations")
 
 
 def _event_context(message: dict[str, Any]) -> dict[str, Any]:
-    context = dict(message.get("context") or {})
-    extra = {}
-    for key in _KEPT_TOP_LEVEL:
-        value = message.get(key)
-        if value:  # None, "" and {} are not kept
-            extra[key] = value
-    if extra:
-        context["_segment"] = extra
-    return context
+    context: dict[str, Any] = message.get("context") or {}
+    extra = {key: value for key in _KEPT_TOP_LEVEL if (value := message.get(key))}
+    # None, "" and {} are not kept; the message's own context is left as it is.
+    return {**context, "_segment": extra} if extra else dict(context)
 
 
 def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
-    """Which of these message ids are already in the event stream (raw SQL: the ORM's
-    compilation of large IN lists costs more than the query here)."""
+    """Which of these message ids are already in the event stream: one query, the ids as
+    one JSON parameter (psycopg adapts a long list element by element in Python; SQLite
+    would need IN-lists of at most 32,766 parameters), an index probe per id."""
+    if not message_ids:
+        return set()
     table = connection.ops.quote_name(Event._meta.db_table)
-    found: set[str] = set()
+    ids_json = orjson.dumps(list(message_ids)).decode()
+    if connection.vendor == "postgresql":
+        sql = (
+            f"SELECT message_id FROM {table} WHERE message_id IN "  # noqa: S608 (a quoted name)
+            "(SELECT json_array_elements_text(%s::json))"
+        )
+    else:
+        sql = (
+            f"SELECT message_id FROM {table} WHERE message_id IN "  # noqa: S608 (a quoted name)
+            "(SELECT j.value FROM json_each(%s) AS j)"
+        )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One JSON parameter: psycopg adapts a long list element by element in Python.
-            cursor.execute(
-                f"SELECT message_id FROM {table} WHERE message_id IN "  # noqa: S608
-                "(SELECT json_array_elements_text(%s::json))",
-                [orjson.dumps(list(message_ids)).decode()],
-            )
-            return {row[0] for row in cursor.fetchall()}
-        for chunk in batched(message_ids, 900):
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f"SELECT message_id FROM {table} WHERE message_id IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            found.update(row[0] for row in cursor.fetchall())
+        cursor.execute(sql, [ids_json])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _events_write(rows: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, tuple[Any, ...]]]:
+    """Append (id, event row) pairs whose message ids were not stored when the chunk was
+    checked; returns the pairs actually inserted. Another worker may have stored one of the
+    message ids a moment earlier (two inbox batches of one retried message, PostgreSQL):
+    that row is skipped, and not published."""
+    ids = [event_id for event_id, _row in rows]
+    given = [(event_id, *row) for event_id, row in rows]
+    if connection.vendor == "postgresql":
+        # COPY into a temporary table, INSERT ... SELECT ... ON CONFLICT DO NOTHING: the
+        # rows inserted are counted.
+        if table_copy(Event, ["id", *EVENT_FIELDS], given, ignore_conflicts=True) == len(rows):
+            return rows
+    else:
+        table_insert(Event, ["id", *EVENT_FIELDS], given, ignore_conflicts=True)
+        # The ids are consecutive (serialised writers): count the ones present in their range.
+        if _stored_in_range(ids) == len(rows):
+            return rows
+    inserted = _stored_ids(ids)
+    return [(event_id, row) for event_id, row in rows if event_id in inserted]
+
+
+def _stored_in_range(event_ids: Sequence[int]) -> int:
+    """How many events have ids between the smallest and the largest of these (a range of
+    the primary key; `table_insert` reports the rows given, not the rows inserted)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {connection.ops.quote_name(Event._meta.db_table)} "  # noqa: S608
+            "WHERE id BETWEEN %s AND %s",
+            [min(event_ids), max(event_ids)],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _stored_ids(event_ids: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in batched(event_ids, 5000):
+        found.update(Event.objects.filter(pk__in=chunk).values_list("pk", flat=True))
     return found
 
 
@@ -264,7 +298,11 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
     stats.customers_created += resolution.created
     rows = []
     span: dict[int, list[datetime]] = {}
+    linked = resolution.anonymous_links
     for message, moment, customer_id in zip(fresh, times, resolution.customer_ids, strict=True):
+        if customer_id is None and linked:
+            # Anonymous when it came, its anonymous id linked by a later message of the chunk.
+            customer_id = linked.get(message["anonymousId"])
         rows.append(
             (
                 message["messageId"],
@@ -286,46 +324,27 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
                 bounds[0] = moment
             elif moment > bounds[1]:
                 bounds[1] = moment
-    table_copy(Event, EVENT_FIELDS, rows, ignore_conflicts=True)
-    _customers_seen_widen(span)
-    stats.events_added += len(rows)
+    # Explicit ids (drawn from the sequence on PostgreSQL; after the largest on SQLite, whose
+    # write transactions are serialised): the bus events carry their row's id.
+    event_ids = allocate_ids(Event, len(rows))
+    published = _events_write(list(zip(event_ids, rows, strict=True)))
+    stats.duplicates += len(rows) - len(published)
+    customers_seen_widen(span)
+    stats.events_added += len(published)
     bus.publish_many(
         [
             bus.DomainEvent(
                 type=row[1],
                 occurred_at=row[4],
                 customer_id=row[2],
+                event_id=event_id,
                 properties=row[7],
                 source=row[6],
                 message_id=row[0],
             )
-            for row in rows
+            for event_id, row in published
         ]
     )
-
-
-def _customers_seen_widen(span: dict[int, list[datetime]]) -> None:
-    """`customers_seen_widen` (first/last seen cover the chunk's events); on PostgreSQL as
-    one set-based UPDATE per 10,000 customers, in id order (two workers widening the same
-    customers lock them in the same order), writing only the rows that change."""
-    if connection.vendor != "postgresql":
-        customers_seen_widen(span)
-        return
-    table = connection.ops.quote_name(Customer._meta.db_table)
-    with connection.cursor() as cursor:
-        for chunk in batched(sorted(span.items()), 10_000):
-            cursor.execute(
-                f"UPDATE {table} AS c SET "  # noqa: S608
-                "first_seen_at = CASE WHEN c.first_seen_at IS NULL OR c.first_seen_at > s.lo "
-                "THEN s.lo ELSE c.first_seen_at END, "
-                "last_seen_at = CASE WHEN c.last_seen_at IS NULL OR c.last_seen_at < s.hi "
-                "THEN s.hi ELSE c.last_seen_at END "
-                "FROM json_to_recordset(%s::json) AS s(id bigint, lo timestamptz, hi timestamptz) "
-                "WHERE c.id = s.id AND (c.first_seen_at IS NULL OR c.first_seen_at > s.lo "
-                "OR c.last_seen_at IS NULL OR c.last_seen_at < s.hi)",
-                # One JSON parameter (orjson writes aware datetimes as RFC 3339).
-                [orjson.dumps([{"id": c, "lo": lo, "hi": hi} for c, (lo, hi) in chunk]).decode()],
-            )
 
 
 def _customer_of(value: str) -> int | None:

@@ -207,7 +207,7 @@ def test_a_failed_processing_leaves_the_batch_pending(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("worker crashed")
 
-    monkeypatch.setattr(services, "_customers_seen_widen", boom)
+    monkeypatch.setattr(services, "customers_seen_widen", boom)
     # The request is accepted (stored durably) even though processing it failed.
     assert (
         post("/v1/track", {"userId": "u1", "event": "E", "messageId": "m"}, key=key).status_code

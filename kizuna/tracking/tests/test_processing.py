@@ -1,0 +1,164 @@
+"""The worker's processing of inbox batches (`inbox_process` in this process): the bus events
+carry the stored rows' ids, first/last seen widen in one statement per chunk, unchanged
+profiles are not rewritten, identity look-ups take thousands of values at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kizuna.core import events as bus
+from kizuna.core.timeutil import now
+from kizuna.customers.identity_resolution import Subject, subjects_resolve
+from kizuna.customers.models import Customer, Event, Identity
+from kizuna.tracking import protocol, services
+from kizuna.tracking.services import inbox_process, source_create
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def _accept(*messages: dict[str, Any]) -> None:
+    source = source_create(name=f"S{now().timestamp()}").source
+    received = now()
+    accepted = protocol.accept({"batch": list(messages)}, kind="batch", received_at=received)
+    assert not accepted.errors, accepted.errors
+    services.inbox_accept(source_id=source.id, received_at=received, accepted=accepted)
+
+
+@pytest.fixture
+def published() -> Iterator[list[bus.DomainEvent]]:
+    seen: list[bus.DomainEvent] = []
+    for kind in ("Viewed", "identify"):
+        bus.subscribe(kind, seen.append, in_transaction=True)
+    yield seen
+    for kind in ("Viewed", "identify"):
+        bus.unsubscribe(kind, seen.append)
+
+
+def _track(message_id: str, user: str, at: datetime) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": "Viewed",
+        "messageId": message_id,
+        "timestamp": at.isoformat(),  # no sentAt: the client's time is kept as sent
+    }
+
+
+def test_bus_events_carry_the_stored_rows_ids(published: list[bus.DomainEvent]) -> None:
+    _accept(*(_track(f"m-{i}", f"u-{i % 3}", T0 + timedelta(minutes=i)) for i in range(6)))
+    stats = inbox_process()
+    assert stats.events_added == 6
+    stored = dict(Event.objects.filter(type="Viewed").values_list("message_id", "pk"))
+    assert len(stored) == 6
+    assert {(e.message_id, e.event_id) for e in published} == set(stored.items())
+    # A retried batch publishes nothing more.
+    _accept(*(_track(f"m-{i}", f"u-{i % 3}", T0 + timedelta(minutes=i)) for i in range(6)))
+    assert inbox_process().duplicates == 6
+    assert len(published) == 6
+
+
+def test_a_message_stored_between_the_check_and_the_insert_is_not_published(
+    published: list[bus.DomainEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker storing the same message id a moment earlier (two batches of one
+    retried message): the insert skips it, and only the rows inserted here are published."""
+    _accept(_track("m-1", "u-1", T0))
+    inbox_process()
+    published.clear()
+    real, calls = services._stored_message_ids, []
+
+    def stale_once(ids: Any) -> set[str]:  # the chunk's check misses m-1; later ones see it
+        calls.append(ids)
+        return set() if len(calls) == 1 else real(ids)
+
+    monkeypatch.setattr(services, "_stored_message_ids", stale_once)
+    _accept(_track("m-1", "u-1", T0), _track("m-2", "u-1", T0 + timedelta(minutes=1)))
+    stats = inbox_process()
+    assert stats.events_added == 1 and stats.duplicates == 1
+    assert [(e.message_id, e.event_id) for e in published] == [
+        ("m-2", Event.objects.get(message_id="m-2").pk)
+    ]
+    assert Event.objects.filter(type="Viewed").count() == 2
+
+
+def test_first_and_last_seen_widen_to_cover_each_chunk() -> None:
+    _accept(_track("a-1", "u-a", T0), _track("b-1", "u-b", T0))
+    inbox_process()
+    a = Customer.objects.get(identities__kind="external", identities__value="u-a")
+    b = Customer.objects.get(identities__kind="external", identities__value="u-b")
+    assert (a.first_seen_at, a.last_seen_at) == (T0, T0)
+    # u-a: one earlier and one later event; u-b: one inside its span (nothing to change).
+    _accept(
+        _track("a-2", "u-a", T0 - timedelta(hours=2)),
+        _track("a-3", "u-a", T0 + timedelta(hours=3)),
+        _track("a-4", "u-a", T0 + timedelta(hours=1)),
+        _track("b-2", "u-b", T0),
+    )
+    inbox_process()
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.first_seen_at, a.last_seen_at) == (T0 - timedelta(hours=2), T0 + timedelta(hours=3))
+    assert (b.first_seen_at, b.last_seen_at) == (T0, T0)
+
+
+def test_an_identify_that_changes_nothing_does_not_rewrite_the_profile() -> None:
+    traits = {"email": "hanako@example.com", "firstName": "花子", "lastName": "山田"}
+    _accept({"type": "identify", "userId": "u-1", "messageId": "i-1", "traits": traits})
+    inbox_process()
+    customer = Customer.objects.get(identities__kind="external", identities__value="u-1")
+    _accept({"type": "identify", "userId": "u-1", "messageId": "i-2", "traits": traits})
+    inbox_process()
+    same = Customer.objects.get(pk=customer.pk)
+    assert same.updated_at == customer.updated_at
+    assert (same.given_name, same.family_name) == ("花子", "山田")
+    changed = {**traits, "firstName": "華子"}
+    _accept({"type": "identify", "userId": "u-1", "messageId": "i-3", "traits": changed})
+    inbox_process()
+    after = Customer.objects.get(pk=customer.pk)
+    assert after.given_name == "華子" and after.updated_at > customer.updated_at
+
+
+def test_identity_lookups_take_thousands_of_values_at_once() -> None:
+    """Past SQLite's old 999-parameter limit: 3,000 user ids resolved in one call, the
+    known ones to their customers, the new ones to new customers."""
+    first = subjects_resolve(
+        [Subject(user_id=f"u-{i}") for i in range(0, 3000, 2)], source="test", at=T0
+    )
+    assert first.created == 1500
+    again = subjects_resolve([Subject(user_id=f"u-{i}") for i in range(3000)], source="test", at=T0)
+    assert again.created == 1500
+    owners = dict(Identity.objects.filter(kind="external").values_list("value", "customer_id"))
+    assert again.customer_ids == [owners[f"u-{i}"] for i in range(3000)]
+    assert again.customer_ids[::2] == first.customer_ids
+
+
+def test_anonymous_events_before_an_identify_in_the_same_chunk_join_the_customer() -> None:
+    _accept(
+        {"type": "track", "anonymousId": "a-1", "event": "Viewed", "messageId": "t-0"},
+        {"type": "page", "anonymousId": "a-1", "name": "Home", "messageId": "p-0"},
+    )
+    inbox_process()  # stored anonymous: stitched by the identify below
+    _accept(
+        {"type": "track", "anonymousId": "a-1", "event": "Viewed", "messageId": "t-1"},
+        {"type": "identify", "userId": "u-1", "anonymousId": "a-1", "messageId": "i-1"},
+        {"type": "track", "anonymousId": "a-1", "event": "Viewed", "messageId": "t-2"},
+        {"type": "track", "anonymousId": "a-2", "event": "Viewed", "messageId": "t-3"},
+    )
+    inbox_process()
+    customer = Customer.objects.get(identities__kind="external", identities__value="u-1")
+    stream = Event.objects.exclude(type="customer.created")
+    owners = dict(stream.values_list("message_id", "customer"))
+    assert owners == {
+        "t-0": customer.pk,
+        "p-0": customer.pk,
+        "t-1": customer.pk,
+        "i-1": customer.pk,
+        "t-2": customer.pk,
+        "t-3": None,  # another browser, never identified
+    }
