@@ -43,7 +43,9 @@ def member_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         with translation.override(language):
             response = view(request, token, customer, *args, **kwargs)
             response.headers.setdefault("Content-Language", language)
-        response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+        # The token is in the URL: never sent to other sites. Not "no-referrer": browsers then
+        # post the forms with `Origin: null`, which the CSRF check refuses.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Robots-Tag"] = "noindex"
         return response
 

@@ -56,6 +56,6 @@ def line_login_callback(request: HttpRequest) -> HttpResponse:
         response = render(
             request, "portal/line_login_failed.html", {"messages": messages}, status=400
         )
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # not no-referrer: see views.py
         return response
     return HttpResponseRedirect(member_url(identity.customer_id) + "?line=linked")

@@ -32,7 +32,9 @@ class PreferencesForm(forms.Form):
     topics = forms.MultipleChoiceField(
         label=_("Topics"), required=False, widget=forms.CheckboxSelectMultiple, choices=()
     )
-    frequency = forms.ChoiceField(label=_("How often"), choices=Frequency.choices)
+    frequency = forms.ChoiceField(
+        label=_("How often"), choices=Frequency.choices, widget=forms.RadioSelect
+    )
     interests = forms.CharField(
         label=_("Your interests (comma-separated)"), required=False, max_length=300
     )
@@ -60,7 +62,7 @@ def customer_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         with translation.override(language):
             response = view(request, token, customer, *args, **kwargs)
             response.headers.setdefault("Content-Language", language)
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # not no-referrer: see views.py
         response.headers["X-Robots-Tag"] = "noindex"
         return response
 
@@ -140,7 +142,7 @@ def unsubscribe_confirm(request: HttpRequest, token: str) -> HttpResponse:
                 "lang": language,
             },
         )
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # not no-referrer: see views.py
     return response
 
 

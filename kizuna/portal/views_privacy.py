@@ -47,6 +47,6 @@ def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
             status=400 if error else 200,
         )
         response.headers.setdefault("Content-Language", translation.get_language())
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"  # not no-referrer: see views.py
     response.headers["X-Robots-Tag"] = "noindex"
     return response

@@ -30,7 +30,7 @@ def test_preferences_page_in_the_customer_language_and_saves(person) -> None:
     page = Client().get(url)
     assert page.status_code == 200 and page["Content-Language"] == "ja"
     assert "配信" in page.content.decode() or "Message preferences" in page.content.decode()
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
     english = Client().get(url + "?lang=en")
     assert "Message preferences" in english.content.decode()
     response = Client().post(
