@@ -309,6 +309,7 @@ def trend_chart(trend: list[tuple[str, selectors.NpsSummary]]) -> dict[str, Any]
                 fillcolor="rgba(138,59,18,0.15)",
                 line={"width": 0},
                 hoverinfo="skip",
+                # xgettext:no-python-format
                 name=_("95% interval"),
             ),
             go.Scatter(
