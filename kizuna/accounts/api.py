@@ -345,6 +345,23 @@ def pipeline_create(request: HttpRequest, payload: PipelineIn) -> Status[Pipelin
     return Status(201, pipeline)
 
 
+@router.put(
+    "/pipelines/{pipeline_id}",
+    response=responses({200: PipelineOut}, lookup=True, body=True),
+    auth=require_perm("accounts.change_pipeline"),
+)
+def pipeline_update(request: HttpRequest, pipeline_id: int, payload: PipelineIn) -> Pipeline:
+    """Rename and restage a pipeline: a stage keeps its deals while its name stays; leaving
+    out (or renaming) a stage that holds deals, or changing its outcome, is a 422 on `stages`."""
+    pipeline = selectors.pipeline_get(pipeline_id=pipeline_id)
+    return services.pipeline_update(
+        pipeline=pipeline,
+        name=payload.name,
+        stages=[s.model_dump() for s in payload.stages],
+        actor=request_actor(request),
+    )
+
+
 @router.get(
     "/deals",
     response=responses({200: list[DealOut]}, query=True),

@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils.translation import gettext as _
 
 from kizuna.accounts.models import (
@@ -248,21 +248,19 @@ def contact_remove(*, contact: AccountContact, actor: AbstractBaseUser | None = 
 # --- pipelines and deals -------------------------------------------------------------------
 
 
-@transaction.atomic
-def pipeline_create(
-    *, name: str, stages: list[dict[str, Any]], actor: AbstractBaseUser | None = None
-) -> Pipeline:
-    """A pipeline with its ordered stages, each `{"name", "probability" (0-100),
-    "outcome" ("open", "won", "lost")}`. It needs one won and one lost stage."""
+def _pipeline_errors(
+    name: str, stages: list[dict[str, Any]], *, other_than: int | None = None
+) -> tuple[str, Errors]:
+    """The name (stripped) and what is wrong with a pipeline's name and stages."""
     errors: Errors = {}
     name = (name or "").strip()
     if not name or len(name) > 100:
         _add(errors, "name", _("A name of 1 to 100 characters is required."))
-    elif Pipeline.objects.filter(name=name).exists():
+    elif Pipeline.objects.filter(name=name).exclude(pk=other_than or 0).exists():
         _add(errors, "name", _("A pipeline with this name already exists."))
     if not isinstance(stages, list) or not stages:
         _add(errors, "stages", _("A pipeline needs stages."))
-        _raise(errors)
+        return name, errors
     names: set[str] = set()
     for i, stage in enumerate(stages):
         prefix = f"stages[{i}]"
@@ -288,6 +286,16 @@ def pipeline_create(
     outcomes = [s.get("outcome", Outcome.OPEN) for s in stages]
     if Outcome.WON not in outcomes or Outcome.LOST not in outcomes:
         _add(errors, "stages", _("A pipeline needs one won and one lost stage."))
+    return name, errors
+
+
+@transaction.atomic
+def pipeline_create(
+    *, name: str, stages: list[dict[str, Any]], actor: AbstractBaseUser | None = None
+) -> Pipeline:
+    """A pipeline with its ordered stages, each `{"name", "probability" (0-100),
+    "outcome" ("open", "won", "lost")}`. It needs one won and one lost stage."""
+    name, errors = _pipeline_errors(name, stages)
     _raise(errors)
     with acting_as(actor):
         pipeline = Pipeline.objects.create(name=name, position=Pipeline.objects.count())
@@ -302,6 +310,66 @@ def pipeline_create(
             for i, s in enumerate(stages)
         )
     return pipeline
+
+
+@transaction.atomic
+def pipeline_update(
+    *,
+    pipeline: Pipeline,
+    name: str,
+    stages: list[dict[str, Any]],
+    actor: AbstractBaseUser | None = None,
+) -> Pipeline:
+    """Rename a pipeline and replace its stages with `stages` (as for `pipeline_create`), all
+    or nothing. A stage keeps its deals when its name stays: its probability and position
+    follow the list (the forecast follows at once). A stage that still holds deals cannot be
+    left out (renamed) or change its outcome: move its deals first."""
+    locked = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
+    name, errors = _pipeline_errors(name, stages, other_than=locked.pk)
+    _raise(errors)
+    current = {stage.name: stage for stage in Stage.objects.filter(pipeline=locked)}
+    deals = {
+        row["stage__name"]: row["n"]
+        for row in Deal.objects.filter(stage__pipeline=locked)
+        .values("stage__name")
+        .annotate(n=Count("id"))
+    }
+    wanted = {str(s["name"]).strip(): s for s in stages}
+    for stage_name, stage in current.items():
+        held = deals.get(stage_name, 0)
+        if not held:
+            continue
+        if stage_name not in wanted:
+            _add(
+                errors,
+                "stages",
+                _("%(stage)s still holds %(n)d deals: move them before removing it.")
+                % {"stage": stage_name, "n": held},
+            )
+        elif wanted[stage_name].get("outcome", Outcome.OPEN) != stage.outcome:
+            _add(
+                errors,
+                "stages",
+                _("%(stage)s holds %(n)d deals: its outcome cannot change.")
+                % {"stage": stage_name, "n": held},
+            )
+    _raise(errors)
+    with acting_as(actor):
+        Stage.objects.filter(pipeline=locked).exclude(name__in=list(wanted)).delete()
+        for i, (stage_name, spec) in enumerate(wanted.items()):
+            Stage.objects.update_or_create(
+                pipeline=locked,
+                name=stage_name,
+                defaults={
+                    "position": i,
+                    "probability": spec["probability"],
+                    "outcome": spec.get("outcome", Outcome.OPEN),
+                },
+            )
+        if locked.name != name:
+            locked.name = name
+            locked.save(update_fields=["name"])
+    return locked
 
 
 DEAL_FIELDS = {"title", "account", "contact", "stage", "amount_yen", "expected_close", "owner"}

@@ -284,6 +284,11 @@ urlpatterns = [
     ),
     path("deals/board/move/", views_accounts.deals_move, name="accounts_deals_move"),
     path("deals/pipelines/", views_accounts.pipelines, name="accounts_pipelines"),
+    path(
+        "deals/pipelines/<int:pipeline_id>/",
+        views_accounts.pipeline_edit,
+        name="accounts_pipeline_edit",
+    ),
     path("deals/", views_accounts.deal_list, name="accounts_deals"),
     path("deals/new/", views_accounts.deal_new, name="accounts_deal_new"),
     path("deals/<int:deal_id>/", views_accounts.deal_detail, name="accounts_deal"),

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -498,6 +498,34 @@ def pipelines(request: HttpRequest) -> HttpResponse:
         request,
         "console/accounts/pipelines.html",
         {"pipelines": list(selectors.pipeline_list()), "form": form},
+    )
+
+
+@staff_required("accounts.change_pipeline")
+def pipeline_edit(request: HttpRequest, pipeline_id: int) -> HttpResponse:
+    """Rename a pipeline and edit its stages (the same one-stage-a-line form)."""
+    pipeline = get_object_or_404(Pipeline, pk=pipeline_id)
+    lines = "\n".join(
+        f"{s.name}, {s.probability}" + (f", {s.outcome}" if s.outcome != Outcome.OPEN else "")
+        for s in pipeline.stages.order_by("position", "id")
+    )
+    form = PipelineForm(request.POST or None, initial={"name": pipeline.name, "stages": lines})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.pipeline_update(
+                pipeline=pipeline,
+                name=form.cleaned_data["name"],
+                stages=form.cleaned_data["stages"],
+                actor=_staff(request),
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error("name" if field == "name" else "stages", errors)
+        else:
+            messages.success(request, _("The pipeline was saved."))
+            return redirect("console:accounts_pipelines")
+    return render(
+        request, "console/accounts/pipeline_edit.html", {"pipeline": pipeline, "form": form}
     )
 
 

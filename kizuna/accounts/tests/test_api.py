@@ -257,3 +257,29 @@ def test_sales_api_key_can_do_what_sales_staff_can_and_nothing_more(
     before = Deal.objects.get(pk=theirs.pk).stage_id
     assert scenario(by_key, "2") == expected
     assert Deal.objects.get(pk=theirs.pk).stage_id == before == lead.pk
+
+
+def test_pipeline_put_restages_and_names_the_problem(call, pipeline) -> None:
+    api = call("admin")
+    stages = [
+        {"name": "Lead", "probability": 5},
+        {"name": "Won", "probability": 100, "outcome": "won"},
+        {"name": "Lost", "probability": 0, "outcome": "lost"},
+    ]
+    r = api("PUT", f"/api/v1/pipelines/{pipeline.pk}", {"name": "Short", "stages": stages})
+    assert r.status_code == 200, r.content
+    assert [(s["name"], s["probability"]) for s in r.json()["stages"]] == [
+        ("Lead", 5),
+        ("Won", 100),
+        ("Lost", 0),
+    ]
+    r = api("PUT", f"/api/v1/pipelines/{pipeline.pk}", {"name": "Short", "stages": stages[:1]})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "stages"
+    r = api("PUT", "/api/v1/pipelines/999999", {"name": "Short", "stages": stages})
+    assert r.status_code == 404
+    assert (
+        call("sales")(
+            "PUT", f"/api/v1/pipelines/{pipeline.pk}", {"name": "S", "stages": stages}
+        ).status_code
+        == 403
+    )

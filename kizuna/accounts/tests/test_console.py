@@ -470,3 +470,49 @@ def test_pipelines_page_lists_and_creates(admin_user, pipeline, make_staff) -> N
     assert "Renewals" in html and 'name="stages"' not in html
     r = analyst.post("/deals/pipelines/", {"name": "X", "stages": "A, 1\nW, 100, won\nL, 0, lost"})
     assert r.status_code == 403 and not Pipeline.objects.filter(name="X").exists()
+
+
+def test_pipeline_edit_keeps_deals_and_refuses_orphaning_them(
+    admin_user, pipeline, make_staff
+) -> None:
+    from kizuna.accounts.models import Stage
+
+    stage = {s.name: s for s in pipeline.stages.all()}
+    account = services.account_create(data={"name": "Acme"})
+    services.deal_create(
+        data={"title": "Pilot", "account": account, "stage": stage["Proposal"], "amount_yen": 1000}
+    )
+    client = login(admin_user)
+    url = f"/deals/pipelines/{pipeline.pk}/"
+    form = client.get(url).content.decode()
+    assert "Proposal, 50" in form and "Won, 100, won" in form
+    # Proposal holds a deal: leaving it out (a rename) or making it "won" is refused
+    r = client.post(
+        url, {"name": "New", "stages": "Lead, 10\nOffer, 50\nWon, 100, won\nLost, 0, lost"}
+    )
+    assert r.status_code == 200 and "Proposal still holds 1 deals" in r.content.decode()
+    r = client.post(
+        url, {"name": "New", "stages": "Proposal, 50, won\nWon, 100, won\nLost, 0, lost"}
+    )
+    assert "its outcome cannot change" in r.content.decode()
+    assert Stage.objects.filter(pipeline=pipeline).count() == 5  # nothing written
+    r = client.post(
+        url,
+        {
+            "name": "New business 2027",
+            "stages": "Proposal, 40\nQualified, 20\nWon, 100, won\nLost, 0, lost",
+        },
+    )
+    assert r.status_code == 302
+    pipeline.refresh_from_db()
+    assert pipeline.name == "New business 2027"
+    assert [(s.name, s.probability) for s in pipeline.stages.all()] == [
+        ("Proposal", 40),
+        ("Qualified", 20),
+        ("Won", 100),
+        ("Lost", 0),
+    ]
+    assert pipeline.stages.get(name="Proposal").pk == stage["Proposal"].pk  # the deal stays
+    sales = login(make_staff("sales"))
+    assert sales.get(url).status_code == 403
+    assert sales.post(url, {"name": "X", "stages": "W, 100, won\nL, 0, lost"}).status_code == 403
