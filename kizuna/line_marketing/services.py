@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from linebot.v3.audience import (
@@ -35,6 +36,7 @@ from linebot.v3.messaging import (
     RichMenuRequest,
 )
 
+from kizuna.customers.models import ConsentEntry, ConsentStatus
 from kizuna.line_marketing.client import LineConfigError, line_clients
 from kizuna.line_marketing.models import LineAudience, Narrowcast, RichMenu
 from kizuna.loyalty.models import Account, Tier
@@ -72,11 +74,33 @@ def _line_error(exc: ApiException | AudienceApiException, field: str) -> Validat
     )
 
 
+def _marketing_followers(channel: Channel) -> QuerySet[LineContact]:
+    """The channel's followers who may receive LINE marketing: following the account is the
+    LINE-side opt-in, and a customer whose newest marketing consent entry for LINE (or any
+    channel) is a withdrawal — an unsubscribe, the preference centre, an objection — is left
+    out (no processing for a purpose without a basis; docs/privacy.md)."""
+    newest = (
+        ConsentEntry.objects.filter(
+            customer_id=OuterRef("customer_id"), purpose="marketing", channel__in=["line", "any"]
+        )
+        .order_by("-recorded_at", "-id")
+        .values("status")[:1]
+    )
+    return (
+        LineContact.objects.filter(channel=channel, following=True)
+        .annotate(marketing=Subquery(newest))
+        # no entry (NULL: a plain `exclude` would drop it) or granted
+        .filter(Q(marketing__isnull=True) | Q(marketing=ConsentStatus.GRANTED))
+    )
+
+
 def segment_line_user_ids(*, channel: Channel, segment: Segment) -> list[str]:
-    """The LINE user ids of the segment's members who follow the channel (in id order)."""
+    """The LINE user ids of the segment's members who follow the channel and have not
+    withdrawn LINE marketing (in id order)."""
     members = segment_customers(segment=segment).values("pk")
     return list(
-        LineContact.objects.filter(channel=channel, following=True, customer_id__in=members)
+        _marketing_followers(channel)
+        .filter(customer_id__in=members)
         .order_by("line_user_id")
         .values_list("line_user_id", flat=True)
         .distinct()

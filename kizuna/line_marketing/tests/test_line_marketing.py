@@ -45,6 +45,28 @@ def test_segment_upload_only_following_members(channel, tokyo, line_server) -> N
     assert body["description"] == "東京の会員" and body["isIfaAudience"] is False
 
 
+def test_a_withdrawn_line_marketing_consent_leaves_the_follower_out(
+    channel, tokyo, line_server
+) -> None:
+    from kizuna.customers.services import consent_record
+    from kizuna.messaging.models import LineContact
+
+    first = LineContact.objects.get(line_user_id=line_id(0)).customer
+    second = LineContact.objects.get(line_user_id=line_id(1)).customer
+    assert first is not None and second is not None
+    consent_record(
+        customer=first, purpose="marketing", channel="line", status="withdrawn", source="t"
+    )
+    consent_record(
+        customer=second, purpose="marketing", channel="line", status="withdrawn", source="t"
+    )
+    consent_record(
+        customer=second, purpose="marketing", channel="line", status="granted", source="t"
+    )
+    audience = services.audience_upload(channel=channel, segment=tokyo)
+    assert sorted(line_server.audiences[audience.audience_group_id]) == [line_id(1), line_id(2)]
+
+
 def test_large_audiences_go_up_in_chunks(channel, tokyo, line_server, monkeypatch) -> None:
     monkeypatch.setattr(services, "UPLOAD_CHUNK", 2)
     audience = services.audience_upload(channel=channel, segment=tokyo, description="chunks")
