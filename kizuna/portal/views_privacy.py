@@ -30,7 +30,9 @@ def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
         done = confirmation.status == "confirmed"
     except ValidationError as exc:
         error = " ".join(exc.messages)
-    with translation.override(request.GET.get("lang") or language):
+    if request.GET.get("lang") in ("ja", "en"):
+        language = request.GET["lang"]
+    with translation.override(language):
         if request.method == "POST" and not error and not done:
             try:
                 double_opt_in.email_opt_in_confirm(

@@ -110,10 +110,10 @@ def test_pending_until_confirmed_then_granted(
     assert len(sink.messages) == 1
 
     page = Client(HTTP_ACCEPT_LANGUAGE="en")
-    shown = page.get(f"/m/c/{token}/")
+    shown = page.get(f"/m/c/{token}/?lang=en")
     assert shown.status_code == 200 and b"Confirm" in shown.content
     assert not has_consent(customer=customer, purpose="marketing", channel="email")  # GET only asks
-    done = page.post(f"/m/c/{token}/")
+    done = page.post(f"/m/c/{token}/?lang=en")
     assert done.status_code == 200 and b"confirmed" in done.content
     entry = ConsentEntry.objects.get(customer=customer)
     assert (entry.status, entry.source) == ("granted", "double_opt_in")
