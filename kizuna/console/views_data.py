@@ -21,7 +21,7 @@ from kizuna.console.views import _staff, staff_required
 from kizuna.core.errors import NotFound
 from kizuna.customers import selectors as customer_selectors
 from kizuna.customers.merge import customer_merge, customer_unmerge, suspected_duplicates
-from kizuna.dataio.exporters import customer_csv_lines
+from kizuna.dataio.exporters import customer_csv_lines, in_segment
 from kizuna.dataio.importers import run_import
 from kizuna.dataio.jobs import (
     import_job_errors_csv,
@@ -230,9 +230,17 @@ def customers_csv(request: HttpRequest) -> Any:  # a StreamingHttpResponse
     qs = customer_selectors.customer_list(
         search=request.GET.get("q", "")[:200], prefecture=request.GET.get("prefecture", "")[:5]
     )
+    segment_id = request.GET.get("segment", "")
+    filename = "customers.csv"
+    if segment_id:
+        try:
+            qs = in_segment(qs, int(segment_id))
+        except (ValueError, NotFound) as exc:
+            raise Http404(_("No such segment.")) from exc
+        filename = f"segment-{int(segment_id)}-customers.csv"
     lines = customer_csv_lines(qs, masked=masks_personal_data(request.user))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="customers.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

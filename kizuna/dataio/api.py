@@ -2,13 +2,16 @@
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema
 from pydantic import Field
 
 from kizuna.core.api import responses
+from kizuna.core.errors import NotFound
 from kizuna.customers import selectors
-from kizuna.dataio.exporters import customer_csv_lines, customer_data_export
+from kizuna.dataio.exporters import customer_csv_lines, customer_data_export, in_segment
 from kizuna.iam.authz import require_perm
 from kizuna.iam.masking import request_masks
 
@@ -18,6 +21,7 @@ router = Router(tags=["data"])
 class ExportFilters(Schema):
     search: str = Field("", max_length=200)
     prefecture: str = Field("", max_length=5)
+    segment: int | None = Field(None, ge=1, description="only this segment's current members")
 
 
 @router.get(
@@ -27,6 +31,10 @@ class ExportFilters(Schema):
 )
 def customers_csv(request: HttpRequest, filters: ExportFilters = Query(...)) -> Any:
     qs = selectors.customer_list(search=filters.search, prefecture=filters.prefecture)
+    try:
+        qs = in_segment(qs, filters.segment)
+    except NotFound as exc:  # a filter value, not the route's object: 422 naming the field
+        raise ValidationError({"segment": [_("No segment %(id)s.") % {"id": exc.key}]}) from exc
     lines = customer_csv_lines(qs, masked=request_masks(request))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="customers.csv"'

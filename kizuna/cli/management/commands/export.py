@@ -1,4 +1,5 @@
-"""`kizuna export customers [--out FILE]` (CSV) and `kizuna export customer ID` (JSON)."""
+"""`kizuna export customers [--segment ID] [--search TEXT] [--out FILE]` (CSV) and
+`kizuna export customer ID` (JSON)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from kizuna.core.errors import NotFound
 from kizuna.customers.selectors import customer_get, customer_list
-from kizuna.dataio.exporters import customer_csv_lines, customer_data_export
+from kizuna.dataio.exporters import customer_csv_lines, customer_data_export, in_segment
 
 
 class _Stdout:
@@ -28,19 +29,26 @@ class Command(BaseCommand):
         parser.add_argument("what", choices=["customers", "customer"])
         parser.add_argument("customer_id", nargs="?", type=int)
         parser.add_argument("--search", default="", help=_("Only customers matching this."))
+        parser.add_argument(
+            "--segment", type=int, default=None, help=_("Only this segment's current members.")
+        )
         parser.add_argument("--out", default="-", help=_("File to write (default: stdout)."))
 
     def handle(self, *args: Any, **options: Any) -> None:
+        customers = None
+        if options["what"] == "customers":
+            try:  # before the output file is created: an unknown segment writes nothing
+                customers = in_segment(customer_list(search=options["search"]), options["segment"])
+            except NotFound as exc:
+                raise CommandError(str(exc)) from exc
         out: Any = (
             _Stdout(self.stdout)
             if options["out"] == "-"
             else open(options["out"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         )
         try:
-            if options["what"] == "customers":
-                for line in customer_csv_lines(
-                    customer_list(search=options["search"]), bom=options["out"] != "-"
-                ):
+            if customers is not None:
+                for line in customer_csv_lines(customers, bom=options["out"] != "-"):
                     out.write(line)
                 return
             if options["customer_id"] is None:
