@@ -25,17 +25,20 @@ def api_key_prefix(secret: str) -> str:
 
 def roles_sync() -> None:
     """Create one group per role holding exactly the permissions in ROLE_PERMISSIONS."""
-    for role, codes in ROLE_PERMISSIONS.items():
+    # All the named permissions in one query (not one per code: this runs after every
+    # migrate and flush, and for each staff user created).
+    codes = {code for role_codes in ROLE_PERMISSIONS.values() for code in role_codes}
+    perms: dict[str, Permission] = {}
+    candidates = Permission.objects.filter(
+        content_type__app_label__in={code.split(".", 1)[0] for code in codes},
+        codename__in={code.split(".", 1)[1] for code in codes},
+    ).select_related("content_type")
+    for perm in candidates:  # Permission's ordering: the first per code, as .first() was
+        perms.setdefault(f"{perm.content_type.app_label}.{perm.codename}", perm)
+    for role, role_codes in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.get_or_create(name=role)
-        wanted = []
-        for code in codes:
-            app_label, codename = code.split(".", 1)
-            perm = Permission.objects.filter(
-                content_type__app_label=app_label, codename=codename
-            ).first()
-            if perm is not None:  # the app may not be migrated yet
-                wanted.append(perm)
-        group.permissions.set(wanted)
+        # A permission of an app not migrated yet is left out.
+        group.permissions.set([perms[code] for code in role_codes if code in perms])
 
 
 def _validate_role(role: str) -> None:
