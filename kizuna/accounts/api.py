@@ -5,7 +5,7 @@ of `accounts.view_all_deals` see everyone's."""
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
@@ -17,6 +17,7 @@ from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.core.errors import NotFound
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles
 
 # A row id: larger numbers cannot name a row (and overflow the integer columns).
 RowId = Annotated[int, Field(ge=1, le=2**62)]
@@ -84,7 +85,10 @@ class RollupOut(Schema):
     won_yen: int
 
 
-class TimelineOut(Schema):
+class TimelineOut(Schema, MaskedForRoles):
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"title"})
+    customer_field: ClassVar[str | None] = "customer_id"
+
     at: datetime
     kind: str
     title: str
@@ -184,7 +188,11 @@ class ForecastOut(Schema):
     stages: list[ForecastRowOut]
 
 
-class ActivityOut(Schema):
+class ActivityOut(Schema, MaskedForRoles):
+    # Contact details in notes masked.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"subject", "body"})
+    customer_field: ClassVar[str | None] = "customer_id"
+
     id: int
     kind: str
     subject: str
@@ -212,7 +220,7 @@ class ActivityIn(InputSchema):
     remind_at: datetime | None = None
 
 
-class CareOut(Schema):
+class CareOut(Schema, MaskedForRoles):
     customer_id: int
     display_name: str
     level: str

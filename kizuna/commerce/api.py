@@ -3,7 +3,7 @@
 # through the pagination wrapper, whose module cannot resolve names of this one.
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -20,6 +20,7 @@ from kizuna.core.money import DEFAULT_CURRENCY
 from kizuna.customers.models import Customer
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles
 
 router = Router(tags=["commerce"])
 
@@ -34,7 +35,9 @@ class OrderLineOut(Schema):
     total_minor: int
 
 
-class RefundOut(Schema):
+class RefundOut(Schema, MaskedForRoles):
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
+
     id: int
     order_id: int
     amount_minor: int
@@ -64,7 +67,9 @@ class OrderSummaryOut(Schema):
     source: str
 
 
-class OrderOut(OrderSummaryOut):
+class OrderOut(OrderSummaryOut, MaskedForRoles):
+    customer_field: ClassVar[str | None] = "customer_id"  # names in refund reasons
+
     lines: list[OrderLineOut]
     refunds: list[RefundOut]
 

@@ -3,7 +3,7 @@ customer's behalf), check-in by ticket token, and the idea board's staff side.""
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Router, Schema, Status
@@ -14,6 +14,7 @@ from kizuna.community.models import CommunityEvent, Idea, Registration
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles
 
 router = Router(tags=["community"])
 
@@ -92,7 +93,10 @@ class CheckInIn(InputSchema):
     token: str = Field(..., min_length=1, max_length=500)
 
 
-class IdeaOut(Schema):
+class IdeaOut(Schema, MaskedForRoles):
+    # Contact details in posts masked.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"title", "body"})
+
     id: int
     author_id: int | None
     title: str

@@ -328,5 +328,6 @@ urlpatterns = [
     path("privacy/erasures/", views_privacy.erasure_list, name="privacy_erasures"),
     path("privacy/notices/", views_privacy.notice_list, name="privacy_notices"),
     path("privacy/audit/", views_privacy.audit_log, name="privacy_audit"),
+    path("privacy/retention/", views_privacy.retention_runs, name="privacy_retention"),
     path("otp/", views_privacy.two_factor, name="two_factor"),
 ]

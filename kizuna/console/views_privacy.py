@@ -1,7 +1,7 @@
 """Console pages of privacy (docs/privacy.md): data-subject requests (open, export as a zip,
 erase after typing the customer number, reject), erasure records, versioned purpose-of-use
-notices, the audit log (browse, CSV), a customer-360 panel with the consent history, and the
-two-factor page (kizuna.iam.otp)."""
+notices, the audit log (browse, CSV), the retention runs and policies, a customer-360 panel
+with the consent history, and the two-factor page (kizuna.iam.otp)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from kizuna.console.views import _page, _staff, staff_required
 from kizuna.core.errors import NotFound
 from kizuna.customers.choices import ConsentPurpose
 from kizuna.customers.models import ConsentEntry, Customer
-from kizuna.privacy import selectors, services
+from kizuna.privacy import retention, selectors, services
 from kizuna.privacy.models import DataSubjectRequest, RequestKind, RequestStatus
 
 AUDIT_CSV_LIMIT = 100_000
@@ -165,6 +165,36 @@ def request_reject(request: HttpRequest, request_id: int) -> HttpResponse:
 def erasure_list(request: HttpRequest) -> HttpResponse:
     context = {"section": "privacy", "page": _page(request, selectors.erasure_list())}
     return render(request, "console/privacy/erasures.html", context)
+
+
+@staff_required("privacy.view_retentionrun")
+def retention_runs(request: HttpRequest) -> HttpResponse:
+    """The retention runs (worker and command), newest first, and the policies in force."""
+    page = _page(request, selectors.retention_runs())
+    labels = {
+        "events": _("Raw events (aggregated, then deleted)"),
+        "delivery_bodies": _("Delivery bodies (blanked)"),
+        "inbox": _("Processed tracking batches (deleted)"),
+        "inquiries": _("Finished inquiries (contact details and text removed)"),
+        "survey_text": _("Survey free text (emptied)"),
+    }
+    units = {"days": _("days"), "months": _("months")}
+    policies = [
+        {**p, "label": labels.get(p["key"], p["key"]), "unit_label": units.get(p["unit"], "")}
+        for p in retention.policies()
+    ]
+    runs = [
+        {
+            "run": run,
+            "rows": [
+                {"label": labels.get(key, key), "key": key, **values}
+                for key, values in run.report.items()
+            ],
+        }
+        for run in page.object_list
+    ]
+    context = {"section": "privacy", "page": page, "runs": runs, "policies": policies}
+    return render(request, "console/privacy/retention.html", context)
 
 
 @staff_required("privacy.view_purposenotice")

@@ -26,7 +26,7 @@ from kizuna.customers.choices import (
 from kizuna.customers.japanese import postal_lookup
 from kizuna.customers.models import ConsentEntry, Customer, Identity
 from kizuna.iam.authz import request_actor, require_perm
-from kizuna.iam.masking import MaskedForRoles
+from kizuna.iam.masking import MaskedForRoles, masked_search_q, request_masks
 
 router = Router(tags=["customers"])
 
@@ -147,7 +147,11 @@ class EventOut(MaskedForRoles, Schema):
 
 
 class CustomerFilters(Schema):
-    search: str = Field("", max_length=200, description="Name, kana, email, phone or id")
+    search: str = Field(
+        "",
+        max_length=200,
+        description="Name, kana, email, phone or id (masked roles: id or external id only)",
+    )
     prefecture: str = Field("", max_length=5, description="ISO 3166-2:JP code")
     gender: str = Field("", max_length=12)
 
@@ -162,6 +166,9 @@ class CustomerFilters(Schema):
 )
 @paginate(PagePagination)
 def customer_list(request: HttpRequest, filters: CustomerFilters = Query(...)) -> Any:
+    if filters.search and request_masks(request):  # masked roles: id and external id only
+        qs = selectors.customer_list(prefecture=filters.prefecture, gender=filters.gender)
+        return qs.filter(masked_search_q(filters.search)).distinct()
     return selectors.customer_list(
         search=filters.search, prefecture=filters.prefecture, gender=filters.gender
     )

@@ -206,6 +206,7 @@ _PRIVACY_ADMIN = [
     "privacy.erase_customer",
     "privacy.view_erasurerecord",
     "privacy.add_purposenotice",
+    "privacy.view_retentionrun",  # the retention runs' reports
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

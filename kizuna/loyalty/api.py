@@ -3,7 +3,7 @@ Writes carry an idempotency key (the `Idempotency-Key` header or the body field)
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -16,6 +16,7 @@ from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.models import Customer
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles, prime_known_names
 from kizuna.loyalty import selectors, services
 from kizuna.loyalty.models import CouponDefinition, CouponUse, LedgerEntry
 
@@ -38,7 +39,10 @@ class BalanceOut(Schema):
     expiring: list[ExpiringOut]
 
 
-class EntryOut(Schema):
+class EntryOut(Schema, MaskedForRoles):
+    # Staff reasons may quote contact details.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
+
     id: int
     kind: str
     points: int
@@ -150,7 +154,9 @@ def balance(request: HttpRequest, customer_id: int) -> dict[str, Any]:
 )
 @paginate(PagePagination)
 def ledger(request: HttpRequest, customer_id: int) -> Any:
-    account = selectors.account_get(customer=_customer(customer_id))
+    customer = _customer(customer_id)
+    prime_known_names(request, customer)  # masked roles: the customer's names in reasons
+    account = selectors.account_get(customer=customer)
     if account is None:
         return []
     return selectors.ledger_list(account=account)

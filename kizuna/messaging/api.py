@@ -3,7 +3,7 @@ guardrails), list deliveries with their status history, preview a template for a
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -13,6 +13,13 @@ from ninja.pagination import paginate
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import (
+    MaskedForRoles,
+    known_names,
+    mask_free_text,
+    prime_known_names,
+    request_masks,
+)
 from kizuna.messaging import rendering, selectors, services
 from kizuna.messaging.models import Delivery
 
@@ -52,7 +59,11 @@ class DeliveryOut(Schema):
     sent_at: datetime | None
 
 
-class DeliveryDetailOut(DeliveryOut):
+class DeliveryDetailOut(DeliveryOut, MaskedForRoles):
+    # The message as sent: contact details and the customer's names masked for masked roles.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"rendered"})
+    customer_field: ClassVar[str | None] = "customer_id"
+
     history: list[HistoryOut]
     rendered: dict[str, Any]
 
@@ -145,6 +156,7 @@ class _Lazy:
 )
 def delivery_detail(request: HttpRequest, delivery_id: int) -> dict[str, Any]:
     delivery = selectors.delivery_get(delivery_id=delivery_id)
+    prime_known_names(request, delivery.customer)
     return {
         **_out(delivery),
         "rendered": delivery.rendered,
@@ -171,10 +183,11 @@ def preview(request: HttpRequest, slug: str, payload: PreviewIn) -> dict[str, An
         )
     except rendering.RenderError as exc:
         raise ValidationError({exc.part: [str(exc)]}) from exc
-    return {
+    out = {
         "subject": result.subject,
         "html": result.html,
         "text": result.text,
         "line_messages": result.line_messages,
         "payload": result.payload,
     }
+    return mask_free_text(out, known_names(customer)) if request_masks(request) else out

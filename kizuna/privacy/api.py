@@ -1,6 +1,6 @@
 """REST API of data-subject requests (/privacy/requests: open, list, export as a zip, erase,
-reject), erasure records, purpose-of-use notices and email opt-ins (double opt-in). See
-docs/privacy.md."""
+reject), erasure records, purpose-of-use notices, email opt-ins (double opt-in) and the
+retention runs' reports. See docs/privacy.md."""
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import date, datetime
@@ -13,7 +13,7 @@ from ninja.pagination import paginate
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
-from kizuna.privacy import double_opt_in, selectors, services
+from kizuna.privacy import double_opt_in, retention, selectors, services
 from kizuna.privacy.models import DataSubjectRequest, EmailConfirmation, PurposeNotice
 
 router = Router(tags=["privacy"])
@@ -235,3 +235,44 @@ def email_opt_in(request: HttpRequest, payload: OptInIn) -> Status[dict[str, Any
             },
         )
     return Status(201, {"status": "granted", "consent_entry_id": result.pk})
+
+
+class PolicyOut(Schema):
+    key: str = Field(..., description="events, delivery_bodies, inbox, inquiries, survey_text")
+    setting: str
+    period: int = Field(..., description="0: the policy is off")
+    unit: str = Field(..., description='"days" or "months"')
+
+
+class RetentionRunOut(Schema):
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    dry_run: bool
+    trigger: str
+    report: dict[str, dict[str, Any]] = Field(
+        ..., description="Per policy: cutoff, rows (and aggregates, messages, attachments), seconds"
+    )
+    errors: dict[str, str] = Field(..., description="Policies that failed (rolled back)")
+
+
+@router.get(
+    "/privacy/retention-policies",
+    response=responses({200: list[PolicyOut]}),
+    auth=require_perm("privacy.view_retentionrun"),
+)
+def retention_policies(request: HttpRequest) -> Any:
+    """The retention policies as configured (settings PRIVACY_RETAIN_*)."""
+    return retention.policies()
+
+
+@router.get(
+    "/privacy/retention-runs",
+    response=responses({200: list[RetentionRunOut]}, query=True),
+    auth=require_perm("privacy.view_retentionrun"),
+)
+@paginate(PagePagination)
+def retention_run_list(request: HttpRequest, dry_run: bool | None = None) -> Any:
+    """The retention runs, newest first: what each policy did, how long, and errors."""
+    return selectors.retention_runs(dry_run=dry_run)

@@ -9,7 +9,10 @@ class PrivacyConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from kizuna.privacy import models, subscribers
+        from kizuna.iam.masking import set_known_names_resolver
+        from kizuna.privacy import models, selectors, subscribers
 
         auditlog.register(models.PurposeNotice)
         subscribers.register()
+        # Masked API schemas mask a customer's own names inside free text (docs/privacy.md).
+        set_known_names_resolver(selectors.customer_names)

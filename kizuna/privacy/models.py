@@ -193,11 +193,17 @@ class EventAggregate(models.Model):
 
 
 class RetentionRun(models.Model):
-    """One run of the retention policies: what each policy did (or would do, dry run)."""
+    """One run of the retention policies: what each policy did (or would do, dry run), how
+    long it took and which policies failed (the others still ran)."""
 
     started_at = models.DateTimeField(_("started at"), auto_now_add=True)
     dry_run = models.BooleanField(_("dry run"), default=False)
-    report = models.JSONField(_("report"), default=dict)  # {"events": {"cutoff":…, "rows": n}}
+    trigger = models.CharField(_("trigger"), max_length=20, blank=True)  # worker, command
+    # {"events": {"cutoff": …, "rows": n, "aggregates": n, "seconds": s}, ...}
+    report = models.JSONField(_("report"), default=dict)
+    errors = models.JSONField(_("errors"), default=dict, blank=True)  # {"events": "message"}
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("retention run")

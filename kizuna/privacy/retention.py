@@ -8,10 +8,14 @@ lose their contact details, subject, message bodies and attachments (the rows, s
 SLA times stay for the support statistics); survey answers submitted more than
 PRIVACY_RETAIN_SURVEY_TEXT_MONTHS ago lose their free text and its terms (scores and
 choices stay, so NPS/CSAT do not change). 0 turns a policy off. Each run is recorded as a
-RetentionRun with its report."""
+RetentionRun with its report (rows per policy, seconds each), its duration and the error of
+any policy that failed (it is rolled back; the other policies still run)."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -30,6 +34,7 @@ from kizuna.surveys.models import Answer
 from kizuna.tracking.models import InboxBatch
 
 CHUNK = 20_000
+logger = logging.getLogger(__name__)
 
 
 def _setting(name: str, default: int) -> int:
@@ -47,7 +52,7 @@ def _events(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
     old = Event.objects.filter(occurred_at__lt=cutoff)
     if dry_run:
         return {"cutoff": cutoff.isoformat(), "rows": old.count()}
-    deleted = 0
+    deleted = aggregates = 0
     while True:
         ids = list(old.order_by("pk").values_list("pk", flat=True)[:CHUNK])
         if not ids:
@@ -69,8 +74,10 @@ def _events(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
                 EventAggregate.objects.filter(pk=row.pk).update(
                     count=F("count") + group["n"], customers=F("customers") + group["c"]
                 )
+                aggregates += 1
             deleted += batch.delete()[0]
-    return {"cutoff": cutoff.isoformat(), "rows": deleted}
+    # rows: events counted into aggregates and deleted; aggregates: (type, month) updates.
+    return {"cutoff": cutoff.isoformat(), "rows": deleted, "aggregates": aggregates}
 
 
 def _delivery_bodies(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
@@ -133,23 +140,51 @@ def _survey_text(cutoff: datetime, dry_run: bool) -> dict[str, Any]:
     return {"cutoff": cutoff.isoformat(), "rows": rows}
 
 
-def run(*, dry_run: bool = False, at: datetime | None = None) -> RetentionRun:
-    """Apply (or, dry run, only count) every policy; record and return the run."""
+# Policy key, its setting, default, unit and function (the order they run in).
+POLICIES: list[tuple[str, str, int, str, Callable[[datetime, bool], dict[str, Any]]]] = [
+    ("events", "PRIVACY_RETAIN_EVENTS_MONTHS", 25, "months", _events),
+    ("delivery_bodies", "PRIVACY_RETAIN_DELIVERY_BODIES_DAYS", 180, "days", _delivery_bodies),
+    ("inbox", "PRIVACY_RETAIN_INBOX_DAYS", 30, "days", _inbox),
+    ("inquiries", "PRIVACY_RETAIN_INQUIRIES_DAYS", 1095, "days", _inquiries),
+    ("survey_text", "PRIVACY_RETAIN_SURVEY_TEXT_MONTHS", 24, "months", _survey_text),
+]
+
+
+def policies() -> list[dict[str, Any]]:
+    """The configured policies: key, setting, period and unit (0: off)."""
+    return [
+        {"key": key, "setting": name, "period": _setting(name, default), "unit": unit}
+        for key, name, default, unit, _fn in POLICIES
+    ]
+
+
+def _cutoff(moment: datetime, period: int, unit: str) -> datetime:
+    return _months_ago(moment, period) if unit == "months" else moment - timedelta(days=period)
+
+
+def run(*, dry_run: bool = False, at: datetime | None = None, trigger: str = "") -> RetentionRun:
+    """Apply (or, dry run, only count) every policy; record and return the run. A policy
+    that fails is rolled back and its error recorded; the others still run."""
     moment = at or now()
+    started = time.monotonic()
+    record = RetentionRun.objects.create(dry_run=dry_run, trigger=trigger[:20])
     report: dict[str, Any] = {}
-    months = _setting("PRIVACY_RETAIN_EVENTS_MONTHS", 25)
-    if months > 0:
-        report["events"] = _events(_months_ago(moment, months), dry_run)
-    days = _setting("PRIVACY_RETAIN_DELIVERY_BODIES_DAYS", 180)
-    if days > 0:
-        report["delivery_bodies"] = _delivery_bodies(moment - timedelta(days=days), dry_run)
-    days = _setting("PRIVACY_RETAIN_INBOX_DAYS", 30)
-    if days > 0:
-        report["inbox"] = _inbox(moment - timedelta(days=days), dry_run)
-    days = _setting("PRIVACY_RETAIN_INQUIRIES_DAYS", 1095)
-    if days > 0:
-        report["inquiries"] = _inquiries(moment - timedelta(days=days), dry_run)
-    months = _setting("PRIVACY_RETAIN_SURVEY_TEXT_MONTHS", 24)
-    if months > 0:
-        report["survey_text"] = _survey_text(_months_ago(moment, months), dry_run)
-    return RetentionRun.objects.create(dry_run=dry_run, report=report)
+    errors: dict[str, str] = {}
+    for key, name, default, unit, fn in POLICIES:
+        period = _setting(name, default)
+        if period <= 0:
+            continue
+        began = time.monotonic()
+        try:
+            with transaction.atomic():
+                report[key] = fn(_cutoff(moment, period, unit), dry_run)
+        except Exception as exc:
+            logger.exception("retention policy %s failed", key)
+            errors[key] = f"{type(exc).__name__}: {exc}"[:500]
+            report[key] = {"cutoff": _cutoff(moment, period, unit).isoformat(), "rows": 0}
+        report[key]["seconds"] = round(time.monotonic() - began, 3)
+    record.report, record.errors = report, errors
+    record.finished_at = now()
+    record.duration_seconds = round(time.monotonic() - started, 3)
+    record.save(update_fields=["report", "errors", "finished_at", "duration_seconds"])
+    return record

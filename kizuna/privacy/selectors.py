@@ -1,4 +1,4 @@
-"""Reads of data-subject requests, erasure records and purpose notices."""
+"""Reads of data-subject requests, erasure records, purpose notices and retention runs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from django.db.models import QuerySet
 
 from kizuna.core.errors import NotFound
 from kizuna.core.timeutil import local_date, now
+from kizuna.customers.models import Customer
 from kizuna.privacy.models import (
     DataSubjectRequest,
     ErasureRecord,
     PurposeNotice,
     RequestStatus,
+    RetentionRun,
 )
 
 
@@ -52,3 +54,21 @@ def notice_current(*, purpose: str) -> PurposeNotice | None:
         .order_by("-version")
         .first()
     )
+
+
+def retention_runs(*, dry_run: bool | None = None) -> QuerySet[RetentionRun]:
+    rows = RetentionRun.objects.all()
+    if dry_run is not None:
+        rows = rows.filter(dry_run=dry_run)
+    return rows.order_by("-started_at", "-id")
+
+
+NAME_FIELDS = ("locale", "family_name", "given_name", "family_name_kana", "given_name_kana")
+
+
+def customer_names(customer_id: object) -> Customer | None:
+    """A customer with only its names (and locale, for `display_name`) loaded, for masking
+    them inside free text."""
+    if not isinstance(customer_id, int):
+        return None
+    return Customer.objects.filter(pk=customer_id).only("pk", *NAME_FIELDS).first()

@@ -10,4 +10,4 @@ from kizuna.privacy import retention
 
 @db_periodic_task(crontab(hour="3", minute="40"))
 def nightly_retention() -> None:
-    retention.run()
+    retention.run(trigger="worker")

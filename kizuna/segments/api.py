@@ -11,6 +11,7 @@ from ninja.pagination import paginate
 
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles
 from kizuna.segments import selectors, services
 from kizuna.segments.models import Segment
 
@@ -54,7 +55,7 @@ class CountOut(Schema):
     segment_id: int | None = None
 
 
-class MemberOut(Schema):
+class MemberOut(Schema, MaskedForRoles):
     id: int
     display_name: str
     email: str

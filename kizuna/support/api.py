@@ -3,7 +3,7 @@ note), KPIs, the inbound-email webhook (raw RFC 822), FAQ articles and FAQ searc
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -14,6 +14,7 @@ from ninja.pagination import paginate
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles, prime_known_names
 from kizuna.support import faq, intake, selectors, services
 from kizuna.support.choices import Direction, Origin, Priority
 from kizuna.support.models import Inquiry, Message
@@ -22,7 +23,11 @@ router = Router(tags=["support"])
 IDEMPOTENCY = Header(None, alias="Idempotency-Key", min_length=1, max_length=100)
 
 
-class InquiryOut(Schema):
+class InquiryOut(Schema, MaskedForRoles):
+    # Masked roles: contact name and email masked, contact details and names in the subject.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"subject"})
+    customer_field: ClassVar[str | None] = "customer_id"
+
     id: int
     reference: str
     customer_id: int | None
@@ -42,7 +47,10 @@ class InquiryOut(Schema):
     breached: bool
 
 
-class MessageOut(Schema):
+class MessageOut(Schema, MaskedForRoles):
+    # The inquiry's customer's names: primed.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"body"})
+
     id: int
     direction: str
     body: str
@@ -262,7 +270,9 @@ def inbound_email(request: HttpRequest) -> Any:
     auth=require_perm("support.view_inquiry"),
 )
 def inquiry_detail(request: HttpRequest, inquiry_id: int) -> Any:
-    return _detail(selectors.inquiry_get(inquiry_id=inquiry_id))
+    inquiry = selectors.inquiry_get(inquiry_id=inquiry_id)
+    prime_known_names(request, inquiry.customer)
+    return _detail(inquiry)
 
 
 @router.patch(

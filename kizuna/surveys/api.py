@@ -3,7 +3,7 @@ collected elsewhere, read results (NPS with its interval, CSAT, trend, keywords)
 # No `from __future__ import annotations`: ninja reads these annotations at import time.
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Router, Schema, Status
@@ -12,6 +12,7 @@ from ninja.pagination import paginate
 from kizuna.core.api import InputSchema, PagePagination, responses
 from kizuna.customers.selectors import customer_get
 from kizuna.iam.authz import request_actor, require_perm
+from kizuna.iam.masking import MaskedForRoles
 from kizuna.surveys import links, selectors, services
 from kizuna.surveys.models import Response, Survey
 
@@ -90,14 +91,19 @@ class ResponseIn(InputSchema):
     channel: str = Field("api", max_length=20)
 
 
-class AnswerOut(Schema):
+class AnswerOut(Schema, MaskedForRoles):
+    # Contact details in free answers masked.
+    free_text_fields: ClassVar[frozenset[str]] = frozenset({"text"})
+
     question: str
     score: int | None
     choices: list[str]
     text: str
 
 
-class ResponseOut(Schema):
+class ResponseOut(Schema, MaskedForRoles):
+    customer_field: ClassVar[str | None] = "customer_id"  # names in the answers' text
+
     id: int
     survey_id: int
     version: int

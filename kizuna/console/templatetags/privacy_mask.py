@@ -7,6 +7,9 @@
     {% pd_identity identity %}           an identity's value
     {% pd_props event.properties customer as props %}  free-form properties (names, contacts masked)
     {% pd_masked as masked %}            whether this page masks (e.g. to hide a birthday)
+    {% pd_name customer %}               how the customer is named (str(customer)): 山*** or #12
+    {% pd_value "contact_email" inquiry.contact_email %}  a field of another model by its kind
+    {% pd_text message.body customer %}  free text: contact details and the customer's names
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from django import template
 from kizuna.customers.japanese import customer_address, format_address
 from kizuna.iam.masking import (
     HIDDEN,
+    customer_label,
+    known_names,
     mask,
+    mask_free_text,
     mask_identity,
     mask_postal_code,
     mask_property,
@@ -73,3 +79,20 @@ def pd_props(context: Any, properties: Any, customer: Any = None) -> Any:
             for f in ("family_name", "given_name", "family_name_kana", "given_name_kana")
         )
     return {str(k): mask_property(str(k), v, known) for k, v in properties.items()}
+
+
+@register.simple_tag(takes_context=True)
+def pd_name(context: Any, customer: Any) -> str:
+    return customer_label(customer, _masked(context))
+
+
+@register.simple_tag(takes_context=True)
+def pd_value(context: Any, field: str, value: Any) -> Any:
+    return mask(field, value) if _masked(context) else value
+
+
+@register.simple_tag(takes_context=True)
+def pd_text(context: Any, value: Any, customer: Any = None) -> Any:
+    if not _masked(context):
+        return value
+    return mask_free_text(value, known_names(customer))

@@ -125,6 +125,7 @@ def test_finished_inquiries_and_old_survey_text_are_scrubbed_counts_kept(
     dry = retention.run(dry_run=True)
     assert dry.report["inquiries"] == {
         "cutoff": dry.report["inquiries"]["cutoff"],
+        "seconds": dry.report["inquiries"]["seconds"],
         "rows": 1,
         "messages": 1,
         "attachments": 1,

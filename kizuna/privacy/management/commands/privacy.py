@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from kizuna.privacy import retention
@@ -22,5 +22,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = retention.run(dry_run=options["dry_run"])
-        self.stdout.write(json.dumps({"dry_run": result.dry_run, **result.report}, indent=2))
+        result = retention.run(dry_run=options["dry_run"], trigger="command")
+        out = {"dry_run": result.dry_run, **result.report}
+        if result.errors:
+            out["errors"] = result.errors
+        self.stdout.write(json.dumps(out, indent=2))
+        if result.errors:
+            raise CommandError(_("Some retention policies failed: %s") % ", ".join(result.errors))
