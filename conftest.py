@@ -7,6 +7,8 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import pytest
 from pytest_postgresql import factories
@@ -82,3 +84,66 @@ def make_staff(db: None) -> Callable[..., object]:
 @pytest.fixture
 def admin_user(make_staff: Callable[..., object]) -> object:
     return make_staff("admin")
+
+
+@pytest.fixture
+def commit_like_autocommit(db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """In a test run inside a rolled-back transaction, `on_commit` callbacks run when they
+    would in production (autocommit): as soon as the outermost `atomic` block of the code
+    under test exits cleanly, or at once when registered outside any block. A test that
+    only needs the after-commit subscribers of its requests and service calls uses this
+    instead of `django_db(transaction=True)`, whose flush after each test is slow.
+    Keep transaction=True where another thread or process must see committed rows."""
+    import logging
+
+    from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+    connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the proxy
+    logger = logging.getLogger("django.db.backends.base")
+    base_depth = len(connection.savepoint_ids)  # the test's own transaction
+    base_callbacks = len(connection.run_on_commit)
+    real_exit = transaction.Atomic.__exit__
+    real_on_commit = type(connection).on_commit
+
+    def run(func: Callable[[], object], robust: bool) -> None:
+        if not robust:
+            func()
+            return
+        try:
+            func()
+        except Exception as e:  # what Django does for a robust callback
+            name = func.__qualname__
+            logger.error("Error calling %s in on_commit() (%s).", name, e, exc_info=True)
+
+    def run_pending() -> None:
+        # Taken off the list before running, as a commit does: a callback that opens its
+        # own block then sees only what it registered itself.
+        pending: list[Any] = connection.run_on_commit[base_callbacks:]
+        del connection.run_on_commit[base_callbacks:]
+        for _sids, func, robust in pending:
+            run(func, robust)
+
+    def exit(
+        self: transaction.Atomic,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        real_exit(self, exc_type, exc, tb)
+        if (
+            self.using in (None, DEFAULT_DB_ALIAS)
+            and len(connection.savepoint_ids) == base_depth
+            and exc_type is None
+            and not connection.needs_rollback
+        ):
+            run_pending()
+
+    def on_commit(self: Any, func: Callable[[], object], robust: bool = False) -> None:
+        if self is connection and len(self.savepoint_ids) == base_depth:
+            run(func, robust)  # outside any block of the code under test: autocommit
+        else:
+            real_on_commit(self, func, robust)
+
+    monkeypatch.setattr(transaction.Atomic, "__exit__", exit)
+    monkeypatch.setattr(type(connection), "on_commit", on_commit)
+    yield

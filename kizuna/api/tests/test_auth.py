@@ -13,7 +13,9 @@ from kizuna.customers.models import Customer, Event
 from kizuna.iam.models import ApiKey
 from kizuna.iam.services import api_key_revoke
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The after-commit subscribers of each request run as in production (no real commit needed:
+# nothing here reads from another thread or process), without the flush of transaction=True.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("commit_like_autocommit")]
 
 NEW_CUSTOMER = {"family_name": "佐藤", "email": "sato@example.jp"}
 

@@ -6,7 +6,9 @@ from kizuna.api.tests.helpers import ApiClient, fields
 from kizuna.catalog.models import Product
 from kizuna.catalog.services import category_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The after-commit subscribers of each request run as in production (no real commit needed:
+# nothing here reads from another thread or process), without the flush of transaction=True.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("commit_like_autocommit")]
 
 
 def test_product_crud_round_trip(admin_api: ApiClient, shop: dict) -> None:

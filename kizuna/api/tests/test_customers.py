@@ -8,7 +8,9 @@ from kizuna.api.tests.helpers import ApiClient, fields
 from kizuna.customers.models import ConsentEntry, Customer, Event, Identity
 from kizuna.customers.services import customer_create, event_record, trait_definition_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The after-commit subscribers of each request run as in production (no real commit needed:
+# nothing here reads from another thread or process), without the flush of transaction=True.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("commit_like_autocommit")]
 
 
 def counts() -> tuple[int, int, int, int]:

@@ -14,7 +14,9 @@ from kizuna.core.timeutil import now
 from kizuna.customers import selectors, services
 from kizuna.customers.models import Customer, Event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# After-commit subscribers run as in production (commit_like_autocommit, conftest.py): no
+# other thread or process reads here, so no real commit and flush (transaction=True) needed.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("commit_like_autocommit")]
 
 
 def test_event_record_many_stores_publishes_and_is_idempotent_on_message_id() -> None:

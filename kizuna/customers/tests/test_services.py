@@ -7,7 +7,9 @@ from kizuna.core import events as bus
 from kizuna.customers import selectors, services
 from kizuna.customers.models import ConsentEntry, Customer, Event, Identity
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# After-commit subscribers run as in production (commit_like_autocommit, conftest.py): no
+# other thread or process reads here, so no real commit and flush (transaction=True) needed.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("commit_like_autocommit")]
 
 
 def test_customer_create_normalises_and_links_identities() -> None:
