@@ -31,7 +31,7 @@ from kizuna.dataio.jobs import (
 )
 from kizuna.dataio.mapping import FIELDS
 from kizuna.dataio.models import ImportJob
-from kizuna.iam.masking import masks_personal_data
+from kizuna.iam.masking import masked_search_q, masks_personal_data
 from kizuna.tracking import selectors as tracking_selectors
 from kizuna.tracking import services as tracking_services
 
@@ -227,9 +227,12 @@ def merge(request: HttpRequest) -> HttpResponse:
 
 @staff_required("customers.view_customer")
 def customers_csv(request: HttpRequest) -> Any:  # a StreamingHttpResponse
-    qs = customer_selectors.customer_list(
-        search=request.GET.get("q", "")[:200], prefecture=request.GET.get("prefecture", "")[:5]
-    )
+    search, prefecture = request.GET.get("q", "")[:200], request.GET.get("prefecture", "")[:5]
+    if search and masks_personal_data(request.user):  # masked roles: id and external id only
+        qs = customer_selectors.customer_list(prefecture=prefecture)
+        qs = qs.filter(masked_search_q(search)).distinct()
+    else:
+        qs = customer_selectors.customer_list(search=search, prefecture=prefecture)
     segment_id = request.GET.get("segment", "")
     filename = "customers.csv"
     if segment_id:

@@ -225,3 +225,26 @@ def test_search_of_masked_roles_matches_ids_only(
             assert found(term) == (True, True), term
     for term in (str(pk), f"#{pk}" if role == "analyst" else str(pk), EXTERNAL):
         assert found(term) == (True, True), term
+
+
+@pytest.mark.parametrize("role", ["analyst", "marketer"])
+def test_export_search_of_masked_roles_matches_ids_only(
+    world: World, make_staff: Any, django_user_model: Any, role: str
+) -> None:
+    console = Client(HTTP_ACCEPT_LANGUAGE="en")
+    console.force_login(make_staff(role))
+    api = _api(django_user_model, role)
+
+    def exported(term: str) -> tuple[int, int]:
+        rows = []
+        for response in (
+            console.get("/data/customers.csv", {"q": term}),
+            api.get("/api/v1/exports/customers.csv", {"search": term}),
+        ):
+            assert response.status_code == 200
+            text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+            rows.append(len(text.strip().splitlines()) - 1)  # without the header
+        return rows[0], rows[1]
+
+    assert exported(EXTERNAL) == (1, 1)
+    assert exported(EMAIL) == ((0, 0) if role == "analyst" else (1, 1))
