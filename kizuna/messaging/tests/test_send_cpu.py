@@ -134,3 +134,30 @@ def test_message_bytes_are_serialise_build_message(
     )
     assert fast == built
     assert (b"\r\nList-Unsubscribe:" in fast) == bool(unsub)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "c1@example.jp",
+        "bounces+31=AbC-_x@bounce.kizuna.example",
+        "first.last+tag@mail.example.co.jp",
+        "o'brien@example.com",
+        "a..b@example.com",
+        ".a@example.com",
+        "a.@example.com",
+        "<c1@example.jp>",
+        "Yamada <c1@example.jp>",
+        "山田@example.jp",
+        "no-at-sign",
+        "",
+        "a@b@c",
+        "a@-x.example",
+        "a b@example.com",
+    ],
+)
+def test_quoteaddr_shortcut_is_smtplibs(address: str) -> None:
+    import smtplib
+
+    assert smtplib.quoteaddr is email_channel._fast_quoteaddr
+    assert email_channel._fast_quoteaddr(address) == email_channel._quoteaddr(address)
