@@ -99,6 +99,9 @@ def commit_like_autocommit(db: None, monkeypatch: pytest.MonkeyPatch) -> Iterato
     from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
     connection = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the proxy
+    if not connection.in_atomic_block:  # a transaction=True test: real commits already
+        yield
+        return
     logger = logging.getLogger("django.db.backends.base")
     base_depth = len(connection.savepoint_ids)  # the test's own transaction
     base_callbacks = len(connection.run_on_commit)

@@ -67,3 +67,12 @@ def test_a_robust_callback_that_fails_does_not_stop_the_others(
         transaction.on_commit(lambda: ran.append("next"))
     assert ran == ["next"]
     assert "boom" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_transaction_true_test_real_commits_are_left_alone() -> None:
+    ran: list[str] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: ran.append("committed"))
+        assert ran == []
+    assert ran == ["committed"]
