@@ -12,7 +12,9 @@ from kizuna.commerce.models import Order, OrderLine, OrderStatus, Refund
 from kizuna.customers.models import Customer, Event
 from kizuna.customers.services import customer_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# After-commit subscribers run as in production (commit_like_autocommit, conftest.py), without
+# the flush after each test of transaction=True; only the race below needs real commits.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("commit_like_autocommit")]
 
 
 @pytest.fixture
@@ -115,6 +117,9 @@ def test_refunds_are_idempotent_and_never_exceed_the_total(shop: dict) -> None:
     assert Event.objects.filter(type="order.refunded").count() == 2
 
 
+# Real commits: the two refunding threads have connections of their own and must see the
+# committed order, and lock each other out as two processes would.
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_refunds_of_the_last_yen_only_one_wins(shop: dict) -> None:
     order = services.order_place(
         customer=shop["customer"], number="S-5", lines=[{"sku": "BEANS-200"}]
