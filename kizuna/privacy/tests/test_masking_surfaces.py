@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from kizuna.commerce.models import Order
 from kizuna.core.timeutil import now
 from kizuna.iam import masking
 from kizuna.iam.services import api_key_create
@@ -129,23 +130,26 @@ def test_console_pages_beyond_the_profile(
         "account": _page(client, f"/accounts/{extra.account_id}/"),
         "segment": _page(client, f"/segments/{extra.segment_id}/"),
         "orders": _page(client, "/orders/"),
+        "order": _page(client, f"/orders/{Order.objects.get(number='S1').pk}/"),
     }
     if role == "analyst":
         for name, page in pages.items():
-            for needle in _clear_needles():
+            for needle in [*_clear_needles(), f"{NAME[0]}様", f"{NAME[0]} "]:
                 assert needle not in page, (name, needle)
         assert SECOND_MASKED in pages["inquiry"] and MASKED_EMAIL in pages["inquiry"]
         assert MASKED_EMAIL in pages["delivery"]  # the "To" address
         assert "w***@example.org" in pages["walkin"] and "鈴***" in pages["queue"]
         assert SECOND_MASKED in pages["360"]  # survey answer and activity on the 360
         assert "山***" in pages["deliveries"] and "山***" in pages["orders"]
+        assert "山***様 破損" in pages["order"] and "山***様に電話" in pages["account"]
     else:
         assert EMAIL in pages["delivery"] and NAME[0] in pages["deliveries"]
         assert SECOND_PHONE in pages["inquiry"] and EMAIL in pages["inquiry"]
         assert CONTACT in pages["walkin"] and "鈴木 一郎" in pages["queue"]
         assert SECOND_PHONE in pages["360"] and f"{NAME[0]} {NAME[1]}様へのお詫び" in pages["360"]
         assert SECOND_PHONE in pages["survey"] and EMAIL in pages["segment"]
-        assert NAME[0] in pages["account"]
+        assert f"{NAME[0]}様に電話" in pages["account"]
+        assert f"{NAME[0]}様 破損" in pages["order"]  # the refund reason
 
 
 def _key(owner: Any, role: str) -> str:
