@@ -20,7 +20,8 @@ CHUNK = 50_000
 
 def _epoch(column: str) -> str:
     if connection.vendor == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
+        # whole seconds, truncated as SQLite's strftime('%s') does (a bare CAST rounds)
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
     return f"CAST(strftime('%%s', {column}) AS INTEGER)"
 
 
@@ -31,6 +32,9 @@ def _sku_of(column: str) -> str:
 
 
 def _fetch(sql: str, params: list[Any], width: int) -> np.ndarray:
+    """The rows of `sql` (`width` integer columns, never NULL) as a float64 array."""
+    if connection.vendor == "postgresql":
+        return _copy_binary(sql, params, width)
     parts: list[np.ndarray] = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -39,6 +43,62 @@ def _fetch(sql: str, params: list[Any], width: int) -> np.ndarray:
             if not rows:
                 break
             parts.append(np.asarray(rows, dtype=np.float64).reshape(-1, width))
+    if not parts:
+        return np.zeros((0, width), np.float64)
+    return np.concatenate(parts)
+
+
+_COPY_HEADER = 19  # PGCOPY signature (11 bytes), flags (4), header extension length (4)
+_COPY_CHUNK = 8 << 20
+
+
+def _copy_binary(sql: str, params: list[Any], width: int) -> np.ndarray:
+    """PostgreSQL: the rows through `COPY (...) TO STDOUT (FORMAT binary)`, each column cast
+    to bigint, parsed by NumPy as fixed-width records (a field count, then a length and an
+    8-byte big-endian value per column) instead of one Python tuple per row: at ten million
+    rows this is the difference between a minute and a few seconds."""
+    record = np.dtype(
+        [("count", ">i2")] + [x for i in range(width) for x in ((f"l{i}", ">i4"), (f"v{i}", ">i8"))]
+    )
+    parts: list[np.ndarray] = []
+    pending = bytearray()
+    header = True  # until the header (and its extension area, if any) is consumed
+
+    def parse(final: bool) -> None:
+        whole = len(pending) // record.itemsize * record.itemsize
+        if final:
+            whole = (len(pending) - 2) // record.itemsize * record.itemsize  # trailer: -1
+        if whole <= 0:
+            return
+        rows = np.frombuffer(bytes(pending[:whole]), dtype=record)
+        if rows.size and (
+            np.any(rows["count"] != width) or any(np.any(rows[f"l{i}"] != 8) for i in range(width))
+        ):
+            raise ValueError("unexpected NULL or width in the interactions COPY")
+        parts.append(np.stack([rows[f"v{i}"] for i in range(width)], axis=1).astype(np.float64))
+        del pending[:whole]
+
+    names = ", ".join(f"c{i}" for i in range(width))
+    columns = ", ".join(f"CAST(c{i} AS BIGINT)" for i in range(width))
+    query = f"COPY (SELECT {columns} FROM ({sql}) AS q ({names})) TO STDOUT (FORMAT binary)"  # noqa: S608
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(query, params) as copy:
+            for block in copy:
+                pending += block
+                if header:
+                    if len(pending) < _COPY_HEADER:
+                        continue
+                    if bytes(pending[:11]) != b"PGCOPY\n\xff\r\n\x00":
+                        raise ValueError("not a binary COPY stream")
+                    extension = int.from_bytes(pending[15:19], "big")
+                    if len(pending) < _COPY_HEADER + extension:
+                        continue
+                    del pending[: _COPY_HEADER + extension]
+                    header = False
+                if len(pending) >= _COPY_CHUNK:
+                    parse(final=False)
+    parse(final=True)
     if not parts:
         return np.zeros((0, width), np.float64)
     return np.concatenate(parts)
