@@ -222,6 +222,8 @@ def test_search_of_masked_roles_matches_ids_only(
         items = api.get("/api/v1/customers", {"search": term}).json()["items"]
         return link in page, pk in {c["id"] for c in items}
 
+    hint = "Customer number or external ID"
+    assert (hint in _page(console, "/customers/")) == (role == "analyst")
     for term in (EMAIL, "hanako", "09012345678", NAME[1], "ハナコ"):
         if role == "analyst":
             assert found(term) == (False, False), term
