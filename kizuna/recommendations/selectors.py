@@ -141,6 +141,9 @@ def _active(kind: str) -> _Loaded | None:
         except (OSError, ValueError, KeyError):
             logger.exception("recommendations: cannot load %s (%s)", version, version.path)
             return None
+        for other in _loaded.values():  # the rows are the same for every kind of a run
+            if model.share_rows(other.model):
+                break
         held = _Loaded(version, model, checked_at=moment)
         _loaded[kind] = held
         return held

@@ -247,3 +247,31 @@ def test_the_active_version_is_looked_up_at_most_once_per_check_interval(
     settings.KIZUNA_RECOMMENDATIONS_VERSION_CHECK_SECONDS = 0
     newer = selectors.recommendations_for(customer=customer, n=3).model
     assert newer is not None and newer.version != result.model.version
+
+
+def test_the_kinds_of_one_run_share_their_rows_in_memory(shop):
+    world = shop()
+    train(evaluate=False)
+    customer = customer_get(world.customers[0])
+    selectors.recommendations_for(customer=customer, n=3)  # loads ALS
+    selectors.recommendations_for(customer=customer, n=3, kind="bpr")
+    selectors.related_to(product=world.products["C1"], n=3)  # loads co-purchase
+    held = selectors._loaded
+    assert {"als", "bpr", "cooccurrence"} <= set(held)
+    assert held["bpr"].model.bought is held["als"].model.bought
+    assert held["cooccurrence"].model.customer_ids is held["als"].model.customer_ids
+    # rows that differ (another run over other data) are never shared
+    other = engine.Trained(
+        "als",
+        held["als"].model.customer_ids[:-1].copy(),
+        held["als"].model.product_ids,
+        held["als"].model.bought[:-1],
+    )
+    assert not other.share_rows(held["als"].model)
+    assert other.bought is not held["als"].model.bought
+    # and a shared model still excludes what the customer bought
+    row = held["bpr"].model.row_of(customer.pk)
+    assert row is not None
+    bought = set(held["bpr"].model.bought_columns(row).tolist())
+    items = selectors.recommendations_for(customer=customer, n=10, kind="bpr").items
+    assert bought and not bought & {held["bpr"].model.column_of(i.product_id) for i in items}
