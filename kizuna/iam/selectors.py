@@ -11,6 +11,7 @@ from django.db import connection
 
 from kizuna.core import ids
 from kizuna.iam.models import ApiKey
+from kizuna.iam.roles import Role
 from kizuna.iam.services import API_KEY_PREFIX, api_key_prefix
 
 Principal = AbstractBaseUser | AnonymousUser | ApiKey
@@ -141,7 +142,7 @@ def principal_has_perm(principal: Principal, perm: str) -> bool:
 
 def user_role(user: AbstractBaseUser) -> str | None:
     names = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
-    for role in ("admin", "marketer", "analyst", "support"):
+    for role in Role.values:  # the most privileged first, as declared
         if role in names:
             return role
     return None

@@ -23,6 +23,13 @@ def test_roles_hold_exactly_their_permissions(make_staff) -> None:
     assert selectors.user_role(support) == "support"
 
 
+def test_every_role_is_reported_by_user_role(make_staff) -> None:
+    from kizuna.iam.roles import Role
+
+    for role in Role.values:
+        assert selectors.user_role(make_staff(role)) == role
+
+
 def test_unknown_role_is_rejected_and_nothing_created() -> None:
     with pytest.raises(ValidationError) as info:
         services.staff_user_create(username="x", password="s3cret-Pass!", role="owner")
