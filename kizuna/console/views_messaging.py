@@ -4,6 +4,7 @@ the suppression list."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable
 from typing import Any, cast
@@ -24,6 +25,7 @@ from kizuna.console.panels import CustomerPanel, register_customer_panel
 from kizuna.console.views import _page, _staff, staff_required
 from kizuna.core.errors import NotFound
 from kizuna.customers.models import Customer
+from kizuna.iam.masking import known_names, mask_free_text, masks_personal_data
 from kizuna.messaging import rendering, selectors, services
 from kizuna.messaging.choices import BodyFormat, ChannelKind, Purpose, Status, SuppressionReason
 from kizuna.messaging.models import Channel, Template
@@ -375,6 +377,15 @@ def template_preview(request: HttpRequest) -> HttpResponse:
         context["error"] = str(exc)
         context["error_line"] = exc.line
     else:
+        if masks_personal_data(request.user):  # masked roles: contacts and names masked
+            known = known_names(customer)
+            result = dataclasses.replace(
+                result,
+                **{
+                    f: mask_free_text(getattr(result, f), known)
+                    for f in ("subject", "html", "text", "line_messages", "payload")
+                },
+            )
         context["result"] = result
         if result.html:
             key = secrets.token_urlsafe(16)

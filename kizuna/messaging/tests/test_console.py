@@ -96,7 +96,7 @@ def test_template_editor_saves_and_reports_the_line(login) -> None:
 
 
 def test_live_preview_renders_for_a_chosen_customer(login) -> None:
-    client = login("analyst")
+    client = login("marketer")  # an analyst sees it masked (privacy/tests/test_masking_surfaces)
     customer = make_customer()
     data = {
         "slug": "p",

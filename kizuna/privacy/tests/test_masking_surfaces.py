@@ -16,7 +16,7 @@ from kizuna.commerce.models import Order
 from kizuna.core.timeutil import now
 from kizuna.iam import masking
 from kizuna.iam.services import api_key_create
-from kizuna.messaging.models import Delivery
+from kizuna.messaging.models import Delivery, Template, TemplateVariant
 from kizuna.privacy.tests.conftest import EMAIL, EXTERNAL, LINE_ID, NAME, World
 from kizuna.segments.models import Segment
 from kizuna.support.services import inquiry_open
@@ -254,3 +254,40 @@ def test_export_search_of_masked_roles_matches_ids_only(
 
     assert exported(EXTERNAL) == (1, 1)
     assert exported(EMAIL) == ((0, 0) if role == "analyst" else (1, 1))
+
+
+@pytest.mark.parametrize("role", ["analyst", "marketer"])
+def test_template_preview_for_a_customer(
+    world: World, make_staff: Any, django_user_model: Any, role: str
+) -> None:
+    console = Client(HTTP_ACCEPT_LANGUAGE="en")
+    console.force_login(make_staff(role))
+    body = "<p>{{ customer.family_name }} {{ customer.given_name }}様 {{ customer.email }}</p>"
+    data = {
+        "slug": "p",
+        "name": "p",
+        "channel_kind": "email",
+        "body_format": "html",
+        "purpose": "marketing",
+        "subject_ja": "{{ customer.given_name }}様",
+        "body_ja": body,
+        "preview_customer": world.subject.pk,
+    }
+    partial = console.post("/messaging/preview/", data).content.decode()
+    frame_url = partial.split('src="', 1)[1].split('"', 1)[0]
+    frame = console.get(frame_url).content.decode()
+    template = Template.objects.get(slug="hello")
+    TemplateVariant.objects.create(template=template, locale="ja", subject="s", body=body)
+    api = _api(django_user_model, role)
+    payload = {"customer_id": world.subject.pk}
+    preview = api.post("/api/v1/templates/hello/preview", payload, content_type="application/json")
+    assert preview.status_code == 200, preview.content
+    rendered = json.dumps(preview.json(), ensure_ascii=False)
+    if role == "analyst":
+        for page in (partial, frame):
+            assert NAME[1] not in page and EMAIL not in page
+        assert "花***様" in partial and MASKED_EMAIL in frame
+        assert NAME[1] not in rendered and EMAIL not in rendered
+    else:
+        assert f"{NAME[1]}様" in partial and EMAIL in frame
+        assert NAME[1] in rendered and EMAIL in rendered
