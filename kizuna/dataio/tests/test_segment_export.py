@@ -46,7 +46,7 @@ def test_console_exports_only_the_segments_members(make_staff, tokyo_segment: in
     text = b"".join(response.streaming_content).decode("utf-8")  # type: ignore[attr-defined]
     assert _emails(text) == {"t@x.jp", "s@x.jp"}
     # the segment narrows the other filters, it does not replace them
-    narrowed = client.get("/data/customers.csv", {"segment": tokyo_segment, "q": "新宿"})
+    narrowed = client.get("/data/customers.csv", {"segment": str(tokyo_segment), "q": "新宿"})
     assert _emails(b"".join(narrowed.streaming_content).decode()) == {"s@x.jp"}  # type: ignore[attr-defined]
     assert client.get("/data/customers.csv", {"segment": 999999}).status_code == 404
     assert client.get("/data/customers.csv", {"segment": "x"}).status_code == 404
