@@ -5,7 +5,8 @@ bulk messages in the same run.
 
     flock /tmp/kizuna-bench.lock .venv/bin/python bench/sending_lanes.py [--messages 20000]
         [--bulk-workers 2] [--inject-every 0.5] [--dkim off|on]
-        [--db sqlite|postgresql] [--queue sqlite|redis]
+        [--db sqlite|postgresql] [--queue sqlite|redis] [--sink aiosmtpd|smtp-sink]
+        [--send-concurrency 1]
 
 `--db postgresql` runs a throwaway PostgreSQL server (bench/support.py) for the database;
 `--queue redis` a throwaway redis-server on loopback (no persistence) for the Huey queues.
@@ -17,6 +18,12 @@ and one `kizuna worker --lane transactional` start; an injector process queues o
 (`order:…`, transactional) every `--inject-every` seconds while bulk is sending. The SMTP
 server (aiosmtpd, in this process) stamps each arrival: a receipt's latency is its arrival
 minus the moment it was queued (committed), both wall clock on this machine.
+
+`--sink smtp-sink` receives with Postfix's `smtp-sink` instead (Debian package postfix; a C
+test server made for measuring SMTP clients, at a small fraction of aiosmtpd's CPU per
+message, so the two cores go to the sender): each message is dumped to a file in a tmpfs
+directory and a receipt's arrival is its file's modification time. The raw smtplib baseline
+then sends to the same smtp-sink.
 """
 
 from __future__ import annotations
@@ -82,6 +89,54 @@ class Stamping:
                 if rcpt.startswith("tx"):
                     self.arrivals[rcpt] = at
         return "250 OK"
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on loopback, each message dumped to a file of its own in tmpfs."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dumps = Path(tempfile.mkdtemp(prefix="kz-sink-", dir="/dev/shm"))
+        self.dumps.chmod(0o777)  # smtp-sink drops root privileges to nobody
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        if not Path(binary).exists():
+            raise SystemExit("smtp-sink not found: apt-get install postfix (Debian)")
+        self.process = subprocess.Popen(
+            [binary, "-u", "nobody", "-d", f"{self.dumps}/%H%M%S.", f"127.0.0.1:{self.port}", "256"]
+        )
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with contextlib.suppress(OSError), smtplib.SMTP("127.0.0.1", self.port, timeout=2):
+                return
+            time.sleep(0.1)
+        raise SystemExit("smtp-sink did not start")
+
+    @property
+    def count(self) -> int:
+        return sum(1 for _ in self.dumps.iterdir())
+
+    @property
+    def arrivals(self) -> dict[str, float]:
+        """Receipts' arrival times: the dump file's mtime, by recipient."""
+        found: dict[str, float] = {}
+        for path in self.dumps.iterdir():
+            with path.open("rb") as dump:
+                head = dump.read(400)
+            start = head.find(b"X-Rcpt-Args: <")
+            if start < 0 or head[start + 14 : start + 16] != b"tx":
+                continue
+            rcpt = head[start + 14 : head.index(b">", start)].decode()
+            found[rcpt] = path.stat().st_mtime_ns / 1e9
+        return found
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.dumps, ignore_errors=True)
 
 
 class Counter:
@@ -150,6 +205,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=420)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--queue", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument("--sink", choices=["aiosmtpd", "smtp-sink"], default="aiosmtpd")
+    parser.add_argument("--send-concurrency", type=int, default=1, help="threads per worker")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kz-bench-lanes-"))
     with backends(workdir, args.db, args.queue) as (extra, count):
@@ -157,10 +214,18 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: Counter) -> None:
-    print(f"database {args.db}, queue {args.queue}; load before: {os.getloadavg()}", flush=True)
+    print(
+        f"database {args.db}, queue {args.queue}, sink {args.sink}, "
+        f"send concurrency {args.send_concurrency}; load before: {os.getloadavg()}",
+        flush=True,
+    )
 
-    handler = Stamping()
-    server = Controller(handler, hostname="127.0.0.1", port=free_port())
+    server: Any
+    if args.sink == "smtp-sink":
+        server = handler = SmtpSink()
+    else:
+        handler = Stamping()
+        server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
     env.update(
@@ -168,7 +233,7 @@ def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: C
         DJANGO_SETTINGS_MODULE="kizuna.settings.base",
         KIZUNA_QUIET_HOURS="off",
         KIZUNA_LOG_LEVEL="WARNING",
-        KIZUNA_SEND_CONCURRENCY="1",
+        KIZUNA_SEND_CONCURRENCY=str(args.send_concurrency),
         **extra,
     )
     workers: list[subprocess.Popen[bytes]] = []
@@ -240,7 +305,8 @@ def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: C
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"bulk: {sent}/{args.messages} sent in {elapsed:.1f} s = {rate:.0f} messages/s "
-        f"({args.bulk_workers} bulk worker processes, DKIM {args.dkim}; includes start-up)"
+        f"({args.bulk_workers} bulk worker processes x {args.send_concurrency} sending threads, "
+        f"DKIM {args.dkim}; includes start-up)"
     )
     if first is not None and last[0] > first[0]:
         n = last[0] - first[0]
@@ -249,10 +315,9 @@ def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: C
         print(
             f"bulk steady state ({n} messages): {steady:.0f} messages/s; bulk worker CPU {cpu_ms:.2f} ms/message"
         )
-    latencies = sorted(
-        handler.arrivals[a] - t for a, t in queued_at.items() if a in handler.arrivals
-    )
-    missing = [a for a in queued_at if a not in handler.arrivals]
+    arrivals = handler.arrivals
+    latencies = sorted(arrivals[a] - t for a, t in queued_at.items() if a in arrivals)
+    missing = [a for a in queued_at if a not in arrivals]
     if latencies:
         p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
         print(
