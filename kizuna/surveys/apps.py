@@ -11,3 +11,4 @@ class SurveysConfig(AppConfig):
         from kizuna.surveys import services
 
         bus.subscribe("customer.merged", services.customer_merged, in_transaction=True)
+        bus.subscribe("customer.unmerged", services.customer_unmerged, in_transaction=True)

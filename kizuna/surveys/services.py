@@ -23,6 +23,7 @@ from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
 from kizuna.core.text import detect_language, tokenize
 from kizuna.core.timeutil import now
+from kizuna.customers.merge import merge_note_moved
 from kizuna.customers.models import Customer, TraitDefinition
 from kizuna.customers.services import customer_update, event_record
 from kizuna.surveys import sentiment
@@ -600,16 +601,52 @@ def _publish(response: Response, comment: str) -> None:
 # --- customer merges ------------------------------------------------------------------------
 
 
+# Keys of a merge's snapshot: the ids of the responses and invitations the merge moved.
+MERGE_RESPONSES_KEY, MERGE_INVITATIONS_KEY = "survey_responses", "survey_invitations"
+
+
 def customer_merged(event: bus.DomainEvent) -> None:
-    """In the merge's transaction: the merged customer's responses and invitations move to
-    the survivor, except for surveys the survivor answered (or was invited to) itself."""
+    """In the merge's transaction: the merged customer's responses (with their answers) and
+    invitations move to the survivor, except for surveys the survivor answered (or was
+    invited to) itself; which ones is noted in the merge's snapshot for an unmerge."""
     survivor_id = int(event.properties["survivor_id"])
     merged_id = int(event.properties["merged_id"])
     answered = Response.objects.filter(customer_id=survivor_id).values("survey_id")
-    Response.objects.filter(customer_id=merged_id).exclude(survey_id__in=answered).update(
-        customer_id=survivor_id
+    responses = list(
+        Response.objects.filter(customer_id=merged_id)
+        .exclude(survey_id__in=answered)
+        .values_list("pk", flat=True)
     )
+    Response.objects.filter(pk__in=responses).update(customer_id=survivor_id)
     invited = Invitation.objects.filter(customer_id=survivor_id).values("survey_id")
-    Invitation.objects.filter(customer_id=merged_id).exclude(survey_id__in=invited).update(
-        customer_id=survivor_id
+    invitations = list(
+        Invitation.objects.filter(customer_id=merged_id)
+        .exclude(survey_id__in=invited)
+        .values_list("pk", flat=True)
     )
+    Invitation.objects.filter(pk__in=invitations).update(customer_id=survivor_id)
+    merge_id = event.properties.get("merge_id")
+    if not merge_id:
+        return
+    if responses:
+        merge_note_moved(merge_id=int(merge_id), key=MERGE_RESPONSES_KEY, row_ids=responses)
+    if invitations:
+        merge_note_moved(merge_id=int(merge_id), key=MERGE_INVITATIONS_KEY, row_ids=invitations)
+
+
+def customer_unmerged(event: bus.DomainEvent) -> None:
+    """In the unmerge's transaction: the responses and invitations the merge moved go back to
+    the restored customer (those still with the survivor; not for a survey the restored
+    customer has a response or invitation of its own for since). A merge without these
+    notes (older, or nothing moved) moves nothing back."""
+    survivor_id = int(event.properties["survivor_id"])
+    merged_id = int(event.properties["merged_id"])
+    moved = event.properties.get("moved", {})
+    answered = Response.objects.filter(customer_id=merged_id).values("survey_id")
+    Response.objects.filter(
+        pk__in=moved.get(MERGE_RESPONSES_KEY, []), customer_id=survivor_id
+    ).exclude(survey_id__in=answered).update(customer_id=merged_id)
+    invited = Invitation.objects.filter(customer_id=merged_id).values("survey_id")
+    Invitation.objects.filter(
+        pk__in=moved.get(MERGE_INVITATIONS_KEY, []), customer_id=survivor_id
+    ).exclude(survey_id__in=invited).update(customer_id=merged_id)
