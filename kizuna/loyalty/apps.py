@@ -28,4 +28,5 @@ class LoyaltyConfig(AppConfig):
             )
         post_migrate.connect(services.programme_changed, dispatch_uid="loyalty-prog-migrate")
         bus.subscribe("customer.merged", services.customer_merged, in_transaction=True)
+        bus.subscribe("customer.unmerged", services.customer_unmerged, in_transaction=True)
         export.register()  # the loyalty part of the per-customer privacy export

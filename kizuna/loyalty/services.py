@@ -29,7 +29,8 @@ from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
 from kizuna.core.bulk import allocate_ids
 from kizuna.core.timeutil import local_date, now
-from kizuna.customers.models import Customer
+from kizuna.customers.merge import merge_note_moved
+from kizuna.customers.models import Customer, CustomerMerge
 from kizuna.customers.services import event_record
 from kizuna.loyalty import rules
 from kizuna.loyalty.models import (
@@ -903,17 +904,55 @@ def tiers_evaluate(*, today: date | None = None, chunk: int = 100_000) -> BatchR
 
 # --- merge --------------------------------------------------------------------------------
 
+# Keys of a merge's snapshot (`CustomerMerge.snapshot`): the ids of the transfer entries in
+# "moved" (the unmerge's event carries them), the survivor's tier before the merge apart.
+MERGE_ENTRIES_KEY, MERGE_TIER_KEY = "loyalty_entries", "loyalty_tier"
+
 
 def customer_merged(event: bus.DomainEvent) -> None:
-    """In the merge's transaction: move the merged customer's points to the survivor."""
+    """In the merge's transaction: move the merged customer's points to the survivor, and
+    note in the merge's snapshot the transfer entries and the survivor's tier before (so an
+    unmerge can move them back)."""
     survivor_id = int(event.properties["survivor_id"])
     merged_id = int(event.properties["merged_id"])
-    points_transfer_on_merge(survivor_id=survivor_id, merged_id=merged_id)
+    merge_id = event.properties.get("merge_id")
+    before = Account.objects.filter(customer_id=survivor_id).values("tier_id", "tier_kept_until")
+    tier_before = before.first() or {"tier_id": None, "tier_kept_until": None}
+    moved = points_transfer_on_merge(
+        survivor_id=survivor_id, merged_id=merged_id, merge_id=int(merge_id) if merge_id else None
+    )
+    if not merge_id:
+        return
+    if moved is not None:
+        merge_note_moved(
+            merge_id=int(merge_id), key=MERGE_ENTRIES_KEY, row_ids=[e.pk for e in moved]
+        )
+    after = Account.objects.filter(customer_id=survivor_id).values("tier_id", "tier_kept_until")
+    tier_after = after.first() or {"tier_id": None, "tier_kept_until": None}
+    if tier_after != tier_before:
+        _merge_note_tier(
+            int(merge_id),
+            {
+                "before": [tier_before["tier_id"], _iso(tier_before["tier_kept_until"])],
+                "adopted": [tier_after["tier_id"], _iso(tier_after["tier_kept_until"])],
+            },
+        )
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _merge_note_tier(merge_id: int, note: dict[str, Any]) -> None:
+    record = CustomerMerge.objects.select_for_update().get(pk=merge_id)
+    snapshot = dict(record.snapshot or {})
+    snapshot[MERGE_TIER_KEY] = note
+    CustomerMerge.objects.filter(pk=merge_id).update(snapshot=snapshot)
 
 
 @transaction.atomic
 def points_transfer_on_merge(
-    *, survivor_id: int, merged_id: int
+    *, survivor_id: int, merged_id: int, merge_id: int | None = None
 ) -> tuple[LedgerEntry, LedgerEntry] | None:
     merged = Account.objects.filter(customer_id=merged_id).first()
     if merged is None:
@@ -921,9 +960,12 @@ def points_transfer_on_merge(
     survivor_account = account_for(survivor_id)
     locked = _lock(merged.pk, survivor_account.pk)
     merged, survivor = locked[merged.pk], locked[survivor_account.pk]
-    out_key = f"merge:{merged_id}:into:{survivor_id}:out"
-    in_key = f"merge:{merged_id}:into:{survivor_id}:in"
-    digest = payload_hash({"merge": [merged_id, survivor_id]})
+    # One transfer per merge: the same pair merged again after an unmerge is a new merge.
+    base = f"merge:{merged_id}:into:{survivor_id}" + (f":{merge_id}" if merge_id else "")
+    out_key, in_key = f"{base}:out", f"{base}:in"
+    digest = payload_hash(
+        {"merge": [merged_id, survivor_id], **({"id": merge_id} if merge_id else {})}
+    )
     if (done := _replayed(out_key, digest)) is not None:
         return done, LedgerEntry.objects.get(idempotency_key=in_key)
     at = now()
@@ -992,6 +1034,249 @@ def points_transfer_on_merge(
             allow_negative=True,
         )
     return out, inn
+
+
+def customer_unmerged(event: bus.DomainEvent) -> None:
+    """In the unmerge's transaction: the points the merge moved go back to the restored
+    customer, the survivor's tier is restored and both tiers are re-evaluated (see
+    `points_transfer_on_unmerge`)."""
+    points_transfer_on_unmerge(
+        survivor_id=int(event.properties["survivor_id"]),
+        merged_id=int(event.properties["merged_id"]),
+        merge_id=int(event.properties["merge_id"]),
+        entry_ids=list(event.properties.get("moved", {}).get(MERGE_ENTRIES_KEY, [])),
+    )
+
+
+@transaction.atomic
+def points_transfer_on_unmerge(
+    *, survivor_id: int, merged_id: int, merge_id: int, entry_ids: Sequence[int]
+) -> tuple[LedgerEntry, LedgerEntry] | None:
+    """Undo the points side of merge `merge_id` with compensating entries (posted entries
+    are never edited): a transfer_out on the survivor and a transfer_in on the restored
+    account of what the merge moved, lot for lot (kind, yen value, expiry), taken first from
+    the lots the merge created. When the survivor no longer holds that many points (spent
+    since), nothing is written and a ValidationError keyed `loyalty` names the shortfall.
+    A merge noted without loyalty entries (nothing moved, or merged before they were noted)
+    moves no points. Then the survivor's tier goes back to what it was before the merge
+    (unless it changed since) and both tiers are re-evaluated."""
+    ids = dict(
+        Account.objects.filter(customer_id__in=[survivor_id, merged_id]).values_list(
+            "customer_id", "pk"
+        )
+    )
+    if not ids:
+        return None
+    locked = _lock(*ids.values())
+    survivor = locked.get(ids.get(survivor_id, 0))
+    merged = locked.get(ids.get(merged_id, 0))
+    result = None
+    inn = (
+        LedgerEntry.objects.filter(
+            pk__in=entry_ids, account=survivor, kind=EntryKind.TRANSFER_IN, source=EntrySource.MERGE
+        ).first()
+        if survivor is not None
+        else None
+    )
+    if inn is not None and survivor is not None and merged is not None:
+        result = _transfer_back(survivor, merged, inn, merge_id=merge_id, merged_id=merged_id)
+    snapshot = CustomerMerge.objects.filter(pk=merge_id).values_list("snapshot", flat=True).first()
+    note = (snapshot or {}).get(MERGE_TIER_KEY)
+    if note and survivor is not None:
+        adopted, before = note["adopted"], note["before"]
+        current = Account.objects.filter(pk=survivor.pk).values_list("tier_id", "tier_kept_until")
+        tier_id, kept_until = current.get()
+        if [tier_id, _iso(kept_until)] == adopted:
+            Account.objects.filter(pk=survivor.pk).update(
+                tier_id=before[0],
+                tier_kept_until=date.fromisoformat(before[1]) if before[1] else None,
+            )
+    _tiers_reevaluate(sorted(locked))
+    return result
+
+
+def _transfer_back(
+    survivor: Account, merged: Account, inn: LedgerEntry, *, merge_id: int, merged_id: int
+) -> tuple[LedgerEntry, LedgerEntry]:
+    out_key, in_key = f"unmerge:{merge_id}:out", f"unmerge:{merge_id}:in"
+    digest = payload_hash({"unmerge": merge_id})
+    if (done := _replayed(out_key, digest)) is not None:
+        return done, LedgerEntry.objects.get(idempotency_key=in_key)
+    at = now()
+    reason = _("Unmerged customer #%(m)s") % {"m": merged_id}
+    common: dict[str, Any] = {"digest": digest, "reason": reason, "source": EntrySource.MERGE}
+    if inn.points > 0:
+        points = inn.points
+        if survivor.balance < points:
+            raise ValidationError(
+                {
+                    "loyalty": [
+                        _(
+                            "The survivor holds %(have)d points but the merge moved %(moved)d "
+                            "points to it: %(short)d are missing. Adjust its balance first, "
+                            "then undo the merge."
+                        )
+                        % {
+                            "have": survivor.balance,
+                            "moved": points,
+                            "short": points - survivor.balance,
+                        }
+                    ]
+                }
+            )
+        taken = _unmerge_allocation(survivor, inn, points)
+        lots = {lot.pk: lot for lot in Lot.objects.filter(pk__in=[i for i, _t in taken])}
+        out = _debit_lots(
+            survivor,
+            taken,
+            kind=EntryKind.TRANSFER_OUT,
+            key=out_key,
+            occurred_at=at,
+            source_ref=f"customer:{merged.customer_id}",
+            **common,
+        )
+        back = _credit(
+            merged,
+            kind=EntryKind.TRANSFER_IN,
+            lots=[_spec(lots[lot_id], take) for lot_id, take in taken],
+            key=in_key,
+            source_ref=f"customer:{survivor.customer_id}",
+            occurred_at=at,
+            **common,
+        )
+        return out, back
+    # The merge moved a debt: the survivor gets back the lots that paid it, the restored
+    # customer owes it again.
+    debt = -inn.points
+    paid = [(lot_id, -delta) for lot_id, delta in inn.allocations if delta < 0]
+    lots = {lot.pk: lot for lot in Lot.objects.filter(pk__in=[i for i, _t in paid])}
+    specs = [_spec(lots[lot_id], take) for lot_id, take in paid]
+    if debt - sum(take for _i, take in paid) > 0:
+        specs.append(LotSpec(debt - sum(take for _i, take in paid)))
+    out = _credit(
+        survivor,
+        kind=EntryKind.TRANSFER_OUT,
+        lots=specs,
+        key=out_key,
+        source_ref=f"customer:{merged.customer_id}",
+        occurred_at=at,
+        **common,
+    )
+    back = _debit(
+        merged,
+        kind=EntryKind.TRANSFER_IN,
+        points=debt,
+        key=in_key,
+        source_ref=f"customer:{survivor.customer_id}",
+        occurred_at=at,
+        allow_negative=True,
+        field="loyalty",
+        **common,
+    )
+    return out, back
+
+
+def _spec(lot: Lot, points: int) -> LotSpec:
+    return LotSpec(points, lot.kind, lot.value_per_point, lot.expires_on, lot.earned_at)
+
+
+def _unmerge_allocation(account: Account, inn: LedgerEntry, points: int) -> list[tuple[int, int]]:
+    """Which of the survivor's lots give back `points`: what is left of the lots the merge
+    created first, then its other lots in the programme's spending order."""
+    created = {lot_id for lot_id, delta in inn.allocations if delta > 0}
+    lots = _open_lots(account)
+    order = paid_points_order() if any(lot.paid for lot in lots) else PaidPointsOrder.EXPIRY
+    first = [lot for lot in lots if lot.id in created]
+    from_created = min(points, sum(lot.remaining for lot in first))
+    taken = rules.fifo_allocate(first, from_created, order) if from_created else []
+    if points > from_created:
+        others = [lot for lot in lots if lot.id not in created]
+        taken += rules.fifo_allocate(others, points - from_created, order)
+    return taken
+
+
+def _debit_lots(
+    account: Account,
+    taken: Sequence[tuple[int, int]],
+    *,
+    kind: str,
+    key: str,
+    digest: str,
+    reason: str,
+    source: str,
+    source_ref: str,
+    occurred_at: datetime,
+) -> LedgerEntry:
+    """`_debit` from the given lots (account locked by the caller), with the same guards."""
+    points = sum(take for _i, take in taken)
+    guard = Q(pk=account.pk, balance__gte=points)
+    if Account.objects.filter(guard).update(balance=F("balance") - points) != 1:
+        raise ValidationError({"loyalty": [_("Not enough points.")]})
+    for lot_id, take in taken:
+        if (
+            Lot.objects.filter(pk=lot_id, account=account, remaining__gte=take).update(
+                remaining=F("remaining") - take
+            )
+            != 1
+        ):
+            raise ValidationError({"loyalty": [_("Not enough points.")]})
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        points=-points,
+        balance_after=account.balance - points,
+        idempotency_key=key,
+        payload_hash=digest,
+        reason=reason[:200],
+        source=source,
+        source_ref=source_ref[:100],
+        allocations=[[lot_id, -take] for lot_id, take in taken],
+        occurred_at=occurred_at,
+    )
+    account.balance -= points
+    return entry
+
+
+def _tiers_reevaluate(account_ids: Sequence[int]) -> None:
+    """`tiers_evaluate` for a few accounts (locked by the caller), today; nothing before a
+    programme exists."""
+    programme = programme_active()
+    if programme is None:
+        return
+    today = local_date(now())
+    tiers = tier_rules(programme)
+    by_id = {t.id: t for t in tiers}
+    names = {t.pk: t.code for t in programme.tiers.all()}
+    for account in Account.objects.filter(pk__in=account_ids).order_by("pk"):
+        value = rank_values(programme, today, account.pk).get(account.pk, 0)
+        if programme.tier_period == TierPeriod.YEARLY:
+            new = rules.qualifying_tier(value, tiers)
+            keep = rules.rank_year_end(today, programme.tier_year_start_month) if new else None
+        else:
+            new, keep = rules.evaluate_tier(
+                current=by_id.get(account.tier_id) if account.tier_id else None,
+                value=value,
+                tiers=tiers,
+                kept_until=account.tier_kept_until,
+                today=today,
+                grace_months=programme.tier_grace_months,
+            )
+        new_id = new.id if new else None
+        Account.objects.filter(pk=account.pk).update(
+            tier_id=new_id, tier_value=value, tier_kept_until=keep, tier_evaluated_on=today
+        )
+        if new_id != account.tier_id:
+            event_record(
+                type="tier.changed",
+                customer=Customer.objects.get(pk=account.customer_id),
+                message_id=f"tier.changed:{account.pk}:{today.isoformat()}:"
+                f"{names.get(new_id) if new_id else '-'}",
+                properties={
+                    "from": names.get(account.tier_id) if account.tier_id else None,
+                    "to": names.get(new_id) if new_id else None,
+                    "value": value,
+                },
+            )
 
 
 # --- coupons ------------------------------------------------------------------------------
