@@ -907,15 +907,26 @@ def tiers_evaluate(*, today: date | None = None, chunk: int = 100_000) -> BatchR
 # Keys of a merge's snapshot (`CustomerMerge.snapshot`): the ids of the transfer entries in
 # "moved" (the unmerge's event carries them), the survivor's tier before the merge apart.
 MERGE_ENTRIES_KEY, MERGE_TIER_KEY = "loyalty_entries", "loyalty_tier"
+# ... and of the personal coupons and coupon uses it moved.
+MERGE_COUPONS_KEY, MERGE_COUPON_USES_KEY = "loyalty_coupons", "loyalty_coupon_uses"
 
 
 def customer_merged(event: bus.DomainEvent) -> None:
-    """In the merge's transaction: move the merged customer's points to the survivor, and
-    note in the merge's snapshot the transfer entries and the survivor's tier before (so an
-    unmerge can move them back)."""
+    """In the merge's transaction: move the merged customer's points, personal coupons and
+    coupon uses (per-customer limits then count for the person) to the survivor, and note in
+    the merge's snapshot the transfer entries, the coupons, the uses and the survivor's tier
+    before (so an unmerge can move them back)."""
     survivor_id = int(event.properties["survivor_id"])
     merged_id = int(event.properties["merged_id"])
     merge_id = event.properties.get("merge_id")
+    coupons = list(Coupon.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
+    Coupon.objects.filter(pk__in=coupons).update(customer_id=survivor_id)
+    uses = list(CouponUse.objects.filter(customer_id=merged_id).values_list("pk", flat=True))
+    CouponUse.objects.filter(pk__in=uses).update(customer_id=survivor_id)
+    if merge_id and coupons:
+        merge_note_moved(merge_id=int(merge_id), key=MERGE_COUPONS_KEY, row_ids=coupons)
+    if merge_id and uses:
+        merge_note_moved(merge_id=int(merge_id), key=MERGE_COUPON_USES_KEY, row_ids=uses)
     before = Account.objects.filter(customer_id=survivor_id).values("tier_id", "tier_kept_until")
     tier_before = before.first() or {"tier_id": None, "tier_kept_until": None}
     moved = points_transfer_on_merge(
@@ -1039,12 +1050,21 @@ def points_transfer_on_merge(
 def customer_unmerged(event: bus.DomainEvent) -> None:
     """In the unmerge's transaction: the points the merge moved go back to the restored
     customer, the survivor's tier is restored and both tiers are re-evaluated (see
-    `points_transfer_on_unmerge`)."""
+    `points_transfer_on_unmerge`); the coupons and coupon uses it moved go back too, except
+    a coupon the survivor has used since (that use is the survivor's)."""
+    survivor_id = int(event.properties["survivor_id"])
+    merged_id = int(event.properties["merged_id"])
+    moved = event.properties.get("moved", {})
+    uses = moved.get(MERGE_COUPON_USES_KEY, [])
+    Coupon.objects.filter(pk__in=moved.get(MERGE_COUPONS_KEY, []), customer_id=survivor_id).filter(
+        Q(use__isnull=True) | Q(use__pk__in=uses)
+    ).update(customer_id=merged_id)
+    CouponUse.objects.filter(pk__in=uses, customer_id=survivor_id).update(customer_id=merged_id)
     points_transfer_on_unmerge(
-        survivor_id=int(event.properties["survivor_id"]),
-        merged_id=int(event.properties["merged_id"]),
+        survivor_id=survivor_id,
+        merged_id=merged_id,
         merge_id=int(event.properties["merge_id"]),
-        entry_ids=list(event.properties.get("moved", {}).get(MERGE_ENTRIES_KEY, [])),
+        entry_ids=list(moved.get(MERGE_ENTRIES_KEY, [])),
     )
 
 

@@ -13,7 +13,17 @@ from kizuna.customers.merge import customer_merge, customer_unmerge
 from kizuna.customers.models import Customer, CustomerMerge, Identity
 from kizuna.customers.services import customer_create
 from kizuna.loyalty import services
-from kizuna.loyalty.models import Account, EntryKind, LedgerEntry, Lot, LotKind, Programme
+from kizuna.loyalty.models import (
+    Account,
+    Coupon,
+    CouponDefinition,
+    CouponUse,
+    EntryKind,
+    LedgerEntry,
+    Lot,
+    LotKind,
+    Programme,
+)
 from kizuna.loyalty.tests.test_services import assert_projections_equal_ledger
 
 
@@ -227,3 +237,36 @@ def test_unmerge_without_loyalty_accounts(db: None, customer: Customer, other: C
     customer_unmerge(merge=record)
     assert not Account.objects.exists()
     assert not Programme.objects.exists()
+
+
+def test_coupons_and_their_uses_follow_the_merge_and_go_back(
+    programme: Programme, customer: Customer, other: Customer
+) -> None:
+    definition = services.coupon_definition_create(
+        data={"name": "10% off", "kind": "percent", "value": 10, "valid_days": 30}
+    )
+    used, kept, spent_later = (
+        services.coupons_issue(definition=definition, idempotency_key="i", customers=[customer])
+        + services.coupons_issue(definition=definition, idempotency_key="j", customers=[customer])
+        + services.coupons_issue(definition=definition, idempotency_key="k", customers=[customer])
+    )
+    CouponDefinition.objects.filter(pk=definition.pk).update(per_customer_limit=5)
+    old_use = services.coupon_redeem(
+        customer=customer, code=used.code, order_total_minor=2000, idempotency_key="u1"
+    )
+    record = customer_merge(survivor=other, merged=customer)
+    assert set(Coupon.objects.filter(customer=other).values_list("pk", flat=True)) == {
+        used.pk,
+        kept.pk,
+        spent_later.pk,
+    }
+    assert CouponUse.objects.get(pk=old_use.pk).customer_id == other.pk
+    # The survivor may use the merged customer's coupon now; that use stays its own.
+    new_use = services.coupon_redeem(
+        customer=other, code=spent_later.code, order_total_minor=2000, idempotency_key="u2"
+    )
+    customer_unmerge(merge=record)
+    owners = dict(Coupon.objects.values_list("pk", "customer_id"))
+    assert owners == {used.pk: customer.pk, kept.pk: customer.pk, spent_later.pk: other.pk}
+    assert CouponUse.objects.get(pk=old_use.pk).customer_id == customer.pk
+    assert CouponUse.objects.get(pk=new_use.pk).customer_id == other.pk
