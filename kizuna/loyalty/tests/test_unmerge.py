@@ -270,3 +270,29 @@ def test_coupons_and_their_uses_follow_the_merge_and_go_back(
     assert owners == {used.pk: customer.pk, kept.pk: customer.pk, spent_later.pk: other.pk}
     assert CouponUse.objects.get(pk=old_use.pk).customer_id == customer.pk
     assert CouponUse.objects.get(pk=new_use.pk).customer_id == other.pk
+
+
+def test_the_api_undo_answers_a_shortfall_with_a_422_keyed_loyalty(
+    programme: Programme, customer: Customer, other: Customer, make_staff
+) -> None:
+    import json
+
+    from django.test import Client
+
+    from kizuna.iam.services import api_key_create
+
+    services.points_award(customer=customer, points=100, idempotency_key="a", reason="x")
+    record = customer_merge(survivor=other, merged=customer)
+    services.points_adjust(customer=other, points=-10, idempotency_key="s", reason="x", actor=None)
+    key = api_key_create(name="admin", role="admin", created_by=make_staff("admin"))
+    r = Client().post(
+        f"/api/v1/customers/merges/{record.pk}/undo",
+        json.dumps({"reason": "two people"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key.secret}", "Accept-Language": "en"},
+    )
+    assert r.status_code == 422, r.content
+    assert "10 are missing" in json.dumps(r.json())
+    assert "loyalty" in json.dumps(r.json())
+    record.refresh_from_db()
+    assert record.undone_at is None
