@@ -442,6 +442,35 @@ def serve(args: argparse.Namespace, s: Synthetic, env: dict[str, str], key: str)
         server.wait(timeout=60)
 
 
+def cpu_probes(services: Any) -> dict[str, tuple[float, float]]:
+    """Wrap the training run's read, matrix build and per-kind training so that each records
+    its CPU seconds in this process (all threads) and in this connection's PostgreSQL
+    backend (from /proc: the server runs on this machine)."""
+    from django.db import connection
+
+    from kizuna.recommendations.engine import matrix as mx
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = int(cursor.fetchone()[0])
+    out: dict[str, tuple[float, float]] = {}
+
+    def probe(name: Callable[..., str], work: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*a: Any, **k: Any) -> Any:
+            c, b = time.process_time(), tree_cpu(backend)
+            try:
+                return work(*a, **k)
+            finally:
+                out[name(*a, **k)] = (time.process_time() - c, tree_cpu(backend) - b)
+
+        return wrapped
+
+    services.data.read_interactions = probe(lambda **_k: "read", services.data.read_interactions)
+    services.mx.build = probe(lambda *_a, **_k: "matrix", mx.build)
+    services.engine.train = probe(lambda kind, *_a, **_k: kind, services.engine.train)
+    return out
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -496,6 +525,7 @@ def main() -> None:
         from kizuna.recommendations import services
         from kizuna.recommendations.models import RunTrigger
 
+        cpu_of = cpu_probes(services)
         say(f"\n(2) training through services.training_run_now (evaluate={args.evaluate}) ...")
         t, c = time.perf_counter(), time.process_time()
         run = services.training_run_now(
@@ -508,6 +538,10 @@ def main() -> None:
             f"  run #{run.pk} {run.status} in {wall:.1f} s wall ({cpu:.1f} s CPU in this "
             f"process, target < 120 s); data {run.data}; stages (s) {run.timings['seconds']}; "
             f"{load()}"
+        )
+        say(
+            "  CPU s per stage (this process / its PostgreSQL backend): "
+            + ", ".join(f"{k} {a:.1f} / {b:.1f}" for k, (a, b) in cpu_of.items())
         )
         if run.evaluation:
             for kind, m in run.evaluation["kinds"].items():
