@@ -6,7 +6,7 @@ bulk messages in the same run.
     flock /tmp/kizuna-bench.lock .venv/bin/python bench/sending_lanes.py [--messages 20000]
         [--bulk-workers 2] [--inject-every 0.5] [--dkim off|on]
         [--db sqlite|postgresql] [--queue sqlite|redis] [--sink aiosmtpd|smtp-sink]
-        [--send-concurrency 1]
+        [--send-concurrency 1] [--send-group 20]
 
 `--db postgresql` runs a throwaway PostgreSQL server (bench/support.py) for the database;
 `--queue redis` a throwaway redis-server on loopback (no persistence) for the Huey queues.
@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--queue", choices=["sqlite", "redis"], default="sqlite")
     parser.add_argument("--sink", choices=["aiosmtpd", "smtp-sink"], default="aiosmtpd")
     parser.add_argument("--send-concurrency", type=int, default=1, help="threads per worker")
+    parser.add_argument("--send-group", type=int, default=20, help="deliveries per claim")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kz-bench-lanes-"))
     with backends(workdir, args.db, args.queue) as (extra, count):
@@ -216,7 +217,7 @@ def main() -> None:
 def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: Counter) -> None:
     print(
         f"database {args.db}, queue {args.queue}, sink {args.sink}, "
-        f"send concurrency {args.send_concurrency}; load before: {os.getloadavg()}",
+        f"send concurrency {args.send_concurrency}, group {args.send_group}; load before: {os.getloadavg()}",
         flush=True,
     )
 
@@ -234,6 +235,7 @@ def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: C
         KIZUNA_QUIET_HOURS="off",
         KIZUNA_LOG_LEVEL="WARNING",
         KIZUNA_SEND_CONCURRENCY=str(args.send_concurrency),
+        KIZUNA_SEND_GROUP=str(args.send_group),
         **extra,
     )
     workers: list[subprocess.Popen[bytes]] = []
