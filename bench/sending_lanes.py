@@ -258,7 +258,7 @@ def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: C
                     env=env,
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=(workdir / f"worker-{lane}-{len(workers)}.log").open("wb"),
                     start_new_session=True,
                 )
             )
@@ -355,6 +355,10 @@ def run(args: argparse.Namespace, workdir: Path, extra: dict[str, str], count: C
     )
     print(f"ratio kizuna bulk / raw smtplib: {rate / raw_rate:.2f}")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for log in sorted(workdir.glob("worker-*.log")):
+        text = log.read_text(errors="replace").strip()
+        if text:  # warnings and errors of the workers (KIZUNA_LOG_LEVEL=WARNING)
+            print(f"--- {log.name} (last lines)\n" + "\n".join(text.splitlines()[-15:]))
 
 
 if __name__ == "__main__":

@@ -123,16 +123,16 @@ def email_body_source(source: str, body_format: str) -> str:
         raise RenderError(str(exc), part="body") from exc
 
 
-_text_maker = html2text.HTML2Text()
-_text_maker.body_width = 0
-_text_maker.ignore_images = True
-_text_maker.unicode_snob = True
-_text_maker.ignore_tables = True  # MJML lays out with tables: keep only their text
-_text_maker.single_line_break = True
-
-
 def html_to_text(html: str) -> str:
-    return str(_text_maker.handle(html)).strip() + "\n"
+    # A converter per call: HTML2Text keeps parser state on the instance, so one shared by the
+    # sending threads of a worker corrupted each other's parse (html.parser AssertionError).
+    maker = html2text.HTML2Text()
+    maker.body_width = 0
+    maker.ignore_images = True
+    maker.unicode_snob = True
+    maker.ignore_tables = True  # MJML lays out with tables: keep only their text
+    maker.single_line_break = True
+    return str(maker.handle(html)).strip() + "\n"
 
 
 @functools.lru_cache(maxsize=256)
