@@ -4,9 +4,13 @@ workers; a LINE campaign is queued while the LINE test server fails every reques
 `--outage` seconds. Email throughput before and during the outage is compared; after the
 server recovers every LINE message must be delivered exactly once.
 
+The email campaign is fed in steps (`--backlog` more recipients whenever fewer are queued), so
+the bulk lane, first in first out, reaches the LINE messages within seconds of the outage's
+start: they are tried, fail, and the LINE breaker defers them while email goes on.
+
     flock /tmp/kizuna-bench.lock .venv/bin/python bench/sending_line_outage.py
         [--emails 20000] [--line 300] [--normal 20] [--outage 60] [--db sqlite|postgresql]
-        [--queue sqlite|redis] [--bulk-workers 2]
+        [--queue sqlite|redis] [--bulk-workers 2] [--send-concurrency 1] [--backlog 2000]
 
 The LINE server (in this process) answers like api.line.me (bearer token, X-Line-Retry-Key,
 409 for a retry key it has accepted) and counts the messages it accepted per user; the SMTP
@@ -61,6 +65,48 @@ LineContact.objects.bulk_create([LineContact(channel=channel, customer=c, line_u
     following=True) for c in customers])
 print(services.delivery_enqueue_many(source="campaign:line", customer_ids=[c.pk for c in customers],
     channel=channel, template=template))
+"""
+
+
+CUSTOMERS = """
+import sys
+import django
+django.setup()
+from kizuna.core.timeutil import now
+from kizuna.customers.models import ConsentEntry, Customer, Identity
+total, at = int(sys.argv[1]), now()
+for start in range(0, total, 5000):
+    customers = Customer.objects.bulk_create([Customer(family_name="山田", given_name=f"{i}号",
+        email=f"c{i}@example.jp") for i in range(start, min(total, start + 5000))])
+    Identity.objects.bulk_create([Identity(customer=c, kind="email", value=c.email) for c in customers])
+    ConsentEntry.objects.bulk_create([ConsentEntry(customer=c, purpose="marketing", channel="email",
+        status="granted", source="bench", recorded_at=at) for c in customers])
+print(Customer.objects.count())
+"""
+
+# Keeps the email backlog short (a campaign of `step` more recipients whenever fewer than
+# `low` are queued), so that the LINE campaign queued at the outage's start is reached within
+# seconds instead of waiting behind the whole email campaign (the lane is first in, first out).
+FEED = """
+import sys, time
+import django
+django.setup()
+from pathlib import Path
+from kizuna.customers.models import Customer
+from kizuna.messaging import services
+from kizuna.messaging.models import Channel, Delivery, Template
+step, low, stop = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+channel, template = Channel.objects.get(name="bench"), Template.objects.get(slug="bench")
+ids = list(Customer.objects.filter(email__startswith="c").order_by("pk").values_list("pk", flat=True))
+queued = Delivery.objects.filter(channel=channel, status__in=["queued", "sending"])
+position = 0
+while not stop.exists() and position < len(ids):
+    if queued.count() < low:
+        services.delivery_enqueue_many(source=f"campaign:bench-{position}",
+            customer_ids=ids[position:position + step], channel=channel, template=template)
+        position += step
+    time.sleep(0.1)
+print(position, flush=True)
 """
 
 
@@ -133,6 +179,8 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=60)
     parser.add_argument("--recovery-timeout", type=float, default=240)
     parser.add_argument("--bulk-workers", type=int, default=2)
+    parser.add_argument("--send-concurrency", type=int, default=1)
+    parser.add_argument("--backlog", type=int, default=2000, help="emails queued ahead at most")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--queue", choices=["sqlite", "redis"], default="sqlite")
     args = parser.parse_args()
@@ -149,14 +197,23 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
             env.update(
                 KIZUNA_DATA_DIR=str(workdir), DJANGO_SETTINGS_MODULE="kizuna.settings.base",
-                KIZUNA_QUIET_HOURS="off", KIZUNA_LOG_LEVEL="WARNING", KIZUNA_SEND_CONCURRENCY="1",
+                KIZUNA_QUIET_HOURS="off", KIZUNA_LOG_LEVEL="WARNING", KIZUNA_SEND_CONCURRENCY=str(args.send_concurrency),
                 **extra,
             )  # fmt: skip
             print(f"database {args.db}, queue {args.queue}; load before: {os.getloadavg()}")
             subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
             subprocess.run(
-                [sys.executable, "-c", SETUP, str(mail.port), str(args.emails), "off"],
+                [sys.executable, "-c", SETUP, str(mail.port), "0", "off"],
                 env=env, check=True, capture_output=True, cwd=ROOT,
+            )  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-c", CUSTOMERS, str(args.emails)],
+                env=env, check=True, capture_output=True, cwd=ROOT,
+            )  # fmt: skip
+            stop_feeding = workdir / "stop-feeding"
+            feeder = subprocess.Popen(
+                [sys.executable, "-c", FEED, str(args.backlog), str(args.backlog), str(stop_feeding)],
+                env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
             for lane in ["default"] + ["bulk"] * args.bulk_workers:
                 worker = subprocess.Popen(
@@ -177,6 +234,8 @@ def main() -> None:
             )  # fmt: skip
             outage_end = line.fail_until
             time.sleep(max(0.0, outage_end - time.time()))
+            stop_feeding.touch()
+            fed = int(feeder.communicate(timeout=60)[0].strip() or 0)
             emails_left = count(
                 "select count(*) from messaging_delivery d join messaging_channel c on c.id = d.channel_id "
                 "where c.kind = 'email' and d.status in ('queued', 'sending', 'deferred')"
@@ -209,7 +268,8 @@ def main() -> None:
     print(
         f"email: {len(times)} received; normal {normal:.0f} msg/s ({args.normal:.0f} s before the "
         f"outage), during the {args.outage:.0f} s LINE outage {during:.0f} msg/s = "
-        f"{during / normal:.2f} of normal (target >= 0.90); emails still queued at the outage's end: {emails_left}"
+        f"{during / normal:.2f} of normal (target >= 0.90); emails queued by the feeder {fed}, "
+        f"still queued at the outage's end: {emails_left}"
     )
     duplicates = {user: n for user, n in line.delivered.items() if n > 1}
     print(
