@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loyalty_pg import postgres, setup_django  # noqa: E402
+from support import wait_for_http  # noqa: E402
 
 MEMBERS = 2000
 
@@ -209,12 +210,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         postmaster = postmaster_pid(int(url.rsplit(":", 1)[1].split("/")[0]))
         try:
-            for _ in range(100):
-                try:
-                    requests.get(base + "/login/", timeout=10)
-                    break
-                except requests.RequestException:
-                    time.sleep(0.2)
+            wait_for_http(base + "/login/", seconds=20)
             round_(base, key, customers, args.clients, 200)  # warm-up: connections, caches
             print(
                 f"gunicorn gthread {args.workers} workers x {args.threads} threads, "

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import free_port  # noqa: E402
+from support import free_port, wait_for_http  # noqa: E402
 
 
 def load() -> str:
@@ -255,12 +255,7 @@ def api(
     headers = {"Authorization": f"Bearer {key}"}
     rng = random.Random(10)
     try:
-        for _ in range(150):
-            try:
-                requests.get(base + "/login/", timeout=10)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
+        wait_for_http(base + "/login/", seconds=30)
 
         def paths(count: int) -> list[str]:
             return _paths(rng, customers, products, count)

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from recommendations import in_process, load, tree_cpu  # noqa: E402
-from support import free_port, postgres_executor  # noqa: E402
+from support import free_port, postgres_executor, wait_for_http  # noqa: E402
 
 LOCK = "/tmp/kizuna-bench.lock"  # noqa: S108 (the benchmarks' shared lock)
 CATEGORIES = 20
@@ -373,12 +373,7 @@ def serve(args: argparse.Namespace, s: Synthetic, env: dict[str, str], key: str)
     base = f"http://127.0.0.1:{port}"
     rng = random.Random(10)
     try:
-        for _ in range(300):
-            try:
-                requests.get(base + "/login/", timeout=10)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
+        wait_for_http(base + "/login/", seconds=60)
 
         def round_(
             todo: list[tuple[str, str]], clients: int, fresh: bool = False

@@ -1,6 +1,7 @@
-"""What several benchmarks share: a free loopback port, a counting SMTP handler for aiosmtpd,
-and a throwaway PostgreSQL server (pytest-postgresql's executor, run as the postgres user
-through tests/support/pg_ctl so that it works as root too)."""
+"""What several benchmarks share: a free loopback port, waiting for a web server to answer, a
+counting SMTP handler for aiosmtpd, and a throwaway PostgreSQL server (pytest-postgresql's
+executor, run as the postgres user through tests/support/pg_ctl so that it works as root
+too)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,23 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_CTL = str(ROOT / "tests" / "support" / "pg_ctl")
+
+
+def wait_for_http(url: str, *, seconds: float = 60.0) -> None:
+    """Until `url` answers at all (any status): a server started by the bench is up."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(url, timeout=10)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def free_port() -> int:
