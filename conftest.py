@@ -150,3 +150,18 @@ def commit_like_autocommit(db: None, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setattr(transaction.Atomic, "__exit__", exit)
     monkeypatch.setattr(type(connection), "on_commit", on_commit)
     yield
+
+
+@pytest.fixture
+def ratelimit_clock_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """django-ratelimit counts in fixed windows of wall-clock time; a test that sends N + 1
+    requests to see the (N + 1)th refused fails when they straddle a window's end (a slow
+    run). Pin the clock django-ratelimit reads to the test's start, so all of the test's
+    requests fall in one window. The cache entries still expire in real time."""
+    import time
+    import types
+
+    from django_ratelimit import core as ratelimit_core
+
+    now = time.time()
+    monkeypatch.setattr(ratelimit_core, "time", types.SimpleNamespace(time=lambda: now))

@@ -90,6 +90,7 @@ def test_ideas_post_vote_once_and_comment(people: list) -> None:
     assert 'aria-pressed="true"' in body
 
 
+@pytest.mark.usefixtures("ratelimit_clock_pinned")
 def test_bad_token_csrf_and_rate_limit(people: list) -> None:
     assert Client().get("/m/ideas/garbage/").status_code == 404
     strict = Client(enforce_csrf_checks=True)

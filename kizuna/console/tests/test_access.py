@@ -139,6 +139,7 @@ def test_support_can_record_consent(
     assert entry.evidence == {"note": "店頭で口頭確認"}
 
 
+@pytest.mark.usefixtures("ratelimit_clock_pinned")
 def test_login_works_and_is_rate_limited_per_ip(client: Client, make_staff: Any) -> None:
     make_staff("analyst", username="aiko", password="s3cret-Pass!")
     url = reverse("console:login")

@@ -72,6 +72,7 @@ def test_contact_form_escapes_refuses_bots_and_floods(articles, settings) -> Non
     assert Inquiry.objects.count() == 1
 
 
+@pytest.mark.usefixtures("ratelimit_clock_pinned")
 def test_contact_form_is_rate_limited_per_ip(articles) -> None:
     client = Client()
     codes = [

@@ -103,6 +103,7 @@ def test_csrf_is_enforced(survey: Survey, customer: Customer) -> None:
     assert not Response.objects.exists()
 
 
+@pytest.mark.usefixtures("ratelimit_clock_pinned")
 def test_submissions_are_rate_limited(survey: Survey) -> None:
     services.survey_update(survey=survey, data={"allow_anonymous": True})
     codes = [Client().post("/m/survey/nps-2026/", {"nps": "x"}).status_code for _ in range(12)]

@@ -186,6 +186,7 @@ def test_alias_merges_two_known_customers(key: str) -> None:
 
 
 @override_settings(TRACKING_RATE="2/m")
+@pytest.mark.usefixtures("ratelimit_clock_pinned")
 def test_rate_limit_answers_429_with_retry_after(key: str) -> None:
     from django.core.cache import cache
 
