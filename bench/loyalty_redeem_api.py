@@ -1,13 +1,16 @@
 """Single-redemption latency through the REST API under 20 concurrent clients.
 
     .venv/bin/python bench/loyalty_redeem_api.py [--clients 20] [--requests 2000] [--rate 2]
+        [--bare]
 
 Starts its own PostgreSQL (bench/loyalty_pg.py) and a real gunicorn server on loopback
 (gthread workers), creates members with points and a reward, then 20 client threads (each
 its own HTTP connection) POST /api/v1/customers/{id}/loyalty/redemptions with a fresh
 Idempotency-Key. Two closed-loop rounds (each client sends its next request as soon as the
 last one is answered): members spread over 2,000 customers, then every client on one hot
-customer (all requests serialise on that member's row lock). Prints p50/p95/p99 and
+customer (all requests serialise on that member's row lock); then a floor round: the same
+clients GET the balance (API key, Django, ninja, two reads, no write), what any request of
+this stack costs on this machine. Prints p50/p95/p99 and
 throughput, and the CPU the server (gunicorn workers, PostgreSQL) spent per request; checks
 afterwards that the ledger equals the balances. Target: p95 < 50 ms.
 
@@ -95,6 +98,7 @@ def round_(
     clients: int,
     total: int,
     rate: float | None = None,
+    read_only: bool = False,
 ) -> dict:
     latencies: list[float] = []
     codes: dict[int, int] = {}
@@ -121,12 +125,15 @@ def round_(
                     with lock:
                         late[0] += 1
                 started = due
-            r = session.post(
-                f"{base}/api/v1/customers/{customer}/loyalty/redemptions",
-                json={"reward": "shot"},
-                headers={"Idempotency-Key": uuid.uuid4().hex},
-                timeout=30,
-            )
+            if read_only:  # the floor: the same client, auth and stack, no write
+                r = session.get(f"{base}/api/v1/customers/{customer}/loyalty", timeout=30)
+            else:
+                r = session.post(
+                    f"{base}/api/v1/customers/{customer}/loyalty/redemptions",
+                    json={"reward": "shot"},
+                    headers={"Idempotency-Key": uuid.uuid4().hex},
+                    timeout=30,
+                )
             mine.append((time.perf_counter() - started, r.status_code))
         session.close()
         with lock:
@@ -154,6 +161,54 @@ def round_(
     }
 
 
+def gunicorn(
+    app: str, workers: int, threads: int, env: dict[str, str], cwd: Path
+) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 (our own gunicorn, fixed arguments)
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+        ],
+        cwd=cwd,
+        env=env,
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
+def bare_round(args: argparse.Namespace, key: str, customers: list[int], env: dict) -> None:
+    """The same clients and gunicorn against an app that does nothing: what HTTP alone
+    costs here, the floor under any Django route."""
+    server, base = gunicorn("wsgi_floor", args.workers, args.threads, env, ROOT / "bench")
+    try:
+        wait_for_http(base + "/", seconds=20)
+        round_(base, key, customers, args.clients, 200)
+        web0 = tree_cpu(server.pid)
+        client0 = time.process_time()
+        r = round_(base, key, customers, args.clients, args.requests)
+        client = (time.process_time() - client0) / r["requests"] * 1000
+        web = (tree_cpu(server.pid) - web0) / r["requests"] * 1000
+        print(
+            f"floor: closed loop, bare WSGI app (no Django, no database): {r['requests']} "
+            f"requests {r['codes']}, p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, "
+            f"p99 {r['p99']:.1f} ms, {r['rps']:.0f} req/s; CPU per request: gunicorn {web:.1f} ms, "
+            f"client {client:.1f} ms"
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=20)
@@ -162,6 +217,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=10)
     parser.add_argument(
         "--rate", type=float, default=0, help="also an open-loop round: requests/s per client"
+    )
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also a round against a WSGI app that does nothing (bench/wsgi_floor.py)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kz-bench-") as data_dir, postgres() as url:
@@ -187,27 +247,8 @@ def main() -> None:
         key = api_key_create(name="bench", role="support", created_by=staff).secret
         connection.close()
 
-        port = free_port()
         env = {**os.environ, "KIZUNA_DATABASE_URL": url, "KIZUNA_DATA_DIR": data_dir}
-        server = subprocess.Popen(  # noqa: S603 (our own gunicorn, fixed arguments)
-            [
-                str(Path(sys.executable).with_name("gunicorn")),
-                "kizuna.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-                "--worker-class",
-                "gthread",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = gunicorn("kizuna.wsgi", args.workers, args.threads, env, ROOT)
         postmaster = postmaster_pid(int(url.rsplit(":", 1)[1].split("/")[0]))
         try:
             wait_for_http(base + "/login/", seconds=20)
@@ -216,9 +257,13 @@ def main() -> None:
                 f"gunicorn gthread {args.workers} workers x {args.threads} threads, "
                 f"{args.clients} clients, PostgreSQL on loopback"
             )
-            rounds: list[tuple[str, list[int], float | None]] = [
-                ("closed loop, spread over 2,000 members", customers, None),
-                ("closed loop, one hot member", customers[:1], None),
+            rounds: list[tuple[str, list[int], float | None, bool]] = [
+                ("closed loop, spread over 2,000 members", customers, None, False),
+                ("closed loop, one hot member", customers[:1], None, False),
+                # What the stack itself costs: a read of the balance through the same client,
+                # API key check, Django and ninja; if this one misses 50 ms at 20 clients the
+                # redemption on top of it cannot meet it on this machine.
+                ("floor: closed loop, GET balance (no write)", customers, None, True),
             ]
             if args.rate:
                 rounds.append(
@@ -227,23 +272,29 @@ def main() -> None:
                         f"({args.rate * args.clients:g} req/s offered), spread over 2,000 members",
                         customers,
                         args.rate,
+                        False,
                     )
                 )
-            for label, pool, rate in rounds:
+            for label, pool, rate, read_only in rounds:
                 web0 = tree_cpu(server.pid)
                 db0 = tree_cpu(postmaster) if postmaster else 0.0
-                r = round_(base, key, pool, args.clients, args.requests, rate)
+                client0 = time.process_time()
+                r = round_(base, key, pool, args.clients, args.requests, rate, read_only)
+                client = (time.process_time() - client0) / r["requests"] * 1000
                 web = (tree_cpu(server.pid) - web0) / r["requests"] * 1000
                 db = ((tree_cpu(postmaster) - db0) if postmaster else 0.0) / r["requests"] * 1000
                 print(
                     f"{label}: {r['requests']} requests {r['codes']}, p50 {r['p50']:.1f} ms, "
                     f"p95 {r['p95']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, "
                     f"{r['rps']:.0f} req/s; CPU per request: gunicorn {web:.1f} ms, "
-                    f"PostgreSQL {db:.1f} ms" + (f"; {r['late']} sent late" if rate else "")
+                    f"PostgreSQL {db:.1f} ms, client {client:.1f} ms"
+                    + (f"; {r['late']} sent late" if rate else "")
                 )
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+        if args.bare:
+            bare_round(args, key, customers, env)
         bad = sum(ledger_replay(account=a)[0] != a.balance for a in Account.objects.all())
         print(f"check: {Account.objects.count()} accounts replayed, {bad} mismatches")
 

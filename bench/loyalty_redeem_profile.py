@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--show-sql", action="store_true")
     parser.add_argument("--dump", help="also write the cProfile data to this file")
+    parser.add_argument(
+        "--read", action="store_true", help="GET the balance instead (the stack's floor)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kz-bench-") as data_dir, postgres() as url:
         setup_django(url, data_dir)
@@ -71,6 +74,9 @@ def main() -> None:
         client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
         def one(i: int) -> int:
+            if args.read:
+                r = client.get(f"/api/v1/customers/{customers[i % MEMBERS]}/loyalty")
+                return 201 if r.status_code == 200 else r.status_code
             r = client.post(
                 f"/api/v1/customers/{customers[i % MEMBERS]}/loyalty/redemptions",
                 {"reward": "shot"},
