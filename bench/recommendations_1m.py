@@ -1,7 +1,8 @@
 """Recommendations (issue 10) served at a million customers, over HTTP, from PostgreSQL.
 
     .venv/bin/python bench/recommendations_1m.py [--customers 1000000] [--products 10000] \
-        [--lines 10000000] [--requests 1500] [--workers 2] [--evaluate] [--profile]
+        [--lines 10000000] [--requests 1500] [--workers 2] [--evaluate] [--profile] \
+        [--train-only]
 
 Takes /tmp/kizuna-bench.lock itself (waits for it) for the whole run, load included.
 
@@ -88,7 +89,8 @@ class Synthetic:
         )  # 0-based
         per_order = 1 + rng.poisson(1.5, n_orders)
         ends = np.cumsum(per_order)
-        keep = int(np.searchsorted(ends, lines)) + 1
+        # (if the orders fall short of `lines`, the last one takes the rest)
+        keep = min(n_orders, int(np.searchsorted(ends, lines)) + 1)
         self.order_customer, per_order = self.order_customer[:keep], per_order[:keep]
         per_order[-1] -= int(per_order.sum()) - lines
         self.n_orders = keep
@@ -480,6 +482,9 @@ def main() -> None:
     parser.add_argument("--in-process", type=int, default=300, help="requests in process")
     parser.add_argument("--profile", action="store_true", help="cProfile the in-process round")
     parser.add_argument("--show-sql", action="store_true")
+    parser.add_argument(
+        "--train-only", action="store_true", help="load and train, no serving (for profiling)"
+    )
     args = parser.parse_args()
 
     lock = open(LOCK, "a")  # noqa: SIM115 (held for the whole run)
@@ -542,6 +547,8 @@ def main() -> None:
             for kind, m in run.evaluation["kinds"].items():
                 say(f"    {kind:12s} MAP@10 {m['map']:.4f} ({m.get('map_vs_popularity')}x)")
 
+        if args.train_only:
+            return
         staff = staff_user_create(
             username="bench-recs1m", password=os.urandom(16).hex(), role="support"
         )

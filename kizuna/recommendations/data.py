@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,8 @@ CHUNK = 50_000
 def _epoch(column: str) -> str:
     if connection.vendor == "postgresql":
         # whole seconds, truncated as SQLite's strftime('%s') does (a bare CAST rounds)
-        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
+        # (date_part is double precision, cheaper than EXTRACT's numeric; exact to the µs)
+        return f"CAST(FLOOR(date_part('epoch', {column})) AS BIGINT)"
     return f"CAST(strftime('%%s', {column}) AS INTEGER)"
 
 
@@ -104,20 +106,140 @@ def _copy_binary(sql: str, params: list[Any], width: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+_ARRAY_BLOCK = 200_000  # ids per row of arrays in the PostgreSQL read
+
+
+def _fetch_by_id(table: str, columns: list[str], where: str, params: list[Any]) -> np.ndarray:
+    """The rows of `table` matching `where` (alias `t`) as an int64 array of `columns`
+    (integer expressions, never NULL). On PostgreSQL each row of the answer is one
+    block of _ARRAY_BLOCK ids as bigint arrays (`array_agg` over an id range of the primary
+    key, in one binary COPY), parsed by NumPy: the client handles a few dozen messages
+    instead of one per row (which cost ~1.2 us a row in Python at ten million rows), and
+    PostgreSQL scans the table without a join. Elsewhere the cursor reads the rows."""
+    width = len(columns)
+    select = ", ".join(columns)
+    if connection.vendor != "postgresql":
+        sql = f"SELECT {select} FROM {table} t WHERE {where}"  # noqa: S608
+        return _fetch(sql, params, width).astype(np.int64)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MIN(id), MAX(id) FROM {table}")  # noqa: S608
+        low, high = cursor.fetchone()
+    if low is None:
+        return np.zeros((0, width), np.int64)
+    arrays = ", ".join(f"array_agg(CAST(c{i} AS BIGINT))" for i in range(width))
+    names = ", ".join(f"c{i}" for i in range(width))
+    query = (
+        f"COPY (SELECT x.* FROM generate_series(%s::bigint, %s::bigint) AS g(b), "  # noqa: S608
+        f"LATERAL (SELECT {arrays} FROM (SELECT {select} FROM {table} t WHERE {where} "
+        f"AND t.id >= g.b * {_ARRAY_BLOCK} AND t.id < (g.b + 1) * {_ARRAY_BLOCK}) "
+        f"AS q ({names})) AS x WHERE x IS NOT NULL) TO STDOUT (FORMAT binary)"
+    )
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(query, [low // _ARRAY_BLOCK, high // _ARRAY_BLOCK, *params]) as copy,
+    ):
+        return _parse_array_copy(copy, width)
+
+
+def _parse_array_copy(blocks: Iterable[bytes], width: int) -> np.ndarray:
+    """The rows of a binary COPY stream (`blocks`, split anywhere) whose rows are each
+    `width` bigint arrays of one length: one int64 row per array element."""
+    parts: list[np.ndarray] = []
+    pending = bytearray()
+    header = True  # until the header (and its extension area, if any) is consumed
+    for block in blocks:
+        pending += block
+        if header:
+            if len(pending) < _COPY_HEADER:
+                continue
+            if bytes(pending[:11]) != b"PGCOPY\n\xff\r\n\x00":
+                raise ValueError("not a binary COPY stream")
+            extension = int.from_bytes(pending[15:19], "big")
+            if len(pending) < _COPY_HEADER + extension:
+                continue
+            del pending[: _COPY_HEADER + extension]
+            header = False
+        used = _array_rows(pending, width, parts)
+        del pending[:used]
+    if header or _array_rows(pending, width, parts) != len(pending):
+        raise ValueError("incomplete binary COPY stream")
+    if not parts:
+        return np.zeros((0, width), np.int64)
+    return np.concatenate(parts)
+
+
+_INT8_ELEMENT = np.dtype([("length", ">i4"), ("value", ">i8")])
+_INT8_OID = 20
+
+
+def _array_rows(buffer: bytearray, width: int, out: list[np.ndarray]) -> int:
+    """Parse the complete rows of `width` bigint arrays at the start of `buffer` (a binary
+    COPY stream after its header) into `out` (one rows x width int64 array per row of
+    arrays); the number of bytes consumed (all of them once the trailer is reached)."""
+    view = memoryview(buffer)
+    pos = 0
+    while len(view) - pos >= 2:
+        count = int.from_bytes(view[pos : pos + 2], "big", signed=True)
+        if count == -1:  # the trailer
+            return len(view)
+        if count != width:
+            raise ValueError("unexpected width in the interactions COPY")
+        at, columns = pos + 2, []
+        for _column in range(width):
+            if len(view) - at < 4:
+                return pos
+            size = int.from_bytes(view[at : at + 4], "big", signed=True)
+            at += 4
+            if size < 20:  # NULL (-1) or an array without elements
+                raise ValueError("unexpected NULL or empty array in the interactions COPY")
+            if len(view) - at < size:
+                return pos
+            ndim, nulls, oid, length, _lower = np.frombuffer(view, ">i4", 5, at)
+            if ndim != 1 or nulls != 0 or oid != _INT8_OID or size != 20 + 12 * length:
+                raise ValueError("unexpected array in the interactions COPY")
+            elements = np.frombuffer(view, _INT8_ELEMENT, int(length), at + 20)
+            if np.any(elements["length"] != 8):
+                raise ValueError("unexpected element in the interactions COPY")
+            columns.append(elements["value"].astype(np.int64))
+            at += size
+        out.append(np.stack(columns, axis=1))
+        pos = at
+    return pos
+
+
+def _join_orders(orders: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each line (order id, ...) whose order is among `orders` (id, customer, epoch):
+    the mask of those lines and, for each of them, its order's row."""
+    if len(orders) > 1 and not np.all(orders[1:, 0] > orders[:-1, 0]):
+        orders = orders[np.argsort(orders[:, 0], kind="stable")]
+    at = np.searchsorted(orders[:, 0], lines[:, 0])
+    at = np.minimum(at, max(len(orders) - 1, 0))
+    known = (orders[at, 0] == lines[:, 0]) if len(orders) else np.zeros(len(lines), bool)
+    return known, orders[at[known]]
+
+
 def read_interactions(
     *, until: datetime, purchase_weight: float = 1.0, view_weight: float = 0.25
 ) -> Interactions:
     """Purchase lines of orders placed before `until` (not cancelled or wholly refunded;
     weight `purchase_weight` x quantity) and product views before `until` (weight
-    `view_weight` each) of known customers and products."""
-    order, line = Order._meta.db_table, OrderLine._meta.db_table
-    purchases = _fetch(
-        f"SELECT o.customer_id, l.product_id, l.quantity, {_epoch('o.placed_at')} "  # noqa: S608
-        f"FROM {line} l JOIN {order} o ON o.id = l.order_id "
-        "WHERE l.product_id IS NOT NULL AND o.placed_at < %s AND o.status NOT IN (%s, %s)",
+    `view_weight` each) of known customers and products. The purchases are the order
+    lines joined to their orders, the join done here (by order id, in NumPy): both tables
+    are read by id without a join in the database."""
+    orders = _fetch_by_id(
+        Order._meta.db_table,
+        ["t.id", "t.customer_id", _epoch("t.placed_at")],
+        "t.placed_at < %s AND t.status NOT IN (%s, %s)",
         [until, OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value],
-        4,
     )
+    lines = _fetch_by_id(
+        OrderLine._meta.db_table,
+        ["t.order_id", "t.product_id", "t.quantity"],
+        "t.product_id IS NOT NULL",
+        [],
+    )
+    known, placed = _join_orders(orders, lines)
+    lines = lines[known]
     event, product = Event._meta.db_table, Product._meta.db_table
     views = np.zeros((0, 3), np.float64)
     if view_weight > 0:
@@ -128,14 +250,14 @@ def read_interactions(
             [VIEW_EVENT, until],
             3,
         )
-    n_p, n_v = len(purchases), len(views)
+    n_p, n_v = len(lines), len(views)
     return Interactions(
-        customers=np.concatenate([purchases[:, 0], views[:, 0]]).astype(np.int64),
-        products=np.concatenate([purchases[:, 1], views[:, 1]]).astype(np.int64),
+        customers=np.concatenate([placed[:, 1], views[:, 0].astype(np.int64)]),
+        products=np.concatenate([lines[:, 1], views[:, 1].astype(np.int64)]),
         weights=np.concatenate(
-            [purchases[:, 2] * purchase_weight, np.full(n_v, view_weight)]
+            [lines[:, 2] * np.float32(purchase_weight), np.full(n_v, view_weight, np.float32)]
         ).astype(np.float32),
-        times=np.concatenate([purchases[:, 3], views[:, 2]]).astype(np.int64),
+        times=np.concatenate([placed[:, 2], views[:, 2].astype(np.int64)]),
         purchase=np.concatenate([np.ones(n_p, bool), np.zeros(n_v, bool)]),
     )
 

@@ -23,7 +23,7 @@ from kizuna.core.audit import acting_as
 from kizuna.core.runs import claim_run
 from kizuna.core.timeutil import now
 from kizuna.recommendations import data
-from kizuna.recommendations.engine import evaluation
+from kizuna.recommendations.engine import evaluation, training
 from kizuna.recommendations.engine import matrix as mx
 from kizuna.recommendations.engine import models as engine
 from kizuna.recommendations.engine.training import Params
@@ -215,6 +215,10 @@ def training_run_execute(
             "purchases": int(interactions.purchase.sum()),
             "customers": matrix.shape[0],
             "products": matrix.shape[1],
+            # the size-dependent settings this run used (Params fields left at 0)
+            "als_factors": training.als_factors(params, matrix.shape[1]),
+            "als_iterations": training.als_iterations(params, matrix.weights.nnz),
+            "bpr_iterations": training.bpr_epochs(params, matrix.weights.nnz),
         }
         run.status = RunStatus.SUCCEEDED
         run.stage, run.progress = "done", 100

@@ -179,7 +179,71 @@ def test_als_factors_follow_the_catalogue_unless_set():
 
 
 def test_bpr_iterations_follow_the_data_unless_set():
+    # the demo (~250,000 pairs) keeps 40; a million customers (8 million pairs) get 5
     assert training.bpr_epochs(training.Params(), 200_000) == 40
-    assert training.bpr_epochs(training.Params(), 10_000_000) == 15
-    assert training.bpr_epochs(training.Params(), 100_000_000) == 10
+    assert training.bpr_epochs(training.Params(), 2_000_000) == 20
+    assert training.bpr_epochs(training.Params(), 8_000_000) == 5
+    assert training.bpr_epochs(training.Params(), 100_000_000) == 5
     assert training.bpr_epochs(training.Params(bpr_iterations=3), 10_000_000) == 3
+
+
+def test_als_iterations_follow_the_data_unless_set():
+    assert training.als_iterations(training.Params(), 200_000) == 12
+    assert training.als_iterations(training.Params(), 4_000_000) == 12
+    assert training.als_iterations(training.Params(), 8_100_000) == 6
+    assert training.als_iterations(training.Params(), 100_000_000) == 4
+    assert training.als_iterations(training.Params(iterations=20), 8_100_000) == 20
+    assert training.Params(iterations=0).check() == {}
+    assert set(training.Params(iterations=-1, bpr_iterations=-1).check()) == {
+        "iterations",
+        "bpr_iterations",
+    }
+
+
+def test_als_trains_the_iterations_chosen_for_the_size(monkeypatch):
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    seen = []
+    fit = AlternatingLeastSquares.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.iterations)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(AlternatingLeastSquares, "fit", spy)
+    m = mx.build(rows(two_tastes(40)))  # 120 pairs
+    auto = training.Params(factors=2, threads=1)
+    training.train_als(m, auto)
+    monkeypatch.setattr(training, "ALS_BUDGET", 600)  # 600 // 120 = 5 iterations
+    training.train_als(m, auto)
+    training.train_als(m, PARAMS)
+    assert seen == [12, 5, 10]
+
+
+def test_matrix_from_sparse_ids_is_the_matrix_from_dense_ids(monkeypatch):
+    # ids within a small range are ranked through a lookup table, spread ones by sorting
+    rng = np.random.default_rng(4)
+    n = 3_000
+    customers = rng.integers(1, 500, n)
+    products = rng.integers(1, 60, n)
+    interactions = rows(
+        list(zip(customers.tolist(), products.tolist(), strict=True)),
+        weights=rng.integers(1, 4, n),
+        purchase=rng.random(n) < 0.7,
+    )
+    catalogue = np.arange(5, 50, 2)  # some products unknown, some without interactions
+    dense = mx.build(interactions, catalogue)
+    monkeypatch.setattr(mx, "_dense", lambda span, count: False)
+    spread = mx.build(interactions, catalogue)
+    assert np.array_equal(dense.customer_ids, np.unique(customers))
+    assert np.array_equal(dense.customer_ids, spread.customer_ids)
+    assert np.array_equal(dense.product_ids, spread.product_ids)
+    for a, b in ((dense.weights, spread.weights), (dense.bought, spread.bought)):
+        assert a.has_canonical_format and b.has_canonical_format
+        assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+        assert np.array_equal(a.data, b.data)
+    expected = np.zeros(dense.shape, np.float32)
+    for c, p, w in zip(customers, products, interactions.weights, strict=True):
+        if p in catalogue:
+            expected[np.searchsorted(dense.customer_ids, c), np.searchsorted(catalogue, p)] += w
+    assert np.array_equal(dense.weights.toarray(), expected)

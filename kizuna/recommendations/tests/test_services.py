@@ -37,6 +37,9 @@ def test_a_run_trains_evaluates_and_activates_every_kind(shop):
     assert run.progress == 100 and run.stage == "done"
     assert run.data["customers"] == len(world.customers)
     assert run.data["products"] == 12 and run.data["purchases"] == 80 * 3 + 20
+    # the settings of the test (conftest.SMALL) are used as set, not chosen by size
+    assert (run.data["als_factors"], run.data["als_iterations"]) == (2, 10)
+    assert run.data["bpr_iterations"] == 40
     versions = selectors.active_versions()
     assert set(versions) == set(engine.KINDS)
     for kind, version in versions.items():
@@ -275,3 +278,19 @@ def test_the_kinds_of_one_run_share_their_rows_in_memory(shop):
     bought = set(held["bpr"].model.bought_columns(row).tolist())
     items = selectors.recommendations_for(customer=customer, n=10, kind="bpr").items
     assert bought and not bought & {held["bpr"].model.column_of(i.product_id) for i in items}
+
+
+def test_settings_left_at_zero_are_chosen_by_the_size_of_the_data(shop, settings):
+    shop()
+    settings.KIZUNA_RECOMMENDATIONS_PARAMS = {
+        **settings.KIZUNA_RECOMMENDATIONS_PARAMS,
+        "factors": 0,
+        "iterations": 0,
+        "bpr_iterations": 0,
+    }
+    run = train(evaluate=False)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    # 12 products, a few hundred pairs: the small-data end of each rule
+    assert (run.data["als_factors"], run.data["als_iterations"]) == (4, 12)
+    assert run.data["bpr_iterations"] == 40
+    assert run.params["iterations"] == 0  # what was asked; run.data says what was used
