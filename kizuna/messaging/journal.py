@@ -2,8 +2,9 @@
 provider and whose outcome is not committed yet.
 
 A worker claims a group of deliveries in one transaction (`lanes.send_group`) and records
-their outcomes in the next. Before handing each message to the provider it appends the
-delivery id to its journal (one `write` to a file opened with O_APPEND: it survives the
+their outcomes in the next. Just before handing each message to the provider (after it is
+rendered, so a render that fails or a crash in it leaves the delivery safe to send again) it
+appends the delivery id to its journal (one `write` to a file opened with O_APPEND: it survives the
 process being killed); once the outcomes are committed the journal is emptied. When a worker
 dies, recovery on the same host reads its journals: a claimed email delivery the journal
 names may have reached the server and becomes `unknown` (never resent); one it does not name
@@ -45,12 +46,17 @@ class Journal:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{os.getpid()}-{threading.get_ident()}-{boot_id()}.journal"
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+        self.handed: set[int] = set()  # what this journal names (since the last commit)
 
     def handing(self, delivery_id: int) -> None:
+        """Written just before the provider is called (after the render): a delivery named
+        here may have reached the provider."""
         os.write(self.fd, b"%d\n" % delivery_id)
+        self.handed.add(delivery_id)
 
     def committed(self) -> None:
         os.ftruncate(self.fd, 0)
+        self.handed.clear()
 
     def close(self) -> None:
         os.close(self.fd)

@@ -873,6 +873,18 @@ class BatchResult:
     failed: list[int] = field(default_factory=list)
     retry: list[tuple[int, float]] = field(default_factory=list)  # (delivery id, delay s)
     skipped: list[int] = field(default_factory=list)
+    # Still `queued`, to be sent by the next task at once: claims released after an
+    # unexpected error stopped the batch, and the batch's deliveries not claimed yet.
+    requeue: list[int] = field(default_factory=list)
+
+
+class _GroupAborted(Exception):
+    """An unexpected error stopped a group: its outcomes are recorded (in `pending`), the
+    claims it had not handed to the provider are released (`released`)."""
+
+    def __init__(self, released: list[int]) -> None:
+        super().__init__(released)
+        self.released = released
 
 
 def worker_name() -> str:
@@ -1178,7 +1190,13 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
     and LINE and webhooks are sent again under their retry keys. The guardrails are checked
     inside the claim's transaction; a refusal or deferral is the claim itself, recorded with
     its reason. A channel fault counts towards the
-    channel's breaker; once it opens, the rest of the batch on that channel is deferred."""
+    channel's breaker; once it opens, the rest of the batch on that channel is deferred.
+
+    An unexpected error (not a provider or render error the channels report) stops the
+    batch: the delivery it happened on ends `failed` with the reason (`unknown` when the
+    journal shows it was handed to the provider), the claims of its group not handed over
+    are released to `queued` (the attempt given back) and, with the batch's deliveries not
+    claimed yet, returned in `requeue` for the next task; the error is logged with the ids."""
     worker = worker or worker_name()
     result = BatchResult()
     # Only what is still waiting: a duplicate wake-up (a sweep, a restarted worker) costs one
@@ -1241,6 +1259,15 @@ def delivery_send_batch(*, delivery_ids: list[int], worker: str | None = None) -
                     group, pending, worker, addresses, batch, views, blocked, sessions, templates,
                     result, handoff,
                 )  # fmt: skip
+    except _GroupAborted as aborted:
+        # Logged where it happened. What is still queued goes to the next task at once.
+        result.requeue.extend(aborted.released)
+        for pk in order[position:]:
+            delivery = deliveries[pk]
+            if delivery.channel_id in blocked:
+                untried.setdefault(delivery.channel_id, []).append(delivery)
+            else:
+                result.requeue.append(pk)
     finally:
         try:
             if pending:
@@ -1299,38 +1326,92 @@ def _send_group(
         claimed = _claim_many(claimable, worker, moment)
     pending.clear()
     handoff.committed()  # the outcomes it named are recorded
+    todo: list[Delivery] = []
     for delivery in claimable:
         if delivery.pk not in claimed:
             result.skipped.append(delivery.pk)
             continue
         delivery.attempts += 1
-        until = blocked.get(delivery.channel_id)
-        if until is not None:  # the breaker opened on a message before it in this group
-            record = _Record(
-                delivery,
-                Status.DEFERRED,
-                now(),
-                f"{CIRCUIT_REASON} until {until.isoformat(timespec='seconds')}",
-                not_before=until,
-                attempts=delivery.attempts - 1,  # not tried: the attempt is given back
-            )
-        else:
-            handoff.handing(delivery.pk)
-            record, fault = _send_one(delivery, addresses[delivery.pk], templates, sessions)
-            view = views.get(delivery.channel_id)
-            if fault:
-                view = views[delivery.channel_id] = breaker.record_fault(
-                    delivery.channel_id, view, record.reason
+        todo.append(delivery)
+    for index, delivery in enumerate(todo):
+        record: _Record | None = None
+        try:
+            until = blocked.get(delivery.channel_id)
+            if until is not None:  # the breaker opened on a message before it in this group
+                record = _Record(
+                    delivery,
+                    Status.DEFERRED,
+                    now(),
+                    f"{CIRCUIT_REASON} until {until.isoformat(timespec='seconds')}",
+                    not_before=until,
+                    attempts=delivery.attempts - 1,  # not tried: the attempt is given back
                 )
-                if view.state == BreakerState.OPEN and view.retry_at:
-                    blocked[delivery.channel_id] = view.retry_at
-                    record.not_before = max(record.not_before or view.retry_at, view.retry_at)
-            elif record.status == Status.SENT and breaker.record_success(delivery.channel_id, view):
-                _resume_channel(delivery.channel_id)
+            else:
+                record, fault = _send_one(
+                    delivery, addresses[delivery.pk], templates, sessions, handoff
+                )
+                view = views.get(delivery.channel_id)
+                if fault:
+                    view = views[delivery.channel_id] = breaker.record_fault(
+                        delivery.channel_id, view, record.reason
+                    )
+                    if view.state == BreakerState.OPEN and view.retry_at:
+                        blocked[delivery.channel_id] = view.retry_at
+                        record.not_before = max(record.not_before or view.retry_at, view.retry_at)
+                elif record.status == Status.SENT and breaker.record_success(
+                    delivery.channel_id, view
+                ):
+                    _resume_channel(delivery.channel_id)
+        except Exception as exc:
+            rest = todo[index + 1 :]
+            _count(_abort_group(delivery, record, rest, exc, handoff, pending), result)
+            raise _GroupAborted([d.pk for d in rest]) from exc
         pending.append(record)
         _count(record, result)
         if record.status == Status.SENT:
             batch.sent(delivery, moment)
+
+
+def _abort_group(
+    delivery: Delivery,
+    record: _Record | None,
+    rest: list[Delivery],
+    exc: Exception,
+    handoff: journal.Journal,
+    pending: list[_Record],
+) -> _Record:
+    """An unexpected error (not a provider or render error the channels report) while
+    sending `delivery`: record it in a final state with the reason: `failed` when it was not
+    handed to the provider, `unknown` when it was (never sent again: it may have arrived),
+    its own outcome when it had one; release the claims of the rest of the group (never
+    handed over: the attempt is given back) to `queued`. Returns the record of `delivery`."""
+    at = now()
+    error = f"{type(exc).__name__}: {exc}"[:240]
+    prefix = EVENT_PREFIX[ChannelKind(delivery.channel.kind)]
+    if record is None:
+        if delivery.pk in handoff.handed:
+            record = _Record(
+                delivery,
+                Status.UNKNOWN,
+                at,
+                f"unexpected error after the hand-off to the provider, not sent again "
+                f"(it may have been delivered): {error}",
+            )
+        else:
+            record = _Record(
+                delivery, Status.FAILED, at, f"unexpected error: {error}", event=f"{prefix}.failed"
+            )
+    pending.append(record)
+    reason = f"released after an unexpected error sending delivery {delivery.pk}: queued again"
+    pending.extend(_Record(d, Status.QUEUED, at, reason, attempts=d.attempts - 1) for d in rest)
+    logger.exception(
+        "messaging: unexpected error sending delivery %s (now %s); claims released to the "
+        "queue: %s",
+        delivery.pk,
+        record.status,
+        [d.pk for d in rest],
+    )
+    return record
 
 
 def _decide(
@@ -1356,10 +1437,12 @@ def _send_one(
     address: str,
     templates: dict[int, Template],
     sessions: dict[int, Any],
+    handoff: journal.Journal,
 ) -> tuple[_Record, bool]:
     """Render and send one claimed delivery: what happened, to be recorded, and whether it
-    was a fault of the channel (for its breaker)."""
-    record = _send_one_record(delivery, address, templates, sessions)
+    was a fault of the channel (for its breaker). The journal names it just before the
+    provider is called."""
+    record = _send_one_record(delivery, address, templates, sessions, handoff)
     return record, record.detail.pop("_channel_fault", False) is True
 
 
@@ -1368,6 +1451,7 @@ def _send_one_record(
     address: str,
     templates: dict[int, Template],
     sessions: dict[int, Any],
+    handoff: journal.Journal,
 ) -> _Record:
     kind = delivery.channel.kind
     prefix = EVENT_PREFIX[ChannelKind(kind)]
@@ -1400,6 +1484,7 @@ def _send_one_record(
         session = sessions.get(delivery.channel_id)
         if session is None:
             session = sessions[delivery.channel_id] = open_session(delivery.channel)
+        handoff.handing(delivery.pk)
         outcome = session.send(
             OutboundMessage(
                 delivery_id=delivery.pk,

@@ -26,6 +26,8 @@ BATCH = services.BATCH
 def send_and_reschedule(delivery_ids: list[int]) -> dict[str, int]:
     """Send a batch (the body of every lane's task); schedule its retries on their lane."""
     result = services.delivery_send_batch(delivery_ids=list(delivery_ids))
+    if result.requeue:  # released after an unexpected error: the next task sends them
+        services.enqueue_now(services.group_by_lane(result.requeue))
     retry = [(pk, delay) for pk, delay in result.retry]
     if retry:
         lane_of = services.lanes_of([pk for pk, _delay in retry])
@@ -39,6 +41,7 @@ def send_and_reschedule(delivery_ids: list[int]) -> dict[str, int]:
         "refused": len(result.refused),
         "failed": len(result.failed),
         "retry": len(result.retry),
+        "requeued": len(result.requeue),
     }
 
 
