@@ -111,16 +111,13 @@ _ARRAY_BLOCK = 200_000  # ids per row of arrays in the PostgreSQL read
 
 def _fetch_by_id(table: str, columns: list[str], where: str, params: list[Any]) -> np.ndarray:
     """The rows of `table` matching `where` (alias `t`) as an int64 array of `columns`
-    (integer expressions, never NULL). On PostgreSQL each row of the answer is one
+    (integer expressions, never NULL); PostgreSQL only. Each row of the answer is one
     block of _ARRAY_BLOCK ids as bigint arrays (`array_agg` over an id range of the primary
     key, in one binary COPY), parsed by NumPy: the client handles a few dozen messages
     instead of one per row (which cost ~1.2 us a row in Python at ten million rows), and
-    PostgreSQL scans the table without a join. Elsewhere the cursor reads the rows."""
+    PostgreSQL scans the table without a join."""
     width = len(columns)
     select = ", ".join(columns)
-    if connection.vendor != "postgresql":
-        sql = f"SELECT {select} FROM {table} t WHERE {where}"  # noqa: S608
-        return _fetch(sql, params, width).astype(np.int64)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MIN(id), MAX(id) FROM {table}")  # noqa: S608
         low, high = cursor.fetchone()
@@ -223,9 +220,28 @@ def read_interactions(
 ) -> Interactions:
     """Purchase lines of orders placed before `until` (not cancelled or wholly refunded;
     weight `purchase_weight` x quantity) and product views before `until` (weight
-    `view_weight` each) of known customers and products. The purchases are the order
-    lines joined to their orders, the join done here (by order id, in NumPy): both tables
-    are read by id without a join in the database."""
+    `view_weight` each) of known customers and products. On PostgreSQL the order lines
+    are joined to their orders here (by order id, in NumPy), both tables read by id
+    without a join in the database; elsewhere the database joins them."""
+    order, line = Order._meta.db_table, OrderLine._meta.db_table
+    if connection.vendor != "postgresql":  # the cursor: fewer rows with the join in SQL
+        joined = _fetch(
+            f"SELECT o.customer_id, l.product_id, l.quantity, {_epoch('o.placed_at')} "  # noqa: S608
+            f"FROM {line} l JOIN {order} o ON o.id = l.order_id "
+            "WHERE l.product_id IS NOT NULL AND o.placed_at < %s AND o.status NOT IN (%s, %s)",
+            [until, OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value],
+            4,
+        ).astype(np.int64)
+        customers, products = joined[:, 0], joined[:, 1]
+        quantities, times = joined[:, 2], joined[:, 3]
+    else:
+        customers, products, quantities, times = _purchases_by_id(until)
+    return _with_views(customers, products, quantities, times, until, purchase_weight, view_weight)
+
+
+def _purchases_by_id(until: datetime) -> tuple[np.ndarray, ...]:
+    """PostgreSQL: the orders and the order lines read by id (no join in the database),
+    joined here by order id: customer, product, quantity and epoch of each line."""
     orders = _fetch_by_id(
         Order._meta.db_table,
         ["t.id", "t.customer_id", _epoch("t.placed_at")],
@@ -240,6 +256,18 @@ def read_interactions(
     )
     known, placed = _join_orders(orders, lines)
     lines = lines[known]
+    return placed[:, 1], lines[:, 1], lines[:, 2], placed[:, 2]
+
+
+def _with_views(
+    customers: np.ndarray,
+    products: np.ndarray,
+    quantities: np.ndarray,
+    times: np.ndarray,
+    until: datetime,
+    purchase_weight: float,
+    view_weight: float,
+) -> Interactions:
     event, product = Event._meta.db_table, Product._meta.db_table
     views = np.zeros((0, 3), np.float64)
     if view_weight > 0:
@@ -250,14 +278,14 @@ def read_interactions(
             [VIEW_EVENT, until],
             3,
         )
-    n_p, n_v = len(lines), len(views)
+    n_p, n_v = len(customers), len(views)
     return Interactions(
-        customers=np.concatenate([placed[:, 1], views[:, 0].astype(np.int64)]),
-        products=np.concatenate([lines[:, 1], views[:, 1].astype(np.int64)]),
+        customers=np.concatenate([customers, views[:, 0].astype(np.int64)]),
+        products=np.concatenate([products, views[:, 1].astype(np.int64)]),
         weights=np.concatenate(
-            [lines[:, 2] * np.float32(purchase_weight), np.full(n_v, view_weight, np.float32)]
+            [quantities * np.float32(purchase_weight), np.full(n_v, view_weight, np.float32)]
         ).astype(np.float32),
-        times=np.concatenate([placed[:, 2], views[:, 2].astype(np.int64)]),
+        times=np.concatenate([times, views[:, 2].astype(np.int64)]),
         purchase=np.concatenate([np.ones(n_p, bool), np.zeros(n_v, bool)]),
     )
 
