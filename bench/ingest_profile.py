@@ -1,7 +1,7 @@
 """Where the tracking worker's CPU goes per event (not a throughput benchmark).
 
     .venv/bin/python bench/ingest_profile.py [--db sqlite|postgresql] [--events 60000]
-        [--chunk 10000] [--users 5000] [--profile 25]
+        [--chunk 10000] [--users 5000] [--profile 25] [--subscribers own|all]
 
 In a fresh data directory (and, with `--db postgresql`, a throwaway PostgreSQL server of its
 own), accepts `--events` SDK-shaped `track` messages for `--users` users (ids as the
@@ -10,7 +10,8 @@ official Python SDK sends them, 1,000 per inbox batch, through `protocol.accept`
 users' customers and identities are created there), then processes the rest in chunks of
 `--chunk` with `services.inbox_process` in this process, other apps' after-commit
 subscribers removed (the tracking path alone, as `bench/ingest_segment.py --subscribers
-own`). Prints CPU seconds per 1,000 events of this process (`time.process_time`) and, on
+own`; `--subscribers all` keeps them, the installation as shipped). Prints CPU seconds
+per 1,000 events of this process (`time.process_time`) and, on
 PostgreSQL, of the server backend serving it (/proc), and with `--profile N` the top N
 functions by internal time (cProfile: the profiler's own overhead is in those figures, the
 plain CPU figure is measured without it first).
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> None:
     from kizuna.customers.models import Event
     from kizuna.tracking import protocol, services
 
-    bus._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
+    if args.subscribers == "own":
+        bus._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
     source = services.source_create(name="bench").source
     received = now()
     sent = received.isoformat()
@@ -133,6 +135,12 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--subscribers",
+        choices=["all", "own"],
+        default="own",
+        help="own: other apps' after-commit subscribers removed (the tracking path alone)",
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="kz-bench-") as data_dir:

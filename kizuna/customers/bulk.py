@@ -139,7 +139,7 @@ EVENT_FIELDS = [
 ]
 
 
-Span = dict[int, list[datetime]]  # customer id -> [earliest, latest] event time
+Span = dict[int, list[Any]]  # customer id -> [earliest, latest] event time
 
 
 def events_bulk_check(rows: Sequence[EventRow]) -> Span:
@@ -236,7 +236,8 @@ def customers_seen_widen(span: Span) -> None:
     """Widen first/last seen to cover the given (earliest, latest) per customer: one
     set-based UPDATE per 5,000 customers (`UPDATE ... FROM` a VALUES list on SQLite, a JSON
     record set on PostgreSQL), in id order (two writers widening the same customers lock
-    them in the same order), rewriting only the rows whose values change."""
+    them in the same order), rewriting only the rows whose values change. The bounds are
+    aware datetimes or, on SQLite, the stored text of UTC times (one kind per call)."""
     if not span:
         return
     connection = connections[router.db_for_write(Customer)]
@@ -265,7 +266,12 @@ def customers_seen_widen(span: Span) -> None:
             adapt = datetime_adapter(connection)
             params: list[Any] = []
             for cid, (lo, hi) in chunk:
-                params += (cid, adapt(lo), adapt(hi))
+                # Text is the stored form already (the tracking worker's, see its services).
+                params += (
+                    cid,
+                    lo if isinstance(lo, str) else adapt(lo),
+                    hi if isinstance(hi, str) else adapt(hi),
+                )
             cursor.execute(
                 f"WITH s(id, lo, hi) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))}) "  # noqa: S608
                 f"UPDATE {table} AS c SET {widen}FROM s WHERE {changes}",

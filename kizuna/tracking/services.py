@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from kizuna.core import events as bus
 from kizuna.core import ids
 from kizuna.core.audit import acting_as
-from kizuna.core.bulk import allocate_ids, batched, table_copy, table_insert
+from kizuna.core.bulk import allocate_ids, batched, json_adapter, table_copy, table_insert
 from kizuna.core.timeutil import now
 from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
 from kizuna.customers.choices import IdentityKind
@@ -115,13 +115,14 @@ def _event_type(message: dict[str, Any]) -> str:
 
 def _event_properties(message: dict[str, Any]) -> dict[str, Any]:
     kind = message["type"]
+    # The message's own dicts (parsed for this chunk; nothing else holds them).
     if kind == "identify":
-        return dict(message.get("traits") or {})
+        return message.get("traits") or {}
     if kind == "group":
         return {"groupId": message.get("groupId"), "traits": message.get("traits") or {}}
     if kind == "alias":
         return {"previousId": message.get("previousId")}
-    props = dict(message.get("properties") or {})
+    props: dict[str, Any] = message.get("properties") or {}
     if kind in ("page", "screen") and message.get("name"):
         props.setdefault("name", message["name"])
     return props
@@ -132,7 +133,8 @@ _KEPT_TOP_LEVEL = ("originalTimestamp", "sentAt", "userId", "integrations")
 
 def _event_context(message: dict[str, Any]) -> dict[str, Any]:
     context: dict[str, Any] = message.get("context") or {}
-    extra = {key: value for key in _KEPT_TOP_LEVEL if (value := message.get(key))}
+    get = message.get
+    extra = {key: value for key in _KEPT_TOP_LEVEL if (value := get(key))}
     # None, "" and {} are not kept; the message's own context is left as it is.
     return {**context, "_segment": extra} if extra else dict(context)
 
@@ -160,35 +162,52 @@ def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _events_write(rows: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, tuple[Any, ...]]]:
-    """Append (id, event row) pairs whose message ids were not stored when the chunk was
-    checked; returns the pairs actually inserted. Another worker may have stored one of the
-    message ids a moment earlier (two inbox batches of one retried message, PostgreSQL):
-    that row is skipped, and not published."""
-    ids = [event_id for event_id, _row in rows]
-    given = [(event_id, *row) for event_id, row in rows]
+def _events_write(rows: list[tuple[Any, ...]], *, stored: bool = False) -> set[int] | None:
+    """Append event rows (`id` then `EVENT_FIELDS`) whose message ids were not stored when
+    the chunk was checked; returns None when every row was inserted, else the ids of those
+    that were. Another worker may have stored one of the message ids a moment earlier (two
+    inbox batches of one retried message): that row is skipped, and not published.
+    `stored`: the values are the database's own already (SQLite: times and JSON as text),
+    inserted without adapting them again."""
     if connection.vendor == "postgresql":
         # COPY into a temporary table, INSERT ... SELECT ... ON CONFLICT DO NOTHING: the
         # rows inserted are counted.
-        if table_copy(Event, ["id", *EVENT_FIELDS], given, ignore_conflicts=True) == len(rows):
-            return rows
+        if table_copy(Event, ["id", *EVENT_FIELDS], rows, ignore_conflicts=True) == len(rows):
+            return None
     else:
-        table_insert(Event, ["id", *EVENT_FIELDS], given, ignore_conflicts=True)
+        if stored:
+            _insert_stored(rows)
+        else:
+            table_insert(Event, ["id", *EVENT_FIELDS], rows, ignore_conflicts=True)
         # The ids are consecutive (serialised writers): count the ones present in their range.
-        if _stored_in_range(ids) == len(rows):
-            return rows
-    inserted = _stored_ids(ids)
-    return [(event_id, row) for event_id, row in rows if event_id in inserted]
+        if _stored_in_range(rows[0][0], rows[-1][0]) == len(rows):
+            return None
+    return _stored_ids([row[0] for row in rows])
 
 
-def _stored_in_range(event_ids: Sequence[int]) -> int:
-    """How many events have ids between the smallest and the largest of these (a range of
-    the primary key; `table_insert` reports the rows given, not the rows inserted)."""
+def _insert_stored(given: list[tuple[Any, ...]]) -> None:
+    """The event rows' INSERT (`ON CONFLICT DO NOTHING`) with values the database stores as
+    they are: `table_insert` without its per-value adaptation."""
+    quote = connection.ops.quote_name
+    meta = Event._meta
+    fields: list[Any] = [meta.get_field(name) for name in ["id", *EVENT_FIELDS]]
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 (quoted names only)
+        f"VALUES ({', '.join(['%s'] * (len(EVENT_FIELDS) + 1))}) ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, given)
+
+
+def _stored_in_range(first: int, last: int) -> int:
+    """How many events have ids from `first` to `last` (a range of the primary key; an
+    INSERT's executemany reports the rows given, not the rows inserted)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COUNT(*) FROM {connection.ops.quote_name(Event._meta.db_table)} "  # noqa: S608
             "WHERE id BETWEEN %s AND %s",
-            [min(event_ids), max(event_ids)],
+            [first, last],
         )
         return int(cursor.fetchone()[0])
 
@@ -281,70 +300,163 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
         fresh.append(message)
     if not fresh:
         return
-    times = [datetime.fromisoformat(m["timestamp"]) for m in fresh]
-    resolution = subjects_resolve(
-        [
-            Subject(
-                user_id=m["userId"],
-                anonymous_id=m["anonymousId"],
-                traits=m.get("traits") or {} if m["type"] == "identify" else {},
-                at=t,
+    writer = _writer(connection)
+    write_time = writer.time
+    parse = datetime.fromisoformat
+    times: list[datetime] = []
+    stored_times: list[Any] = []
+    subjects: list[Subject] = []
+    at_subject: list[int] = []  # each message's subject, an index into `subjects`
+    # The messages without traits of one (userId, anonymousId) share one subject: resolving
+    # it again further on would give the same customer (its identifiers are all linked by
+    # then), or, anonymous, the customer a later identify links its anonymous id to, which
+    # the anonymous-links fallback below gives every message of that anonymous id anyway.
+    plain: dict[tuple[str, str], int] = {}
+    for m in fresh:
+        text = m["timestamp"]
+        moment = parse(text)
+        times.append(moment)
+        stored_times.append(write_time(text, moment))
+        if m["type"] == "identify":
+            at_subject.append(len(subjects))
+            subjects.append(
+                Subject(
+                    user_id=m["userId"],
+                    anonymous_id=m["anonymousId"],
+                    traits=m.get("traits") or {},
+                    at=moment,
+                )
             )
-            for m, t in zip(fresh, times, strict=True)
-        ],
-        source="tracking",
-        at=at,
-    )
+            continue
+        key = (m["userId"], m["anonymousId"])
+        index = plain.get(key)
+        if index is None:
+            index = plain[key] = len(subjects)
+            subjects.append(Subject(user_id=key[0], anonymous_id=key[1], at=moment))
+        at_subject.append(index)
+    resolution = subjects_resolve(subjects, source="tracking", at=at)
     stats.customers_created += resolution.created
-    rows = []
-    span: dict[int, list[datetime]] = {}
+    resolved = resolution.customer_ids
+    customer_ids = [resolved[index] for index in at_subject]
+    # Explicit ids (drawn from the sequence on PostgreSQL; after the largest on SQLite, whose
+    # write transactions are serialised): the bus events carry their row's id.
+    event_ids = allocate_ids(Event, len(fresh))
+    rows: list[tuple[Any, ...]] = []
+    published_as: list[tuple[str, datetime, dict[str, Any]]] = []  # (type, time, properties)
+    span: dict[int, list[Any]] = {}
     linked = resolution.anonymous_links
-    for message, moment, customer_id in zip(fresh, times, resolution.customer_ids, strict=True):
+    received: dict[str, Any] = {}  # a batch's messages share their receivedAt
+    dump = writer.json
+    for event_id, message, moment, stored_at, customer_id in zip(
+        event_ids, fresh, times, stored_times, customer_ids, strict=True
+    ):
         if customer_id is None and linked:
             # Anonymous when it came, its anonymous id linked by a later message of the chunk.
             customer_id = linked.get(message["anonymousId"])
+        received_text = message["receivedAt"]
+        received_at = received.get(received_text)
+        if received_at is None:
+            received_at = received[received_text] = write_time(received_text, parse(received_text))
+        kind = _event_type(message)
+        properties = _event_properties(message)
+        published_as.append((kind, moment, properties))
         rows.append(
             (
+                event_id,
                 message["messageId"],
-                _event_type(message),
+                kind,
                 customer_id,
                 message["anonymousId"],
-                moment,
-                datetime.fromisoformat(message["receivedAt"]),
+                stored_at,
+                received_at,
                 message["_source"],
-                _event_properties(message),
-                _event_context(message),
+                dump(properties),
+                dump(_event_context(message)),
             )
         )
         if customer_id is not None:
+            # SQLite: the stored texts (UTC, they sort as the times do); else the times.
+            bound = stored_at if writer.stored else moment
             bounds = span.get(customer_id)
             if bounds is None:
-                span[customer_id] = [moment, moment]
-            elif moment < bounds[0]:
-                bounds[0] = moment
-            elif moment > bounds[1]:
-                bounds[1] = moment
-    # Explicit ids (drawn from the sequence on PostgreSQL; after the largest on SQLite, whose
-    # write transactions are serialised): the bus events carry their row's id.
-    event_ids = allocate_ids(Event, len(rows))
-    published = _events_write(list(zip(event_ids, rows, strict=True)))
-    stats.duplicates += len(rows) - len(published)
+                span[customer_id] = [bound, bound]
+            elif bound < bounds[0]:
+                bounds[0] = bound
+            elif bound > bounds[1]:
+                bounds[1] = bound
+    inserted = _events_write(rows, stored=writer.stored)
+    added = len(rows) if inserted is None else len(inserted)
+    stats.duplicates += len(rows) - added
     customers_seen_widen(span)
-    stats.events_added += len(published)
+    stats.events_added += added
+    DomainEvent = bus.DomainEvent
     bus.publish_many(
         [
-            bus.DomainEvent(
-                type=row[1],
-                occurred_at=row[4],
-                customer_id=row[2],
-                event_id=event_id,
-                properties=row[7],
-                source=row[6],
-                message_id=row[0],
+            DomainEvent(
+                type=kind,
+                occurred_at=moment,
+                customer_id=row[3],
+                event_id=row[0],
+                properties=properties,
+                source=row[7],
+                message_id=row[1],
             )
-            for event_id, row in published
+            for row, (kind, moment, properties) in zip(rows, published_as, strict=True)
+            if inserted is None or row[0] in inserted
         ]
     )
+
+
+# --- values as the database stores them ---------------------------------------------------
+
+_UTC_SUFFIX = "+00:00"
+
+
+@dataclass(frozen=True)
+class _Writer:
+    """How the event rows' values are written on this connection.
+
+    - `time(text, parsed)`: a message's time (ISO 8601 text, as `protocol.check_message`
+      writes it, and its datetime) as written. SQLite (stored in UTC, as Django writes it:
+      `YYYY-MM-DD HH:MM:SS[.ffffff]`): the messages' times are UTC isoformat() text already,
+      so the stored text is the same characters with a space and without the offset (any
+      other offset through the backend's own adaptation). PostgreSQL: the text as it is,
+      for COPY (the server parses it into the same instant; several times cheaper for
+      psycopg to write than a datetime). Elsewhere: the datetime.
+    - `json(value)`: on SQLite the JSON text stored for a JSONField (orjson, as
+      `core.bulk.json_adapter` writes it, that adapter for what orjson will not take);
+      elsewhere the value (COPY and `table_insert` adapt it).
+    - `stored`: the values are the database's stored form (SQLite in UTC): inserted as
+      they are, and first/last seen widened on the stored texts, which sort as their times
+      do (fixed-width fields; the fraction, when there is one, six digits)."""
+
+    time: Any
+    json: Any
+    stored: bool
+
+
+def _writer(conn: Any) -> _Writer:
+    if conn.vendor == "postgresql":
+        return _Writer(time=lambda text, _parsed: text, json=lambda value: value, stored=False)
+    if conn.vendor != "sqlite" or conn.timezone_name != "UTC":
+        return _Writer(time=lambda _text, parsed: parsed, json=lambda value: value, stored=False)
+    adapt = conn.ops.adapt_datetimefield_value
+    fallback = json_adapter(conn, None)
+    dumps = orjson.dumps
+    strict = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def time(text: str, parsed: datetime) -> str:
+        if len(text) in (25, 32) and text[10] == "T" and text.endswith(_UTC_SUFFIX):
+            return text[:10] + " " + text[11:-6]
+        return str(adapt(parsed))
+
+    def json(value: Any) -> Any:
+        try:
+            return dumps(value, option=strict).decode()
+        except (orjson.JSONEncodeError, TypeError):
+            return fallback(value)
+
+    return _Writer(time=time, json=json, stored=True)
 
 
 def _customer_of(value: str) -> int | None:

@@ -5,7 +5,7 @@ profiles are not rewritten, identity look-ups take thousands of values at once."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -161,4 +161,98 @@ def test_anonymous_events_before_an_identify_in_the_same_chunk_join_the_customer
         "i-1": customer.pk,
         "t-2": customer.pk,
         "t-3": None,  # another browser, never identified
+    }
+
+
+def test_times_and_json_are_stored_as_the_orm_stores_them() -> None:
+    """The worker writes the times and JSON in the database's own form (on SQLite the UTC
+    text, without adapting each value again): read back they are the instants and values
+    sent, and on SQLite the stored text is the one the ORM writes (range queries compare
+    it with ORM-adapted values), whether the client's time has a fraction, none, or another
+    offset; first/last seen cover all of them."""
+    from django.db import connection
+
+    jst = timezone(timedelta(hours=9))
+    sent = {
+        "m-frac": T0 + timedelta(microseconds=123456),
+        "m-whole": T0 - timedelta(hours=5),
+        "m-jst": (T0 + timedelta(hours=7)).astimezone(jst),  # "+09:00" text
+    }
+    _accept(
+        *(
+            {
+                **_track(message_id, "u-times", moment),
+                "properties": {"名前": "花子", "nested": {"n": [1, 2.5, None]}, "n": 2**62},
+                "context": {"ip": "127.0.0.1"},
+            }
+            for message_id, moment in sent.items()
+        )
+    )
+    assert inbox_process().events_added == 3
+    stored = {e.message_id: e for e in Event.objects.filter(message_id__in=sent)}
+    for message_id, moment in sent.items():
+        event = stored[message_id]
+        assert event.occurred_at == moment
+        assert event.properties == {"名前": "花子", "nested": {"n": [1, 2.5, None]}, "n": 2**62}
+        assert event.context["ip"] == "127.0.0.1"
+        assert event.context["_segment"]["userId"] == "u-times"
+    assert Event.objects.filter(occurred_at__gte=T0, message_id__in=sent).count() == 2
+    customer = Customer.objects.get(identities__kind="external", identities__value="u-times")
+    assert (customer.first_seen_at, customer.last_seen_at) == (
+        T0 - timedelta(hours=5),
+        T0 + timedelta(hours=7),
+    )
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # As text (the connection would convert a datetime column's value).
+                "SELECT message_id, CAST(occurred_at AS TEXT), CAST(received_at AS TEXT) "
+                "FROM customers_event "
+                "WHERE message_id IN ('m-frac', 'm-whole', 'm-jst')"
+            )
+            rows = cursor.fetchall()
+        adapt = connection.ops.adapt_datetimefield_value
+        for message_id, occurred, received in rows:
+            assert occurred == str(adapt(sent[message_id]))
+            assert received == str(adapt(stored[message_id].received_at))
+
+
+def test_repeats_of_a_user_in_a_chunk_resolve_as_each_alone_would() -> None:
+    """The worker resolves each (userId, anonymousId) without traits once per chunk: every
+    message of it gets the customer that resolving it at its own place would give (also
+    around an identify that links an anonymous id between two of them)."""
+    _accept(
+        {"type": "track", "anonymousId": "a-9", "event": "Viewed", "messageId": "r-1"},
+        _track("r-2", "u-1", T0),
+        {
+            "type": "identify",
+            "userId": "u-2",
+            "anonymousId": "a-9",
+            "traits": {"email": "taro@example.com"},
+            "messageId": "r-3",
+        },
+        {"type": "track", "anonymousId": "a-9", "event": "Viewed", "messageId": "r-4"},
+        _track("r-5", "u-1", T0 + timedelta(minutes=1)),
+        {**_track("r-6", "u-1", T0), "anonymousId": "a-7"},
+        {"type": "track", "anonymousId": "a-7", "event": "Viewed", "messageId": "r-7"},
+        {"type": "track", "anonymousId": "a-5", "event": "Viewed", "messageId": "r-8"},
+    )
+    stats = inbox_process()
+    assert (stats.events_added, stats.customers_created) == (8, 2)
+    owners = dict(Identity.objects.values_list("value", "customer_id"))
+    assert owners["a-9"] == owners["u-2"] == owners["taro@example.com"] != owners["u-1"]
+    assert owners["a-7"] == owners["u-1"]
+    events = dict(
+        Event.objects.filter(message_id__startswith="r-").values_list("message_id", "customer")
+    )
+    c1, c2 = owners["u-1"], owners["u-2"]
+    assert events == {
+        "r-1": c2,  # anonymous when it came; its anonymous id linked by r-3
+        "r-2": c1,
+        "r-3": c2,
+        "r-4": c2,
+        "r-5": c1,
+        "r-6": c1,
+        "r-7": c1,  # a-7 linked to u-1 by r-6
+        "r-8": None,
     }
