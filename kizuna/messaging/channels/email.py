@@ -5,6 +5,7 @@ session per batch (STARTTLS or implicit TLS when configured)."""
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import functools
 import io
@@ -13,8 +14,8 @@ import secrets
 import smtplib
 import ssl
 import time
+from email import base64mime, policy, quoprimime
 from email import charset as email_charset
-from email import policy
 from email.generator import BytesGenerator
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
@@ -190,7 +191,60 @@ _PLACEHOLDER = b"a"
 @functools.lru_cache(maxsize=256)
 def _subject_header(subject: str, charset: str) -> bytes:
     """The folded Subject (a campaign without a personalised subject encodes it once)."""
+    if charset == "utf-8":
+        fast = _b_encoded_subject(subject)
+        if fast is not None:
+            return fast
     return SMTP_POLICY.fold_binary("Subject", Header(subject, charset))  # type: ignore[arg-type]
+
+
+# compat32 folds `Header(subject, "utf-8")` (no header name: the first line counts from 0)
+# at 78 characters; an encoded word costs len("utf-8") + 7 characters of chrome, and a
+# continuation line starts with one space.
+_FIRST_WORD, _NEXT_WORD = 78 - 12, 78 - 1 - 12
+
+
+def _b_encoded_subject(subject: str) -> bytes | None:
+    """`SMTP_POLICY.fold_binary("Subject", Header(subject, "utf-8"))` when the charset picks
+    base64 for it (shorter than quoted-printable, as for any Japanese subject), byte for
+    byte, in linear time: the stdlib re-encodes the growing line after every character to
+    find where an encoded word is full (`Charset.header_encode_lines`). None for what it
+    handles otherwise (quoted-printable, several lines, empty, unencodable)."""
+    if not subject or subject.splitlines() != [subject]:
+        return None
+    try:
+        raw = subject.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if not base64mime.header_length(raw) < quoprimime.header_length(raw):
+        return None
+    words: list[str] = []
+    start = size = 0
+    room = _FIRST_WORD
+    for i, character in enumerate(subject):
+        code = ord(character)
+        width = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+        if (size + width + 2) // 3 * 4 > room:  # the base64 length with this character
+            words.append(subject[start:i])
+            start, size, room = i, width, _NEXT_WORD
+        else:
+            size += width
+    words.append(subject[start:])
+    encoded = b"\r\n ".join(
+        b"=?utf-8?b?" + binascii.b2a_base64(word.encode("utf-8"), newline=False) + b"?="
+        for word in words
+    )
+    return b"Subject: " + encoded + _CRLF
+
+
+def _base64_crlf(data: bytes) -> bytes:
+    """`base64.encodebytes(data)` with CRLF line ends (76 characters a line, each 57 bytes
+    of data), encoded in one call instead of one per line."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    if not encoded:
+        return b""
+    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    return _CRLF.join(lines) + _CRLF
 
 
 @functools.lru_cache(maxsize=4)
@@ -226,9 +280,9 @@ def message_bytes(
         )
     rendered = message.rendered
     html = rendered.get("html", "")
-    bodies = [(b"plain", base64.encodebytes(rendered.get("text", "").encode()))]
+    bodies = [(b"plain", _base64_crlf(rendered.get("text", "").encode()))]
     if html:
-        bodies.append((b"html", base64.encodebytes(html.encode())))
+        bodies.append((b"html", _base64_crlf(html.encode())))
     boundary = _boundary([body.decode("ascii") for _subtype, body in bodies])
     from_address = str(channel_settings.get("from_address", ""))
     domain = from_address.rsplit("@", 1)[-1] or "localhost"
@@ -258,7 +312,7 @@ def message_bytes(
     for i, (subtype, body) in enumerate(bodies):
         out.append((_CRLF if i else b"") + mark + _CRLF)
         out.append(_part_head(subtype.decode()))
-        out.append(body.replace(b"\n", _CRLF))
+        out.append(body)
     out.append(_CRLF + mark + b"--" + _CRLF)
     return b"".join(out)
 

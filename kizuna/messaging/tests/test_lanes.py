@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 
 from kizuna.core.timeutil import now
 from kizuna.messaging import breaker, lanes, services
+from kizuna.messaging.channels.email import EmailSession
 from kizuna.messaging.models import Breaker, Delivery, SendHold
 from kizuna.messaging.tests.conftest import (
     SinkHandler,
@@ -129,14 +130,14 @@ def test_a_transactional_message_overtakes_a_bulk_backlog(
     )
     assert receipt.lane == "transactional"
     bulk, transactional = queued_lanes["bulk"], queued_lanes["transactional"]
-    assert bulk.pending_count() == 6 and transactional.pending_count() == 1
+    assert bulk.pending_count() == 2 and transactional.pending_count() == 1  # 200 per task
     # The transactional lane's worker runs while the whole bulk backlog is still queued.
     assert _drain(transactional) == 1
     received = smtp_server[1].messages
     assert [m.recipients for m in received] == [["buyer@example.jp"]]
-    assert bulk.pending_count() == 6
+    assert bulk.pending_count() == 2
     assert Delivery.objects.filter(lane="bulk", status="queued").count() == 300
-    assert _drain(bulk) == 6
+    assert _drain(bulk) == 2
     assert len(received) == 301 and received[0].recipients == ["buyer@example.jp"]
     assert Delivery.objects.filter(status="sent").count() == 301
 
@@ -380,3 +381,29 @@ def test_a_held_lane_is_left_queued_until_released(
     commit(services.send_release, key="lane:bulk")
     assert not SendHold.objects.exists()
     assert Delivery.objects.filter(pk__in=deliveries, status="sent").count() == 2
+
+
+def test_a_pause_made_while_a_bulk_task_sends_stops_it_at_the_next_group(
+    commit, smtp_server, email_channel, newsletter, settings, monkeypatch
+) -> None:
+    """A bulk task carries up to 200 deliveries; the holds are read again before each group,
+    so a campaign paused mid-task sends no more than the group in flight."""
+    settings.KIZUNA_SEND_GROUP = 5
+    services.send_hold(key="lane:bulk")  # queue without sending yet
+    ids = _enqueue_all(commit, newsletter, email_channel, _customers(20), source="campaign:4:a")
+    SendHold.objects.all().delete()
+    real_send = EmailSession.send
+
+    def send(self: EmailSession, message: Any) -> Any:
+        if message.delivery_id == ids[2]:  # the 3rd message of the first group
+            services.send_hold(key="source:campaign:4:")
+        return real_send(self, message)
+
+    monkeypatch.setattr(EmailSession, "send", send)
+    result = services.delivery_send_batch(delivery_ids=ids)
+    assert sorted(result.sent) == ids[:5]  # the group in flight finishes
+    assert sorted(result.skipped) == ids[5:]
+    assert Delivery.objects.filter(pk__in=ids[5:], status="queued").count() == 15
+    commit(services.send_release, key="source:campaign:4:")
+    assert Delivery.objects.filter(pk__in=ids, status="sent").count() == 20
+    assert len(smtp_server[1].messages) == 20

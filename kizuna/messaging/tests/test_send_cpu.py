@@ -161,3 +161,43 @@ def test_quoteaddr_shortcut_is_smtplibs(address: str) -> None:
 
     assert smtplib.quoteaddr is email_channel._fast_quoteaddr
     assert email_channel._fast_quoteaddr(address) == email_channel._quoteaddr(address)
+
+
+def _random_texts(alphabet: str, count: int, seed: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 240))) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    "alphabet",
+    [
+        "山田花子様へ秋のセールのお知らせ",  # Japanese only
+        "aZ 09,;:=?_\t山田花子様へｶﾅ😀é€\u00a0-",  # mixed widths, 1-4 byte characters
+        "abc def 山",  # mostly ASCII: quoted-printable wins for many of them
+        "😀𠮷é",  # 4-byte characters at the word boundaries
+    ],
+)
+def test_subject_shortcut_is_the_compat32_fold(alphabet: str) -> None:
+    from email.header import Header
+
+    shortcut = 0
+    for subject in [*_random_texts(alphabet, 400, seed=len(alphabet)), "山田様", "a", "😀" * 40]:
+        expected = email_channel.SMTP_POLICY.fold_binary("Subject", Header(subject, "utf-8"))  # type: ignore[arg-type]
+        fast = email_channel._b_encoded_subject(subject)
+        if fast is not None:
+            shortcut += 1
+            assert fast == expected, subject
+        assert email_channel._subject_header(subject, "utf-8") == expected
+    assert shortcut > 100  # the shortcut is what these subjects take
+    for odd in ["", "二行\n目", "line\u2028break", "abc"]:  # not taken: the stdlib folds them
+        assert email_channel._b_encoded_subject(odd) is None
+
+
+def test_base64_lines_are_encodebytes() -> None:
+    import base64
+
+    for text in ["", "a", "ab", "abc", *_random_texts("山田 abc\n<p>", 200, seed=3)]:
+        data = text.encode()
+        assert email_channel._base64_crlf(data) == base64.encodebytes(data).replace(b"\n", b"\r\n")
