@@ -13,7 +13,7 @@ import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, router, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
@@ -170,8 +170,16 @@ def _events_write(rows: list[tuple[Any, ...]], *, stored: bool = False) -> set[i
     `stored`: the values are the database's own already (SQLite: times and JSON as text),
     inserted without adapting them again."""
     if connection.vendor == "postgresql":
-        # COPY into a temporary table, INSERT ... SELECT ... ON CONFLICT DO NOTHING: the
-        # rows inserted are counted.
+        # None of the message ids was stored a moment ago: COPY straight into the table, in
+        # a savepoint. A conflict (another worker stored one meanwhile) undoes that COPY;
+        # then COPY into a temporary table and INSERT ... SELECT ... ON CONFLICT DO NOTHING,
+        # which counts the rows inserted (every row written twice: the slower way).
+        try:
+            with transaction.atomic(savepoint=True):
+                table_copy(Event, ["id", *EVENT_FIELDS], rows)
+            return None
+        except IntegrityError:
+            pass
         if table_copy(Event, ["id", *EVENT_FIELDS], rows, ignore_conflicts=True) == len(rows):
             return None
     else:
