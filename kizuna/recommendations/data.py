@@ -54,6 +54,20 @@ _COPY_HEADER = 19  # PGCOPY signature (11 bytes), flags (4), header extension le
 _COPY_CHUNK = 8 << 20
 
 
+def _skip_copy_header(pending: bytearray) -> bool:
+    """Drop a binary COPY stream's header (and its extension area) from the front of
+    `pending` once it has all arrived; False while it has not."""
+    if len(pending) < _COPY_HEADER:
+        return False
+    if bytes(pending[:11]) != b"PGCOPY\n\xff\r\n\x00":
+        raise ValueError("not a binary COPY stream")
+    extension = int.from_bytes(pending[15:19], "big")
+    if len(pending) < _COPY_HEADER + extension:
+        return False
+    del pending[: _COPY_HEADER + extension]
+    return True
+
+
 def _copy_binary(sql: str, params: list[Any], width: int) -> np.ndarray:
     """PostgreSQL: the rows through `COPY (...) TO STDOUT (FORMAT binary)`, each column cast
     to bigint, parsed by NumPy as fixed-width records (a field count, then a length and an
@@ -89,14 +103,8 @@ def _copy_binary(sql: str, params: list[Any], width: int) -> np.ndarray:
             for block in copy:
                 pending += block
                 if header:
-                    if len(pending) < _COPY_HEADER:
+                    if not _skip_copy_header(pending):
                         continue
-                    if bytes(pending[:11]) != b"PGCOPY\n\xff\r\n\x00":
-                        raise ValueError("not a binary COPY stream")
-                    extension = int.from_bytes(pending[15:19], "big")
-                    if len(pending) < _COPY_HEADER + extension:
-                        continue
-                    del pending[: _COPY_HEADER + extension]
                     header = False
                 if len(pending) >= _COPY_CHUNK:
                     parse(final=False)
@@ -147,14 +155,8 @@ def _parse_array_copy(blocks: Iterable[bytes], width: int) -> np.ndarray:
     for block in blocks:
         pending += block
         if header:
-            if len(pending) < _COPY_HEADER:
+            if not _skip_copy_header(pending):
                 continue
-            if bytes(pending[:11]) != b"PGCOPY\n\xff\r\n\x00":
-                raise ValueError("not a binary COPY stream")
-            extension = int.from_bytes(pending[15:19], "big")
-            if len(pending) < _COPY_HEADER + extension:
-                continue
-            del pending[: _COPY_HEADER + extension]
             header = False
         used = _array_rows(pending, width, parts)
         del pending[:used]
