@@ -235,6 +235,15 @@ def line_channel(line_api: LineApi) -> Channel:
     )
 
 
+def drain_queue(huey: Any) -> int:
+    """Run every task waiting in a lane's queue (tasks may enqueue more); how many ran."""
+    done = 0
+    while (task := huey.dequeue()) is not None:
+        huey.execute(task)
+        done += 1
+    return done
+
+
 def make_customer(
     email: str = "hanako@example.jp", *, opt_in: bool = True, **data: Any
 ) -> Customer:

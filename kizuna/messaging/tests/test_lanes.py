@@ -21,6 +21,7 @@ from kizuna.messaging.channels.email import EmailSession
 from kizuna.messaging.models import Breaker, Delivery, SendHold
 from kizuna.messaging.tests.conftest import (
     SinkHandler,
+    drain_queue,
     follow,
     free_port,
     make_customer,
@@ -100,14 +101,6 @@ def queued_lanes() -> Iterator[dict[str, Any]]:
         huey.immediate = True
 
 
-def _drain(huey: Any) -> int:
-    done = 0
-    while (task := huey.dequeue()) is not None:
-        huey.execute(task)
-        done += 1
-    return done
-
-
 def test_a_transactional_message_overtakes_a_bulk_backlog(
     commit, smtp_server, email_channel, newsletter, queued_lanes
 ) -> None:
@@ -132,12 +125,12 @@ def test_a_transactional_message_overtakes_a_bulk_backlog(
     bulk, transactional = queued_lanes["bulk"], queued_lanes["transactional"]
     assert bulk.pending_count() == 2 and transactional.pending_count() == 1  # 200 per task
     # The transactional lane's worker runs while the whole bulk backlog is still queued.
-    assert _drain(transactional) == 1
+    assert drain_queue(transactional) == 1
     received = smtp_server[1].messages
     assert [m.recipients for m in received] == [["buyer@example.jp"]]
     assert bulk.pending_count() == 2
     assert Delivery.objects.filter(lane="bulk", status="queued").count() == 300
-    assert _drain(bulk) == 2
+    assert drain_queue(bulk) == 2
     assert len(received) == 301 and received[0].recipients == ["buyer@example.jp"]
     assert Delivery.objects.filter(status="sent").count() == 301
 
@@ -200,7 +193,7 @@ def test_smtp_refusing_the_session_opens_the_breaker_and_line_keeps_flowing(
     probe = commit(services.delivery_send_batch, delivery_ids=[emails[0]])
     assert probe.sent == [emails[0]]
     assert Breaker.objects.get(channel=channel).state == "closed"
-    _drain(queued_lanes["bulk"])  # the resumed deliveries, queued on their lane
+    drain_queue(queued_lanes["bulk"])  # the resumed deliveries, queued on their lane
     assert Delivery.objects.filter(pk__in=emails, status="sent").count() == 8
     assert sorted(r for m in handler.messages for r in m.recipients) == sorted(
         f"c{i}@example.jp" for i in range(8)

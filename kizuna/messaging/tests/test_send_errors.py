@@ -15,7 +15,7 @@ import pytest
 from kizuna.messaging import lanes, services
 from kizuna.messaging.channels.email import EmailSession
 from kizuna.messaging.models import Delivery, DeliveryStatus
-from kizuna.messaging.tests.conftest import make_customer
+from kizuna.messaging.tests.conftest import drain_queue, make_customer
 
 pytestmark = pytest.mark.django_db
 
@@ -31,14 +31,6 @@ def bulk_queue() -> Iterator[Any]:
     yield huey
     huey.flush()
     huey.immediate = True
-
-
-def _drain(huey: Any) -> int:
-    done = 0
-    while (task := huey.dequeue()) is not None:
-        huey.execute(task)
-        done += 1
-    return done
 
 
 def _queue(commit, email_channel, newsletter) -> list[int]:
@@ -87,7 +79,7 @@ def test_an_unexpected_error_mid_group_releases_the_rest_and_sends_nothing_twice
         monkeypatch.setattr(EmailSession, "send", send)
 
     with caplog.at_level(logging.ERROR, logger="kizuna.messaging.services"):
-        drained = _drain(bulk_queue)
+        drained = drain_queue(bulk_queue)
     received = Counter(r for m in smtp_server[1].messages for r in m.recipients)
 
     deliveries = {d.pk: d for d in Delivery.objects.select_related("customer")}
