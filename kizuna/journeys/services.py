@@ -473,6 +473,15 @@ def _trigger_matches(trigger: dict[str, Any], event: bus.DomainEvent) -> bool:
     return False
 
 
+def on_events(events: list[bus.DomainEvent]) -> None:
+    """Bus subscriber of lists (every type, after commit): `on_event` for the events of a
+    type some journey triggers on, converts on or waits for (one look at the index)."""
+    index = event_index()
+    wanted = index.triggers.keys() | index.goals.keys() | index.waits
+    if wanted:
+        bus.each([event for event in events if event.type in wanted], on_event)
+
+
 def on_event(event: bus.DomainEvent) -> None:
     """Bus subscriber (every type, after commit): enter journeys this event triggers, record
     goal conversions, and wake customers waiting for it."""

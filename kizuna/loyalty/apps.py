@@ -19,7 +19,7 @@ class LoyaltyConfig(AppConfig):
         auditlog.register(models.CouponDefinition)
         bus.subscribe("order.placed", services.on_order_placed)
         bus.subscribe("order.refunded", services.on_order_refunded)
-        bus.subscribe(bus.WILDCARD, services.on_engagement_event)
+        bus.subscribe_many(bus.WILDCARD, services.on_engagement_events)
         # The event-points snapshot of that subscriber is forgotten when the programme
         # changes (post_migrate: also after a test's flush of the tables).
         for signal in (post_save, post_delete):

@@ -1604,6 +1604,15 @@ def on_order_refunded(event: bus.DomainEvent) -> None:
     )
 
 
+def on_engagement_events(events: list[bus.DomainEvent]) -> None:
+    """`on_engagement_event` for the events of a type the programme gives points for (the
+    programme's snapshot looked at once per list)."""
+    event_points = programme_event_points()
+    if not event_points:
+        return
+    bus.each([event for event in events if event_points.get(event.type)], on_engagement_event)
+
+
 def on_engagement_event(event: bus.DomainEvent) -> None:
     """Points for engagement events named in the programme (check-in, review, survey...)."""
     if (

@@ -6,7 +6,7 @@ import time
 
 from django.db import IntegrityError, transaction
 
-from kizuna.core.events import WILDCARD, DomainEvent, subscribe
+from kizuna.core.events import WILDCARD, DomainEvent, subscribe, subscribe_many
 from kizuna.core.timeutil import now
 from kizuna.customers.merge import MERGED_EVENT, UNMERGED_EVENT, merge_note_moved
 from kizuna.segments.models import Segment, SegmentMembership
@@ -38,6 +38,14 @@ def refresh_on_event(event: DomainEvent) -> None:
         _skip_until["at"] = moment + tasks.DEBOUNCE_SECONDS - 1
     else:
         _skip_until["at"] = moment + PENDING_RECHECK_SECONDS
+
+
+def refresh_on_events(events: list[DomainEvent]) -> None:
+    """`refresh_on_event` once for a list of events: one refresh covers them all."""
+    for event in events:
+        if event.customer_id is not None and not event.type.startswith(IGNORED_PREFIXES):
+            refresh_on_event(event)
+            return
 
 
 def memberships_follow_merge(event: DomainEvent) -> None:
@@ -88,6 +96,6 @@ def memberships_follow_unmerge(event: DomainEvent) -> None:
 
 
 def register() -> None:
-    subscribe(WILDCARD, refresh_on_event)
+    subscribe_many(WILDCARD, refresh_on_events)
     subscribe(MERGED_EVENT, memberships_follow_merge, in_transaction=True)
     subscribe(UNMERGED_EVENT, memberships_follow_unmerge, in_transaction=True)
