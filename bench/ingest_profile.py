@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
     from kizuna.core import events as bus
     from kizuna.core.timeutil import now
     from kizuna.customers.models import Event
-    from kizuna.tracking import protocol, services
+    from kizuna.tracking import protocol, services, tasks
 
     if args.subscribers == "own":
         bus._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
@@ -98,24 +98,70 @@ def run(args: argparse.Namespace) -> None:
     half = (remaining // 2 // args.chunk * args.chunk or args.chunk) if args.profile else remaining
 
     def process(limit: int) -> int:
-        done = 0
-        while done < limit:
-            stats = services.inbox_process(max_messages=args.chunk)
-            if not stats.messages:
-                break
-            done += stats.events_added + stats.duplicates
-        return done
+        # The worker's drain (checkpoints and the marks of processed batches on threads).
+        return tasks.drain(max_messages=limit, chunk=args.chunk)
 
+    # The processing thread's time in statements and commits (the threads beside it have
+    # connections of their own): what the processing would cost with no Python at all.
+    in_sql = [0.0]
+
+    def timed(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            in_sql[0] += time.perf_counter() - started
+
+    import threading
+
+    from django.db import connections
+
+    wrapper = type(connections["default"])
+    real_commit = wrapper._commit
+    processor = threading.current_thread()
+
+    def timed_commit(self):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return real_commit(self)
+        finally:
+            if threading.current_thread() is processor:
+                in_sql[0] += time.perf_counter() - started
+
+    wrapper._commit = timed_commit  # type: ignore[method-assign]
     server0 = _backend_cpu(backend) if backend else 0.0
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    plain = process(half)
+    cpu0, wall0, own0 = time.process_time(), time.perf_counter(), time.thread_time()
+    with connection.execute_wrapper(timed):
+        plain = process(half)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    own = time.thread_time() - own0
+    wrapper._commit = real_commit  # type: ignore[method-assign]
     server = (_backend_cpu(backend) - server0) if backend else None
     print(f"database: {connection.vendor}, chunk {args.chunk}, users {args.users}")
     print(f"events processed (measured): {plain}, wall {wall:.2f} s")
     print(f"worker CPU per 1,000 events: {cpu / plain * 1000:.4f} s")
+    print(
+        f"of which the processing thread (without the checkpoint and marking threads): "
+        f"{own / plain * 1000:.4f} s"
+    )
     if server is not None:
         print(f"PostgreSQL backend CPU per 1,000 events: {server / plain * 1000:.4f} s")
+    print(
+        f"processing: {wall / plain * 1e6:.1f} us per event, of which statements and commits "
+        f"{in_sql[0] / plain * 1e6:.1f} us"
+    )
+    if connection.vendor == "sqlite":
+        bare = _bare_insert(plain, args.chunk, args.users)
+        print(
+            f"bare insert of {plain:,} such rows in their stored form (executemany, "
+            f"commit per {args.chunk:,}; one transaction): {bare[0] / plain * 1e6:.1f} / "
+            f"{bare[1] / plain * 1e6:.1f} us per row"
+        )
+        best = min(bare)
+        print(
+            f"ratio bound with no Python in the processing at all (bare insert / statements "
+            f"and commits): {best / in_sql[0]:.2f}; measured ratio: {best / wall:.2f}"
+        )
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -126,6 +172,56 @@ def run(args: argparse.Namespace) -> None:
     stored = Event.objects.filter(type="Product Viewed").count()
     print(f"stored events: {stored} (of {args.events} sent)")
     assert stored == min(args.events, args.chunk + plain + (profiled if args.profile else 0))
+
+
+def _bare_insert(count: int, chunk: int, users: int) -> tuple[float, float]:
+    """The same kind of rows (`bench/ingest_segment.py`'s raw baseline) inserted with a bare
+    executemany: commit per `chunk`, and in one transaction. Seconds."""
+    import orjson
+    from django.db import connection, transaction
+
+    from kizuna.core.timeutil import now
+    from kizuna.customers.bulk import EVENT_FIELDS
+    from kizuna.customers.models import Customer, Event
+
+    ids = list(Customer.objects.values_list("id", flat=True)[:users])
+    at = now()
+    adapt = connection.ops.adapt_datetimefield_value
+    context = orjson.dumps({"library": {"name": "analytics-python", "version": "2.4.0"}}).decode()
+    names = ", ".join(
+        connection.ops.quote_name(Event._meta.get_field(f).column) for f in EVENT_FIELDS
+    )
+    statement = (
+        f"INSERT INTO {Event._meta.db_table} ({names}) "  # noqa: S608 (quoted names only)
+        f"VALUES ({', '.join(['%s'] * len(EVENT_FIELDS))})"
+    )
+    spent = []
+    for way in ("chunked", "one"):
+        rows = [
+            (
+                f"bare-{way}-{i}",
+                "Product Viewed Bare",
+                ids[i % len(ids)],
+                "",
+                str(adapt(at - timedelta(seconds=i))),
+                str(adapt(at)),
+                "bench",
+                orjson.dumps({"sku": f"SKU-{i % 500}", "price": 1200, "n": i}).decode(),
+                context,
+            )
+            for i in range(count)
+        ]
+        started = time.perf_counter()
+        if way == "chunked":
+            for start in range(0, count, chunk):
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.executemany(statement, rows[start : start + chunk])
+        else:
+            with transaction.atomic(), connection.cursor() as cursor:
+                for start in range(0, count, chunk):
+                    cursor.executemany(statement, rows[start : start + chunk])
+        spent.append(time.perf_counter() - started)
+    return spent[0], spent[1]
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ into identities, profiles and the event stream (the worker's job)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -106,6 +106,11 @@ class ProcessStats:
     duplicates: int = 0
     customers_created: int = 0
     merges: int = 0
+    last_batch_id: int = 0  # the largest id of the batches processed
+
+
+# Called with the ids of batches processed (their transaction committed) but not yet marked.
+MarkProcessed = Callable[[list[int]], None]
 
 
 def _event_type(message: dict[str, Any]) -> str:
@@ -134,9 +139,14 @@ _KEPT_TOP_LEVEL = ("originalTimestamp", "sentAt", "userId", "integrations")
 def _event_context(message: dict[str, Any]) -> dict[str, Any]:
     context: dict[str, Any] = message.get("context") or {}
     get = message.get
-    extra = {key: value for key in _KEPT_TOP_LEVEL if (value := get(key))}
-    # None, "" and {} are not kept; the message's own context is left as it is.
-    return {**context, "_segment": extra} if extra else dict(context)
+    extra: dict[str, Any] = {}
+    for key in _KEPT_TOP_LEVEL:  # a loop, not a comprehension: no frame per message
+        value = get(key)
+        if value:
+            extra[key] = value
+    # None, "" and {} are not kept; the message's own context (parsed for this chunk, held
+    # by nothing else, only serialised) is not changed.
+    return {**context, "_segment": extra} if extra else context
 
 
 def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
@@ -227,11 +237,16 @@ def _stored_ids(event_ids: Sequence[int]) -> set[int]:
     return found
 
 
-def _pending(limit: int, database: str) -> list[tuple[int, int, str, int]]:
-    """The oldest pending batches, up to about `limit` messages: (id, count, payload,
-    source id). On PostgreSQL (inbox in the main database) locked for this transaction,
-    skipping batches another worker holds."""
-    qs = InboxBatch.objects.using(database).filter(processed_at__isnull=True).order_by("id")
+def _pending(
+    limit: int, database: str, after: int, skip: Collection[int]
+) -> list[tuple[int, int, str, int]]:
+    """The oldest pending batches after id `after` and not in `skip`, up to about `limit`
+    messages: (id, count, payload, source id). On PostgreSQL (inbox in the main database)
+    locked for this transaction, skipping batches another worker holds."""
+    qs = InboxBatch.objects.using(database).filter(processed_at__isnull=True, pk__gt=after)
+    if skip:
+        qs = qs.exclude(pk__in=list(skip))
+    qs = qs.order_by("id")
     if connections[database].vendor == "postgresql":
         qs = qs.select_for_update(skip_locked=True)
     rows: list[tuple[int, int, str, int]] = []
@@ -246,7 +261,14 @@ def _pending(limit: int, database: str) -> list[tuple[int, int, str, int]]:
     return rows
 
 
-def inbox_process(*, max_messages: int | None = None, inbox: str | None = None) -> ProcessStats:
+def inbox_process(
+    *,
+    max_messages: int | None = None,
+    inbox: str | None = None,
+    after: int = 0,
+    skip: Collection[int] = (),
+    mark: MarkProcessed | None = None,
+) -> ProcessStats:
     """Process the oldest pending inbox batches (up to about `max_messages` messages) in
     one transaction: resolve identities, update profiles, append new events (a messageId
     already stored is skipped), merge on alias, and mark the batches processed. A crash
@@ -256,15 +278,22 @@ def inbox_process(*, max_messages: int | None = None, inbox: str | None = None) 
     batches are marked processed right after that transaction commits: a crash in between
     leaves them pending, and processing them again adds nothing (every message's id is then
     stored, and a stored messageId is skipped whole), so the effect is still exactly once.
-    Processors queue for the main database's write lock before reading the inbox."""
+    Processors queue for the main database's write lock before reading the inbox.
+
+    `after`, `skip`: only batches with a larger id and not among these (processed, being
+    marked: by this drain, and by others in this process). `mark`: with
+    the inbox in a database of its own, called with the processed batches' ids once the
+    transaction commits, instead of marking them here (the drain marks them on a thread of
+    its own: on SQLite marking rewrites each batch's row, payload and all)."""
     limit = max_messages or int(getattr(settings, "TRACKING_PROCESS_CHUNK", DEFAULT_CHUNK))
     inbox = inbox or router.db_for_write(InboxBatch)
     main = router.db_for_write(Event)
     stats = ProcessStats()
     with transaction.atomic(using=main):
-        pending = _pending(limit, inbox)
+        pending = _pending(limit, inbox, after, skip)
         if not pending:
             return stats
+        stats.last_batch_id = pending[-1][0]
         slugs = dict(
             Source.objects.using(main)
             .filter(pk__in={row[3] for row in pending})
@@ -285,12 +314,19 @@ def inbox_process(*, max_messages: int | None = None, inbox: str | None = None) 
                 _process_alias(message, stats)
             segment.append(message)
         _process_segment(segment, stats)
-        done = InboxBatch.objects.using(inbox).filter(pk__in=[row[0] for row in pending])
+        done = [row[0] for row in pending]
         if inbox == main:
-            done.update(processed_at=now())
+            inbox_mark_processed(done, inbox=inbox)
     if inbox != main:
-        done.update(processed_at=now())
+        if mark is None:
+            inbox_mark_processed(done, inbox=inbox)
+        else:
+            mark(done)
     return stats
+
+
+def inbox_mark_processed(batch_ids: list[int], *, inbox: str) -> int:
+    return InboxBatch.objects.using(inbox).filter(pk__in=batch_ids).update(processed_at=now())
 
 
 def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) -> None:
@@ -350,7 +386,9 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
     # write transactions are serialised): the bus events carry their row's id.
     event_ids = allocate_ids(Event, len(fresh))
     rows: list[tuple[Any, ...]] = []
-    published_as: list[tuple[str, datetime, dict[str, Any]]] = []  # (type, time, properties)
+    kinds: list[str] = []  # each row's event type and properties, for the bus
+    published_properties: list[dict[str, Any]] = []
+    by_text = writer.stored
     span: dict[int, list[Any]] = {}
     linked = resolution.anonymous_links
     received: dict[str, Any] = {}  # a batch's messages share their receivedAt
@@ -365,9 +403,14 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
         received_at = received.get(received_text)
         if received_at is None:
             received_at = received[received_text] = write_time(received_text, parse(received_text))
-        kind = _event_type(message)
-        properties = _event_properties(message)
-        published_as.append((kind, moment, properties))
+        if message["type"] == "track":  # most messages: _event_type and _event_properties inline
+            kind = str(message["event"]).strip()
+            properties = message.get("properties") or {}
+        else:
+            kind = _event_type(message)
+            properties = _event_properties(message)
+        kinds.append(kind)
+        published_properties.append(properties)
         rows.append(
             (
                 event_id,
@@ -384,7 +427,7 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
         )
         if customer_id is not None:
             # SQLite: the stored texts (UTC, they sort as the times do); else the times.
-            bound = stored_at if writer.stored else moment
+            bound = stored_at if by_text else moment
             bounds = span.get(customer_id)
             if bounds is None:
                 span[customer_id] = [bound, bound]
@@ -398,18 +441,14 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
     customers_seen_widen(span)
     stats.events_added += added
     DomainEvent = bus.DomainEvent
+    # Positional arguments (type, occurred_at, customer_id, event_id, properties, source,
+    # message_id): a frozen dataclass's keyword call costs a third more, per event.
     bus.publish_many(
         [
-            DomainEvent(
-                type=kind,
-                occurred_at=moment,
-                customer_id=row[3],
-                event_id=row[0],
-                properties=properties,
-                source=row[7],
-                message_id=row[1],
+            DomainEvent(kind, moment, row[3], row[0], properties, row[7], row[1])
+            for row, kind, moment, properties in zip(
+                rows, kinds, times, published_properties, strict=True
             )
-            for row, (kind, moment, properties) in zip(rows, published_as, strict=True)
             if inserted is None or row[0] in inserted
         ]
     )

@@ -3,39 +3,102 @@
 from __future__ import annotations
 
 import gc
+import logging
+import queue
+import threading
 import time
 from datetime import timedelta
 
-from django.db import router
+from django.db import connections, router
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
 
 from kizuna.core.timeutil import now
+from kizuna.core.wal import checkpoints_beside
 from kizuna.customers.models import Event
 from kizuna.tracking.models import InboxBatch
-from kizuna.tracking.services import inbox_process
+from kizuna.tracking.services import inbox_mark_processed, inbox_process
 
+logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 50.0
 KEEP_PROCESSED = timedelta(days=7)
 
 
-def drain(max_seconds: float = DRAIN_SECONDS) -> int:
-    """Process pending batches until none are left (or the time is up); returns messages.
-    With the inbox in a database of its own, batches left in the main database's inbox
-    table (stored before that) are drained first."""
+def drain(
+    max_seconds: float = DRAIN_SECONDS, *, max_messages: int | None = None, chunk: int | None = None
+) -> int:
+    """Process pending batches until none are left (or the time is up, or about
+    `max_messages` are done); returns messages. `chunk`: messages per transaction (the
+    setting by default). With the inbox in a database of its own, batches left in the
+    main database's inbox table (stored before that) are drained first."""
     done = 0
     deadline = time.monotonic() + max_seconds
     inboxes = [router.db_for_write(InboxBatch)]
     main = router.db_for_write(Event)
     if inboxes[0] != main and _has_pending(main):
         inboxes.insert(0, main)
-    for inbox in inboxes:
-        while time.monotonic() < deadline:
-            stats = inbox_process(inbox=inbox)
-            if not stats.batches:
-                break
-            done += stats.messages
+    # The main database's log is copied back on another core, not in each chunk's commit.
+    with checkpoints_beside(main) as checkpoints:
+        for inbox in inboxes:
+            marker = _Marker(inbox) if inbox != main else None
+            after = 0
+            try:
+                while time.monotonic() < deadline and (max_messages is None or done < max_messages):
+                    stats = inbox_process(max_messages=chunk, inbox=inbox, after=after, mark=marker)
+                    if not stats.batches:
+                        break
+                    checkpoints.committed()
+                    done += stats.messages
+                    if marker is not None:
+                        after = stats.last_batch_id
+            finally:
+                if marker is not None:
+                    marker.stop()
     return done
+
+
+class _Marker:
+    """Marks processed batches of an inbox in a database of its own, on a thread of its
+    own: on SQLite an UPDATE rewrites the whole row, the payload of ~1,000 messages with
+    it, which would otherwise be written after every chunk on the processor's core. A
+    mark lost in a crash leaves its batches pending: processing them again adds nothing.
+    Until marked, the batches are left out of every drain of this process (another worker
+    process could take them again: it would add nothing)."""
+
+    _lock = threading.Lock()
+    _unmarked: set[int] = set()  # handed to a marker, not marked yet (any drain of this process)
+
+    @classmethod
+    def in_flight(cls) -> frozenset[int]:
+        with cls._lock:
+            return frozenset(cls._unmarked)
+
+    def __init__(self, inbox: str) -> None:
+        self._inbox = inbox
+        self._queue: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-marker", daemon=True)
+        self._thread.start()
+
+    def __call__(self, batch_ids: list[int]) -> None:
+        with self._lock:
+            self._unmarked.update(batch_ids)
+        self._queue.put(batch_ids)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while (batch_ids := self._queue.get()) is not None:
+                try:
+                    inbox_mark_processed(batch_ids, inbox=self._inbox)
+                except Exception:
+                    logger.exception("inbox batches %s not marked processed", batch_ids)
+                with self._lock:
+                    self._unmarked.difference_update(batch_ids)
+        finally:
+            connections[self._inbox].close()
 
 
 def _has_pending(database: str) -> bool:

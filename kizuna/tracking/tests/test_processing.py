@@ -256,3 +256,21 @@ def test_repeats_of_a_user_in_a_chunk_resolve_as_each_alone_would() -> None:
         "r-7": c1,  # a-7 linked to u-1 by r-6
         "r-8": None,
     }
+
+
+def test_batches_being_marked_are_left_out_and_taken_later() -> None:
+    """A drain hands processed batches to a marking thread; until they are marked, the
+    next chunks (`after`) and other drains of the process (`skip`) leave them out."""
+    from kizuna.tracking.models import InboxBatch
+
+    for n in range(3):
+        _accept(_track(f"mark-{n}", "u-1", T0 + timedelta(minutes=n)))
+    first, second, third = InboxBatch.objects.order_by("id").values_list("id", flat=True)
+    stats = inbox_process(after=first, skip={second})
+    assert (stats.batches, stats.events_added, stats.last_batch_id) == (1, 1, third)
+    assert list(
+        Event.objects.filter(message_id__startswith="mark-").values_list("message_id", flat=True)
+    ) == ["mark-2"]
+    stats = inbox_process()
+    assert (stats.batches, stats.events_added, stats.last_batch_id) == (2, 2, second)
+    assert not InboxBatch.objects.filter(processed_at__isnull=True).exists()
