@@ -33,6 +33,7 @@ from kizuna.tracking.models import InboxBatch, Source
 logger = logging.getLogger(__name__)
 WRITE_KEY_PREFIX = "kzw"
 DEFAULT_CHUNK = 5000
+PENDING_WINDOWS = 5  # windows of pending batches looked at when others hold them all
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -242,23 +243,36 @@ def _pending(
 ) -> list[tuple[int, int, str, int]]:
     """The oldest pending batches after id `after` and not in `skip`, up to about `limit`
     messages: (id, count, payload, source id). On PostgreSQL (inbox in the main database)
-    locked for this transaction, skipping batches another worker holds."""
-    qs = InboxBatch.objects.using(database).filter(processed_at__isnull=True, pk__gt=after)
-    if skip:
-        qs = qs.exclude(pk__in=list(skip))
-    qs = qs.order_by("id")
-    if connections[database].vendor == "postgresql":
-        qs = qs.select_for_update(skip_locked=True)
-    rows: list[tuple[int, int, str, int]] = []
-    total = 0
-    for batch_id, count, payload, source_id in qs.values_list(
-        "id", "message_count", "payload", "source_id"
-    )[:500]:
-        rows.append((batch_id, count, payload, source_id))
-        total += count
-        if total >= limit:
-            break
-    return rows
+    locked for this transaction, skipping batches another worker holds.
+
+    The ids and counts are read first and only the payloads of the batches taken after
+    that (~400 KB each): reading the payloads of every pending batch in sight cost more
+    than a tenth of the processing with a backlog."""
+    locking = connections[database].vendor == "postgresql"
+    for _window in range(PENDING_WINDOWS):
+        qs = InboxBatch.objects.using(database).filter(processed_at__isnull=True, pk__gt=after)
+        if skip:
+            qs = qs.exclude(pk__in=list(skip))
+        taken: list[int] = []
+        total = 0
+        candidates = list(qs.order_by("id").values_list("id", "message_count")[:500])
+        for batch_id, count in candidates:
+            taken.append(batch_id)
+            total += count
+            if total >= limit:
+                break
+        if not taken:
+            return []
+        chosen = InboxBatch.objects.using(database).filter(pk__in=taken, processed_at__isnull=True)
+        if locking:
+            chosen = chosen.select_for_update(skip_locked=True)
+        rows = list(
+            chosen.order_by("id").values_list("id", "message_count", "payload", "source_id")
+        )
+        if rows:
+            return rows
+        after = taken[-1]  # all held by other workers: the next ones
+    return []
 
 
 def inbox_process(

@@ -4,6 +4,7 @@ profiles are not rewritten, identity look-ups take thousands of values at once."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -274,3 +275,25 @@ def test_batches_being_marked_are_left_out_and_taken_later() -> None:
     stats = inbox_process()
     assert (stats.batches, stats.events_added, stats.last_batch_id) == (2, 2, second)
     assert not InboxBatch.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_only_the_batches_taken_have_their_payload_read() -> None:
+    """With a backlog, the payloads of the batches not taken by this chunk stay unread."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from kizuna.tracking.models import InboxBatch
+
+    for n in range(3):
+        _accept(*(_track(f"read-{n}-{i}", "u-1", T0 + timedelta(minutes=i)) for i in range(2)))
+    first, second, _third = InboxBatch.objects.order_by("id").values_list("id", flat=True)
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = services._pending(3, "default", 0, ())
+    assert [row[0] for row in rows] == [first, second]  # 2 + 2 messages reach 3
+    assert [row[1] for row in rows] == [2, 2]
+    reading = [q["sql"] for q in queries.captured_queries if "payload" in q["sql"]]
+    assert len(reading) == 1
+    in_list = re.search(r"IN \(([^)]*)\)", reading[0])
+    assert in_list is not None
+    assert {int(v) for v in in_list.group(1).split(",")} == {first, second}
