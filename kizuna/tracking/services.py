@@ -107,7 +107,6 @@ class ProcessStats:
     duplicates: int = 0
     customers_created: int = 0
     merges: int = 0
-    last_batch_id: int = 0  # the largest id of the batches processed
 
 
 # Called with the ids of batches processed (their transaction committed) but not yet marked.
@@ -238,10 +237,8 @@ def _stored_ids(event_ids: Sequence[int]) -> set[int]:
     return found
 
 
-def _pending(
-    limit: int, database: str, after: int, skip: Collection[int]
-) -> list[tuple[int, int, str, int]]:
-    """The oldest pending batches after id `after` and not in `skip`, up to about `limit`
+def _pending(limit: int, database: str, skip: Collection[int]) -> list[tuple[int, int, str, int]]:
+    """The oldest pending batches not in `skip`, up to about `limit`
     messages: (id, count, payload, source id). On PostgreSQL (inbox in the main database)
     locked for this transaction, skipping batches another worker holds.
 
@@ -249,6 +246,7 @@ def _pending(
     that (~400 KB each): reading the payloads of every pending batch in sight cost more
     than a tenth of the processing with a backlog."""
     locking = connections[database].vendor == "postgresql"
+    after = 0
     for _window in range(PENDING_WINDOWS):
         qs = InboxBatch.objects.using(database).filter(processed_at__isnull=True, pk__gt=after)
         if skip:
@@ -279,7 +277,6 @@ def inbox_process(
     *,
     max_messages: int | None = None,
     inbox: str | None = None,
-    after: int = 0,
     skip: Collection[int] = (),
     mark: MarkProcessed | None = None,
 ) -> ProcessStats:
@@ -294,8 +291,7 @@ def inbox_process(
     stored, and a stored messageId is skipped whole), so the effect is still exactly once.
     Processors queue for the main database's write lock before reading the inbox.
 
-    `after`, `skip`: only batches with a larger id and not among these (processed, being
-    marked: by this drain, and by others in this process). `mark`: with
+    `skip`: batches left out (processed, being marked by this process's drains). `mark`: with
     the inbox in a database of its own, called with the processed batches' ids once the
     transaction commits, instead of marking them here (the drain marks them on a thread of
     its own: on SQLite marking rewrites each batch's row, payload and all)."""
@@ -304,10 +300,9 @@ def inbox_process(
     main = router.db_for_write(Event)
     stats = ProcessStats()
     with transaction.atomic(using=main):
-        pending = _pending(limit, inbox, after, skip)
+        pending = _pending(limit, inbox, skip)
         if not pending:
             return stats
-        stats.last_batch_id = pending[-1][0]
         slugs = dict(
             Source.objects.using(main)
             .filter(pk__in={row[3] for row in pending})

@@ -41,16 +41,15 @@ def drain(
     with checkpoints_beside(main) as checkpoints:
         for inbox in inboxes:
             marker = _Marker(inbox) if inbox != main else None
-            after = 0
             try:
                 while time.monotonic() < deadline and (max_messages is None or done < max_messages):
-                    stats = inbox_process(max_messages=chunk, inbox=inbox, after=after, mark=marker)
+                    stats = inbox_process(
+                        max_messages=chunk, inbox=inbox, skip=_Marker.in_flight(), mark=marker
+                    )
                     if not stats.batches:
                         break
                     checkpoints.committed()
                     done += stats.messages
-                    if marker is not None:
-                        after = stats.last_batch_id
             finally:
                 if marker is not None:
                     marker.stop()
