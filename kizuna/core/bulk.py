@@ -183,6 +183,7 @@ def table_copy(
     rows: Iterable[Sequence[Any]],
     *,
     ignore_conflicts: bool = False,
+    json_text: bool = False,
 ) -> int:
     """`table_insert` through PostgreSQL's COPY, several times faster than executemany.
 
@@ -190,11 +191,14 @@ def table_copy(
     constraint fails the whole COPY). With it they are copied into a temporary table of the
     same columns, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` moves them over, so
     rows violating a unique constraint are skipped as with `table_insert`. Returns the rows
-    written (with `ignore_conflicts`: the rows actually inserted). Other databases:
-    `table_insert` (which then returns the rows given).
+    written (with `ignore_conflicts`: the rows actually inserted). `json_text`: the values
+    of JSON fields are JSON text already (written as they are). Other databases:
+    `table_insert` (which then returns the rows given; not with `json_text`).
     """
     connection = connections[router.db_for_write(model)]
     if connection.vendor != "postgresql":
+        if json_text:
+            raise ValueError("json_text is for COPY (PostgreSQL) only")
         return table_insert(model, fields, rows, ignore_conflicts=ignore_conflicts)
     quote = connection.ops.quote_name
     meta = model._meta
@@ -203,7 +207,7 @@ def table_copy(
     json_at = [
         (i, _copy_json(column.encoder))
         for i, column in enumerate(columns)
-        if column.get_internal_type() == "JSONField"
+        if column.get_internal_type() == "JSONField" and not json_text
     ]
     table = quote(meta.db_table)
     stage = quote(f"_copy_{meta.db_table}"[:63])

@@ -473,13 +473,13 @@ def _trigger_matches(trigger: dict[str, Any], event: bus.DomainEvent) -> bool:
     return False
 
 
-def on_events(events: list[bus.DomainEvent]) -> None:
+def on_events(events: Sequence[bus.DomainEvent]) -> None:
     """Bus subscriber of lists (every type, after commit): `on_event` for the events of a
     type some journey triggers on, converts on or waits for (one look at the index)."""
     index = event_index()
     wanted = index.triggers.keys() | index.goals.keys() | index.waits
     if wanted:
-        bus.each([event for event in events if event.type in wanted], on_event)
+        bus.each(bus.of_types(events, wanted), on_event)
 
 
 def on_event(event: bus.DomainEvent) -> None:

@@ -1604,13 +1604,14 @@ def on_order_refunded(event: bus.DomainEvent) -> None:
     )
 
 
-def on_engagement_events(events: list[bus.DomainEvent]) -> None:
+def on_engagement_events(events: Sequence[bus.DomainEvent]) -> None:
     """`on_engagement_event` for the events of a type the programme gives points for (the
     programme's snapshot looked at once per list)."""
     event_points = programme_event_points()
     if not event_points:
         return
-    bus.each([event for event in events if event_points.get(event.type)], on_engagement_event)
+    earning = [kind for kind, points in event_points.items() if points]
+    bus.each(bus.of_types(events, earning), on_engagement_event)
 
 
 def on_engagement_event(event: bus.DomainEvent) -> None:

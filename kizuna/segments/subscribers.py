@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 
@@ -40,8 +41,9 @@ def refresh_on_event(event: DomainEvent) -> None:
         _skip_until["at"] = moment + PENDING_RECHECK_SECONDS
 
 
-def refresh_on_events(events: list[DomainEvent]) -> None:
-    """`refresh_on_event` once for a list of events: one refresh covers them all."""
+def refresh_on_events(events: Sequence[DomainEvent]) -> None:
+    """`refresh_on_event` once for a list of events: one refresh covers them all (the
+    events are read until the first that asks for one)."""
     for event in events:
         if event.customer_id is not None and not event.type.startswith(IGNORED_PREFIXES):
             refresh_on_event(event)

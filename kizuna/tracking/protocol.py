@@ -43,7 +43,7 @@ class ProtocolError(Exception):
 @dataclass
 class Accepted:
     messages: list[dict[str, Any]]
-    payload: str  # JSON array of `messages`, as stored in the inbox
+    payload: str  # JSON array of the messages' stored rows (`stored_row`), as in the inbox
     errors: list[tuple[str, str]] = field(default_factory=list)  # (field, message)
     write_key: str = ""
 
@@ -210,7 +210,9 @@ def check_message(
     if moment < EARLIEST:
         return None, (f"{at}.timestamp", _("timestamp is before the year 2000."))
     out["originalTimestamp"] = raw_time
-    out["timestamp"] = moment.isoformat()
+    # In UTC (the instant unchanged; the client's own text is kept as originalTimestamp):
+    # the worker writes SQLite's stored form from this text without parsing it.
+    out["timestamp"] = moment.astimezone(UTC).isoformat()
     out["receivedAt"] = received_text or received_at.isoformat()
     return out, None
 
@@ -247,13 +249,12 @@ def accept(
         )
         oversize = False
         if message is not None:
-            text = dumps(message)
-            if len(text) > MAX_MESSAGE_BYTES:
+            if len(dumps(message)) > MAX_MESSAGE_BYTES:
                 oversize = True
                 error = (at, _("A message is larger than 32 KB."))
             else:
                 kept.append(message)
-                parts.append(text)
+                parts.append(dumps(stored_row(message)))
         if error is not None:
             if kind != "batch":
                 status = 413 if oversize else 400
@@ -265,6 +266,70 @@ def accept(
         errors=errors,
         write_key=key,
     )
+
+
+# --- the stored form of a message ---------------------------------------------------------
+
+# A stored row: a list of these, in this order (JSON, in the inbox batch's payload).
+ROW_MESSAGE_ID, ROW_TYPE, ROW_EVENT, ROW_USER_ID, ROW_ANONYMOUS_ID = range(5)
+ROW_TIMESTAMP, ROW_RECEIVED_AT, ROW_PROPERTIES, ROW_CONTEXT = range(5, 9)
+_KEPT_TOP_LEVEL = ("originalTimestamp", "sentAt", "userId", "integrations")
+
+
+def event_type(message: dict[str, Any]) -> str:
+    """The event stream's type of a message: a track's event name, else the call's type."""
+    kind = message["type"]
+    return str(message["event"]).strip() if kind == "track" else kind
+
+
+def event_properties(message: dict[str, Any]) -> dict[str, Any]:
+    """The event stream's properties: an identify's traits, a track's or page's properties."""
+    kind = message["type"]
+    if kind == "identify":
+        return message.get("traits") or {}
+    if kind == "group":
+        return {"groupId": message.get("groupId"), "traits": message.get("traits") or {}}
+    if kind == "alias":
+        return {"previousId": message.get("previousId")}
+    props: dict[str, Any] = message.get("properties") or {}
+    if kind in ("page", "screen") and message.get("name") and "name" not in props:
+        props = {**props, "name": message["name"]}
+    return props
+
+
+def event_context(message: dict[str, Any]) -> dict[str, Any]:
+    """The message's context, with what Segment keeps at the top level (the original
+    timestamp, sentAt, userId, integrations; None, "" and {} left out) under `_segment`."""
+    context: dict[str, Any] = message.get("context") or {}
+    extra = {key: message[key] for key in _KEPT_TOP_LEVEL if message.get(key)}
+    return {**context, "_segment": extra} if extra else context
+
+
+def stored_row(message: dict[str, Any]) -> list[Any]:
+    """A validated message as the inbox stores it: the values of its event row, properties
+    and context as JSON text. The web process writes them once; the worker then neither
+    parses nor serialises a message's properties and context again (on SQLite they are
+    stored as they are), only reads the identify traits (its properties) it resolves."""
+    return [
+        message["messageId"],
+        message["type"],
+        event_type(message),
+        message["userId"],
+        message["anonymousId"],
+        message["timestamp"],
+        message["receivedAt"],
+        dumps(event_properties(message)).decode(),
+        dumps(event_context(message)).decode(),
+    ]
+
+
+def stored_rows(payload: str) -> list[list[Any]]:
+    """The stored rows of an inbox batch's payload; a payload of message objects (stored
+    before the row form) is converted."""
+    items: list[Any] = loads(payload)
+    if items and isinstance(items[0], dict):
+        return [stored_row(message) for message in items]
+    return items
 
 
 def gzip_bytes(data: bytes) -> bytes:

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from kizuna.core import events as bus
 from kizuna.core import ids
 from kizuna.core.audit import acting_as
-from kizuna.core.bulk import allocate_ids, batched, json_adapter, table_copy, table_insert
+from kizuna.core.bulk import allocate_ids, batched, table_copy, table_insert
 from kizuna.core.timeutil import now
 from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
 from kizuna.customers.choices import IdentityKind
@@ -113,42 +113,6 @@ class ProcessStats:
 MarkProcessed = Callable[[list[int]], None]
 
 
-def _event_type(message: dict[str, Any]) -> str:
-    kind = message["type"]
-    return str(message["event"]).strip() if kind == "track" else kind
-
-
-def _event_properties(message: dict[str, Any]) -> dict[str, Any]:
-    kind = message["type"]
-    # The message's own dicts (parsed for this chunk; nothing else holds them).
-    if kind == "identify":
-        return message.get("traits") or {}
-    if kind == "group":
-        return {"groupId": message.get("groupId"), "traits": message.get("traits") or {}}
-    if kind == "alias":
-        return {"previousId": message.get("previousId")}
-    props: dict[str, Any] = message.get("properties") or {}
-    if kind in ("page", "screen") and message.get("name"):
-        props.setdefault("name", message["name"])
-    return props
-
-
-_KEPT_TOP_LEVEL = ("originalTimestamp", "sentAt", "userId", "integrations")
-
-
-def _event_context(message: dict[str, Any]) -> dict[str, Any]:
-    context: dict[str, Any] = message.get("context") or {}
-    get = message.get
-    extra: dict[str, Any] = {}
-    for key in _KEPT_TOP_LEVEL:  # a loop, not a comprehension: no frame per message
-        value = get(key)
-        if value:
-            extra[key] = value
-    # None, "" and {} are not kept; the message's own context (parsed for this chunk, held
-    # by nothing else, only serialised) is not changed.
-    return {**context, "_segment": extra} if extra else context
-
-
 def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
     """Which of these message ids are already in the event stream: one query, the ids as
     one JSON parameter (psycopg adapts a long list element by element in Python; SQLite
@@ -173,12 +137,13 @@ def _stored_message_ids(message_ids: Sequence[str]) -> set[str]:
 
 
 def _events_write(rows: list[tuple[Any, ...]], *, stored: bool = False) -> set[int] | None:
-    """Append event rows (`id` then `EVENT_FIELDS`) whose message ids were not stored when
-    the chunk was checked; returns None when every row was inserted, else the ids of those
-    that were. Another worker may have stored one of the message ids a moment earlier (two
-    inbox batches of one retried message): that row is skipped, and not published.
-    `stored`: the values are the database's own already (SQLite: times and JSON as text),
-    inserted without adapting them again."""
+    """Append event rows (`id` then `EVENT_FIELDS`, properties and context as JSON text)
+    whose message ids were not stored when the chunk was checked; returns None when every
+    row was inserted, else the ids of those that were. Another worker may have stored one
+    of the message ids a moment earlier (two inbox batches of one retried message): that
+    row is skipped, and not published. `stored`: the values are the database's own already
+    (SQLite: times and JSON as text), inserted without adapting them again."""
+    fields = ["id", *EVENT_FIELDS]
     if connection.vendor == "postgresql":
         # None of the message ids was stored a moment ago: COPY straight into the table, in
         # a savepoint. A conflict (another worker stored one meanwhile) undoes that COPY;
@@ -186,17 +151,20 @@ def _events_write(rows: list[tuple[Any, ...]], *, stored: bool = False) -> set[i
         # which counts the rows inserted (every row written twice: the slower way).
         try:
             with transaction.atomic(savepoint=True):
-                table_copy(Event, ["id", *EVENT_FIELDS], rows)
+                table_copy(Event, fields, rows, json_text=True)
             return None
         except IntegrityError:
             pass
-        if table_copy(Event, ["id", *EVENT_FIELDS], rows, ignore_conflicts=True) == len(rows):
+        copied = table_copy(Event, fields, rows, ignore_conflicts=True, json_text=True)
+        if copied == len(rows):
             return None
     else:
         if stored:
             _insert_stored(rows)
         else:
-            table_insert(Event, ["id", *EVENT_FIELDS], rows, ignore_conflicts=True)
+            loads = protocol.loads
+            values = [(*row[:8], loads(row[8]), loads(row[9])) for row in rows]
+            table_insert(Event, fields, values, ignore_conflicts=True)
         # The ids are consecutive (serialised writers): count the ones present in their range.
         if _stored_in_range(rows[0][0], rows[-1][0]) == len(rows):
             return None
@@ -308,20 +276,20 @@ def inbox_process(
             .filter(pk__in={row[3] for row in pending})
             .values_list("id", "slug")
         )
-        messages: list[dict[str, Any]] = []
+        messages: list[list[Any]] = []  # stored rows, each with its source's slug appended
         for _id, _count, payload, source_id in pending:
             slug = slugs[source_id]
-            for message in protocol.loads(payload):
-                message["_source"] = slug
-                messages.append(message)
+            for row in protocol.stored_rows(payload):
+                row.append(slug)
+                messages.append(row)
         stats.batches, stats.messages = len(pending), len(messages)
-        segment: list[dict[str, Any]] = []
-        for message in messages:
-            if message["type"] == "alias":
+        segment: list[list[Any]] = []
+        for row in messages:
+            if row[protocol.ROW_TYPE] == "alias":
                 _process_segment(segment, stats)
                 segment = []
-                _process_alias(message, stats)
-            segment.append(message)
+                _process_alias(row, stats)
+            segment.append(row)
         _process_segment(segment, stats)
         done = [row[0] for row in pending]
         if inbox == main:
@@ -338,26 +306,28 @@ def inbox_mark_processed(batch_ids: list[int], *, inbox: str) -> int:
     return InboxBatch.objects.using(inbox).filter(pk__in=batch_ids).update(processed_at=now())
 
 
-def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) -> None:
+def _process_segment(messages: Sequence[list[Any]], stats: ProcessStats) -> None:
+    """Messages (stored rows, `protocol.stored_row`, their source's slug appended) without
+    an alias among them: resolved, their events appended, first/last seen widened."""
     if not messages:
         return
     at = now()
     # A messageId seen before (stored, or earlier in this chunk) is a retry: skipped whole.
-    seen = _stored_message_ids([m["messageId"] for m in messages])
-    fresh: list[dict[str, Any]] = []
+    seen = _stored_message_ids([m[0] for m in messages])
+    fresh: list[list[Any]] = []
     for message in messages:
-        if message["messageId"] in seen:
+        if message[0] in seen:
             stats.duplicates += 1
             continue
-        seen.add(message["messageId"])
+        seen.add(message[0])
         fresh.append(message)
     if not fresh:
         return
     writer = _writer(connection)
     write_time = writer.time
+    by_text = writer.stored
     parse = datetime.fromisoformat
-    times: list[datetime] = []
-    stored_times: list[Any] = []
+    loads = protocol.loads
     subjects: list[Subject] = []
     at_subject: list[int] = []  # each message's subject, an index into `subjects`
     # The messages without traits of one (userId, anonymousId) share one subject: resolving
@@ -365,78 +335,48 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
     # then), or, anonymous, the customer a later identify links its anonymous id to, which
     # the anonymous-links fallback below gives every message of that anonymous id anyway.
     plain: dict[tuple[str, str], int] = {}
+    # Row positions (protocol.ROW_*): 0 messageId, 1 type, 2 event, 3 userId, 4 anonymousId,
+    # 5 timestamp, 6 receivedAt, 7 properties (JSON), 8 context (JSON), 9 source slug.
     for m in fresh:
-        text = m["timestamp"]
-        moment = parse(text)
-        times.append(moment)
-        stored_times.append(write_time(text, moment))
-        if m["type"] == "identify":
+        if m[1] == "identify":
             at_subject.append(len(subjects))
+            traits = loads(m[7])
             subjects.append(
-                Subject(
-                    user_id=m["userId"],
-                    anonymous_id=m["anonymousId"],
-                    traits=m.get("traits") or {},
-                    at=moment,
-                )
+                Subject(user_id=m[3], anonymous_id=m[4], traits=traits or {}, at=parse(m[5]))
             )
             continue
-        key = (m["userId"], m["anonymousId"])
+        key = (m[3], m[4])
         index = plain.get(key)
         if index is None:
             index = plain[key] = len(subjects)
-            subjects.append(Subject(user_id=key[0], anonymous_id=key[1], at=moment))
+            subjects.append(Subject(user_id=key[0], anonymous_id=key[1], at=parse(m[5])))
         at_subject.append(index)
     resolution = subjects_resolve(subjects, source="tracking", at=at)
     stats.customers_created += resolution.created
     resolved = resolution.customer_ids
-    customer_ids = [resolved[index] for index in at_subject]
     # Explicit ids (drawn from the sequence on PostgreSQL; after the largest on SQLite, whose
     # write transactions are serialised): the bus events carry their row's id.
     event_ids = allocate_ids(Event, len(fresh))
     rows: list[tuple[Any, ...]] = []
-    kinds: list[str] = []  # each row's event type and properties, for the bus
-    published_properties: list[dict[str, Any]] = []
-    by_text = writer.stored
     span: dict[int, list[Any]] = {}
     linked = resolution.anonymous_links
     received: dict[str, Any] = {}  # a batch's messages share their receivedAt
-    dump = writer.json
-    for event_id, message, moment, stored_at, customer_id in zip(
-        event_ids, fresh, times, stored_times, customer_ids, strict=True
-    ):
+    for event_id, m, index in zip(event_ids, fresh, at_subject, strict=True):
+        customer_id = resolved[index]
         if customer_id is None and linked:
             # Anonymous when it came, its anonymous id linked by a later message of the chunk.
-            customer_id = linked.get(message["anonymousId"])
-        received_text = message["receivedAt"]
+            customer_id = linked.get(m[4])
+        stored_at = write_time(m[5])
+        received_text = m[6]
         received_at = received.get(received_text)
         if received_at is None:
-            received_at = received[received_text] = write_time(received_text, parse(received_text))
-        if message["type"] == "track":  # most messages: _event_type and _event_properties inline
-            kind = str(message["event"]).strip()
-            properties = message.get("properties") or {}
-        else:
-            kind = _event_type(message)
-            properties = _event_properties(message)
-        kinds.append(kind)
-        published_properties.append(properties)
+            received_at = received[received_text] = write_time(received_text)
         rows.append(
-            (
-                event_id,
-                message["messageId"],
-                kind,
-                customer_id,
-                message["anonymousId"],
-                stored_at,
-                received_at,
-                message["_source"],
-                dump(properties),
-                dump(_event_context(message)),
-            )
+            (event_id, m[0], m[2], customer_id, m[4], stored_at, received_at, m[9], m[7], m[8])
         )
         if customer_id is not None:
             # SQLite: the stored texts (UTC, they sort as the times do); else the times.
-            bound = stored_at if by_text else moment
+            bound = stored_at if by_text else parse(m[5])
             bounds = span.get(customer_id)
             if bounds is None:
                 span[customer_id] = [bound, bound]
@@ -449,18 +389,32 @@ def _process_segment(messages: Sequence[dict[str, Any]], stats: ProcessStats) ->
     stats.duplicates += len(rows) - added
     customers_seen_widen(span)
     stats.events_added += added
+    texts = [m[5] for m in fresh]  # the ISO times, parsed for the bus events read
+    if inserted is not None:
+        texts = [text for row, text in zip(rows, texts, strict=True) if row[0] in inserted]
+        rows = [row for row in rows if row[0] in inserted]
+    bus.publish_many(bus.LazyEvents([row[2] for row in rows], _bus_event_builder(rows, texts)))
+
+
+def _bus_event_builder(
+    rows: list[tuple[Any, ...]], times: list[str]
+) -> Callable[[int], bus.DomainEvent]:
+    """The bus event of the `index`-th event row (`times`: the messages' ISO 8601 times),
+    its properties parsed from their JSON text: built only for the events a subscriber
+    reads (`bus.LazyEvents`)."""
     DomainEvent = bus.DomainEvent
-    # Positional arguments (type, occurred_at, customer_id, event_id, properties, source,
-    # message_id): a frozen dataclass's keyword call costs a third more, per event.
-    bus.publish_many(
-        [
-            DomainEvent(kind, moment, row[3], row[0], properties, row[7], row[1])
-            for row, kind, moment, properties in zip(
-                rows, kinds, times, published_properties, strict=True
-            )
-            if inserted is None or row[0] in inserted
-        ]
-    )
+    loads = protocol.loads
+    parse = datetime.fromisoformat
+
+    def build(index: int) -> bus.DomainEvent:
+        row = rows[index]
+        # Positional (type, occurred_at, customer_id, event_id, properties, source,
+        # message_id): a frozen dataclass's keyword call costs a third more.
+        return DomainEvent(
+            row[2], parse(times[index]), row[3], row[0], loads(row[8]), row[7], row[1]
+        )
+
+    return build
 
 
 # --- values as the database stores them ---------------------------------------------------
@@ -470,49 +424,37 @@ _UTC_SUFFIX = "+00:00"
 
 @dataclass(frozen=True)
 class _Writer:
-    """How the event rows' values are written on this connection.
+    """How the event rows' times are written on this connection.
 
-    - `time(text, parsed)`: a message's time (ISO 8601 text, as `protocol.check_message`
-      writes it, and its datetime) as written. SQLite (stored in UTC, as Django writes it:
-      `YYYY-MM-DD HH:MM:SS[.ffffff]`): the messages' times are UTC isoformat() text already,
-      so the stored text is the same characters with a space and without the offset (any
-      other offset through the backend's own adaptation). PostgreSQL: the text as it is,
-      for COPY (the server parses it into the same instant; several times cheaper for
-      psycopg to write than a datetime). Elsewhere: the datetime.
-    - `json(value)`: on SQLite the JSON text stored for a JSONField (orjson, as
-      `core.bulk.json_adapter` writes it, that adapter for what orjson will not take);
-      elsewhere the value (COPY and `table_insert` adapt it).
-    - `stored`: the values are the database's stored form (SQLite in UTC): inserted as
-      they are, and first/last seen widened on the stored texts, which sort as their times
-      do (fixed-width fields; the fraction, when there is one, six digits)."""
+    - `time(text)`: a message's time (ISO 8601 text in UTC, as `protocol.check_message`
+      writes it) as written. SQLite (stored in UTC, as Django writes it: `YYYY-MM-DD
+      HH:MM:SS[.ffffff]`): the same characters with a space and without the offset (any
+      other offset, in batches stored before the times were UTC, through the backend's own
+      adaptation). PostgreSQL: the text as it is, for COPY (the server parses it into the
+      same instant; several times cheaper for psycopg to write than a datetime).
+      Elsewhere: the parsed datetime.
+    - `stored`: the values are the database's stored form (SQLite in UTC; properties and
+      context are JSON text everywhere): inserted as they are, and first/last seen widened
+      on the stored texts, which sort as their times do (fixed-width fields; the fraction,
+      when there is one, six digits)."""
 
     time: Any
-    json: Any
     stored: bool
 
 
 def _writer(conn: Any) -> _Writer:
     if conn.vendor == "postgresql":
-        return _Writer(time=lambda text, _parsed: text, json=lambda value: value, stored=False)
+        return _Writer(time=lambda text: text, stored=False)
     if conn.vendor != "sqlite" or conn.timezone_name != "UTC":
-        return _Writer(time=lambda _text, parsed: parsed, json=lambda value: value, stored=False)
+        return _Writer(time=datetime.fromisoformat, stored=False)
     adapt = conn.ops.adapt_datetimefield_value
-    fallback = json_adapter(conn, None)
-    dumps = orjson.dumps
-    strict = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
-    def time(text: str, parsed: datetime) -> str:
+    def time(text: str) -> str:
         if len(text) in (25, 32) and text[10] == "T" and text.endswith(_UTC_SUFFIX):
             return text[:10] + " " + text[11:-6]
-        return str(adapt(parsed))
+        return str(adapt(datetime.fromisoformat(text)))
 
-    def json(value: Any) -> Any:
-        try:
-            return dumps(value, option=strict).decode()
-        except (orjson.JSONEncodeError, TypeError):
-            return fallback(value)
-
-    return _Writer(time=time, json=json, stored=True)
+    return _Writer(time=time, stored=True)
 
 
 def _customer_of(value: str) -> int | None:
@@ -527,12 +469,14 @@ def _customer_of(value: str) -> int | None:
     return None
 
 
-def _process_alias(message: dict[str, Any], stats: ProcessStats) -> None:
-    """`alias(previousId → userId)`: the two are one person. Two known customers are merged
-    (the userId's customer survives); one known customer gains the other identifier."""
-    if Event.objects.filter(message_id=message["messageId"]).exists():
+def _process_alias(message: list[Any], stats: ProcessStats) -> None:
+    """`alias(previousId → userId)` (a stored row): the two are one person. Two known
+    customers are merged (the userId's customer survives); one known customer gains the
+    other identifier."""
+    if Event.objects.filter(message_id=message[protocol.ROW_MESSAGE_ID]).exists():
         return  # a retry: its merge (if any) already happened
-    previous, user = message["previousId"], message["userId"]
+    previous = protocol.loads(message[protocol.ROW_PROPERTIES])["previousId"]
+    user = message[protocol.ROW_USER_ID]
     p, u = _customer_of(previous), _customer_of(user)
     if p is not None and u is not None and p != u:
         customer_merge(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -49,7 +50,7 @@ def test_lists_after_commit_and_never_after_a_rollback() -> None:
 def test_a_failing_list_subscriber_does_not_stop_the_others_nor_each_event() -> None:
     seen: list[int | None] = []
 
-    def broken(_events: list[events.DomainEvent]) -> None:
+    def broken(_events: Sequence[events.DomainEvent]) -> None:
         raise ValueError("boom")
 
     def picky(event: events.DomainEvent) -> None:
@@ -66,7 +67,7 @@ def test_a_failing_list_subscriber_does_not_stop_the_others_nor_each_event() -> 
 def test_unsubscribe_removes_a_list_subscriber_and_subscribing_twice_registers_once() -> None:
     seen: list[int] = []
 
-    def handler(es: list[events.DomainEvent]) -> None:
+    def handler(es: Sequence[events.DomainEvent]) -> None:
         seen.append(len(es))
 
     events.subscribe_many("viewed", handler)
@@ -76,3 +77,58 @@ def test_unsubscribe_removes_a_list_subscriber_and_subscribing_twice_registers_o
     events.unsubscribe("viewed", handler)
     events.dispatch_many([_event("viewed", 2)])
     assert seen == [1]
+
+
+def _lazy(kinds: list[str], built: list[int]) -> events.LazyEvents:
+    def build(index: int) -> events.DomainEvent:
+        built.append(index)
+        return _event(kinds[index], index)
+
+    return events.LazyEvents(kinds, build)
+
+
+def test_lazy_events_read_as_a_list_and_are_built_once_when_read() -> None:
+    built: list[int] = []
+    lazy = _lazy(["viewed", "bought", "viewed"], built)
+    assert len(lazy) == 3 and built == []
+    assert lazy[1].type == "bought" and lazy[-1].event_id == 2
+    assert [e.event_id for e in lazy[0:2]] == [0, 1]
+    assert [e.event_id for e in lazy] == [0, 1, 2]
+    assert lazy[1] is lazy[1]
+    assert sorted(built) == [0, 1, 2]  # each built once, whatever was read how often
+    assert [e.event_id for e in events.of_types(lazy, {"viewed"})] == [0, 2]
+    assert events.of_types([_event("a", 1), _event("b", 2)], ["b", "x"])[0].event_id == 2
+
+
+def test_dispatching_lazy_events_builds_only_those_a_subscriber_reads() -> None:
+    events._subscribers.clear()  # the apps' own subscribers read events too (restored after)
+    built: list[int] = []
+    kinds = ["viewed", "bought", "viewed", "refunded", "bought", "viewed"]
+    bought: list[list[int | None]] = []
+    refunds: list[int | None] = []
+    picked: list[list[int | None]] = []
+    events.subscribe_many("bought", lambda es: bought.append([e.event_id for e in es]))
+    events.subscribe("refunded", lambda e: refunds.append(e.event_id))
+    events.subscribe_many(
+        "*", lambda es: picked.append([e.event_id for e in events.of_types(es, ["refunded"])])
+    )
+    events.dispatch_many(_lazy(kinds, built))
+    assert bought == [[1, 4]] and refunds == [3] and picked == [[3]]
+    assert sorted(built) == [1, 3, 4]  # no "viewed" event was ever made
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publishing_lazy_events_runs_in_transaction_subscribers_in_order() -> None:
+    events._subscribers.clear()  # the apps' own subscribers read events too (restored after)
+    events._in_transaction.clear()
+    built: list[int] = []
+    inside: list[int | None] = []
+    after: list[int] = []
+    events.subscribe("bought", lambda e: inside.append(e.event_id), in_transaction=True)
+    events.subscribe("refunded", lambda e: inside.append(e.event_id), in_transaction=True)
+    events.subscribe_many("*", lambda es: after.append(len(es)))
+    with transaction.atomic():
+        events.publish_many(_lazy(["refunded", "viewed", "bought", "refunded"], built))
+        assert inside == [0, 2, 3] and after == []
+    assert after == [4]
+    assert sorted(built) == [0, 2, 3]

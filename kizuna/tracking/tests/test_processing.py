@@ -297,3 +297,65 @@ def test_only_the_batches_taken_have_their_payload_read() -> None:
     in_list = re.search(r"IN \(([^)]*)\)", reading[0])
     assert in_list is not None
     assert {int(v) for v in in_list.group(1).split(",")} == {first, second}
+
+
+def test_batches_stored_as_message_objects_are_processed_as_their_rows() -> None:
+    """Inbox batches stored before the row form (a JSON array of the normalised messages,
+    times with the client's offset) are still processed, into the same events as rows."""
+    from kizuna.tracking.models import InboxBatch
+
+    jst = timezone(timedelta(hours=9))
+    source = source_create(name="Old form").source
+    received = now()
+    kinds = [
+        {"type": "identify", "traits": {"email": "old@example.com", "firstName": "花子"}},
+        {"type": "track", "event": " Viewed ", "properties": {"sku": "A-1"}},
+        {"type": "page", "name": "ホーム", "properties": {"path": "/"}},
+        {"type": "group", "groupId": "g-1", "traits": {"plan": "pro"}},
+    ]
+    stored: dict[str, dict[str, Any]] = {}
+    for form in ("rows", "objects"):
+        batch = [
+            {
+                **kind,
+                "userId": f"u-{form}",
+                "messageId": f"{form}-{i}",
+                "timestamp": (T0 + timedelta(minutes=i)).astimezone(jst).isoformat(),
+                "context": {"ip": "127.0.0.1"},
+            }
+            for i, kind in enumerate(kinds)
+        ]
+        accepted = protocol.accept({"batch": batch}, kind="batch", received_at=received)
+        payload = accepted.payload
+        if form == "objects":
+            for message, sent in zip(accepted.messages, batch, strict=True):
+                message["timestamp"] = sent["timestamp"]  # as the old accept kept it
+            payload = protocol.dumps(accepted.messages).decode()
+            assert isinstance(protocol.loads(payload)[0], dict)
+        InboxBatch.objects.create(
+            source=source, received_at=received, message_count=len(batch), payload=payload
+        )
+    assert inbox_process().events_added == 2 * len(kinds)
+    for event in Event.objects.filter(source=source.slug):
+        form, index = event.message_id.split("-")
+        stored.setdefault(index, {})[form] = {
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "received_at": event.received_at,
+            "properties": event.properties,
+            "context": {**event.context, "_segment": {**event.context["_segment"], "userId": ""}},
+        }
+    assert len(stored) == len(kinds)
+    for index, forms in stored.items():
+        assert forms["rows"] == forms["objects"], index
+        assert forms["rows"]["occurred_at"] == T0 + timedelta(minutes=int(index))
+    assert [stored[str(i)]["rows"]["type"] for i in range(4)] == [
+        "identify",
+        "Viewed",
+        "page",
+        "group",
+    ]
+    assert stored["2"]["rows"]["properties"] == {"path": "/", "name": "ホーム"}
+    # The second identify's email names the first one's customer: one person.
+    owners = set(Event.objects.filter(source=source.slug).values_list("customer", flat=True))
+    assert len(owners) == 1 and None not in owners

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -82,7 +82,7 @@ def test_batch_keeps_good_messages_and_reports_bad_ones_by_index() -> None:
     assert "future" in fields["batch[3].timestamp"]
     assert "type must be one of" in fields["batch[4].type"]
     assert "ISO 8601" in fields["batch[5].timestamp"]
-    assert json.loads(accepted.payload) == accepted.messages
+    assert json.loads(accepted.payload) == [protocol.stored_row(m) for m in accepted.messages]
 
 
 def test_single_message_errors_refuse_the_request() -> None:
@@ -115,6 +115,53 @@ def test_message_normalisation_keeps_context_times_and_null_ids() -> None:
     assert message["receivedAt"] == NOW.isoformat()
     assert message["originalTimestamp"] == (sent - timedelta(seconds=30)).isoformat()
     assert len(message["messageId"]) == 32  # drawn when the client gave none
+
+
+def test_the_inbox_stores_each_message_as_its_event_row() -> None:
+    """The web process writes a message's event row (properties and context as JSON text);
+    the worker reads those rows, and converts a payload of message objects (stored before
+    the row form) to the same rows."""
+    jst = timezone(timedelta(hours=9))
+    data = _batch(
+        {
+            "type": "page",
+            "userId": "u1",
+            "name": "ホーム",
+            "properties": {"path": "/"},
+            "context": {"ip": "1.2.3.4"},
+            "integrations": {"All": True},
+            "messageId": "m-page",
+            # No sentAt: the client's own time, with its offset, stored in UTC.
+            "timestamp": "2026-05-01T20:30:00.250000+09:00",
+        },
+        {"type": "track", "anonymousId": "a1", "event": " Viewed ", "messageId": "m-track"},
+        {"type": "identify", "userId": "u2", "traits": {"email": "b@example.com"}},
+        {"type": "alias", "userId": "u2", "previousId": "a1", "messageId": "m-alias"},
+    )
+    accepted = protocol.accept(data, kind="batch", received_at=NOW)
+    page, track, identify, alias = json.loads(accepted.payload)
+    assert page[: protocol.ROW_TIMESTAMP] == ["m-page", "page", "page", "u1", ""]
+    moment = datetime(2026, 5, 1, 20, 30, 0, 250000, tzinfo=jst)
+    assert page[protocol.ROW_TIMESTAMP] == moment.astimezone(UTC).isoformat()
+    assert page[protocol.ROW_RECEIVED_AT] == NOW.isoformat()
+    assert json.loads(page[protocol.ROW_PROPERTIES]) == {"path": "/", "name": "ホーム"}
+    assert json.loads(page[protocol.ROW_CONTEXT]) == {
+        "ip": "1.2.3.4",
+        "_segment": {
+            "originalTimestamp": "2026-05-01T20:30:00.250000+09:00",
+            "userId": "u1",
+            "integrations": {"All": True},
+        },
+    }
+    assert accepted.messages[0]["properties"] == {"path": "/"}  # the message itself unchanged
+    assert track[protocol.ROW_EVENT] == "Viewed" and track[protocol.ROW_ANONYMOUS_ID] == "a1"
+    assert json.loads(track[protocol.ROW_CONTEXT]) == {}  # nothing kept: no _segment
+    assert json.loads(identify[protocol.ROW_PROPERTIES]) == {"email": "b@example.com"}
+    assert json.loads(alias[protocol.ROW_PROPERTIES]) == {"previousId": "a1"}
+    # A payload of message objects reads as the same rows.
+    old_payload = json.dumps(accepted.messages)
+    assert protocol.stored_rows(old_payload) == json.loads(accepted.payload)
+    assert protocol.stored_rows("[]") == []
 
 
 def test_alias_needs_previous_id() -> None:
