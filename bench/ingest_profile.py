@@ -199,7 +199,7 @@ def _bare_insert(count: int, chunk: int, users: int) -> tuple[float, float]:
     for way in ("chunked", "one"):
         rows = [
             (
-                f"bare-{way}-{i}",
+                str(uuid.uuid4()),  # message ids as the processed events have them
                 "Product Viewed Bare",
                 ids[i % len(ids)],
                 "",

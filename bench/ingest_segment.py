@@ -18,7 +18,9 @@ Two phases, in this order, in the same installation (each with its own message i
 `concurrent` accepts with the worker running (accepted = until every SDK process flushed;
 processed = until nothing is pending, from the first request); `backlog` accepts with no
 worker running (accepting alone), then starts the worker and times the drain of that
-backlog (from the first processed batch; the start-up is printed too).
+backlog: from the end of the worker's set-up (Django loaded), and from its first processed
+chunk (without the consumer's start and that first chunk: the sustained processing rate).
+Ratios against the raw insert are printed for both.
 
 `--subscribers own` runs the worker with the bus's after-commit subscribers of other apps
 removed (the tracking code path alone); `all` (the default) is the installation as shipped.

@@ -359,3 +359,65 @@ def test_batches_stored_as_message_objects_are_processed_as_their_rows() -> None
     # The second identify's email names the first one's customer: one person.
     owners = set(Event.objects.filter(source=source.slug).values_list("customer", flat=True))
     assert len(owners) == 1 and None not in owners
+
+
+def _stored_id_checks(queries: Any) -> int:
+    return sum(
+        1
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT message_id FROM") and "IN (SELECT" in q["sql"]
+    )
+
+
+def test_a_chunk_of_new_messages_is_written_without_checking_its_ids_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setitem(services._dedup_first, "chunks", 0)
+    _accept(*(_track(f"n-{i}", f"u-{i}", T0) for i in range(3)))
+    with CaptureQueriesContext(connection) as queries:
+        stats = inbox_process()
+    assert (stats.events_added, stats.duplicates) == (3, 0)
+    assert _stored_id_checks(queries) == 0
+
+
+def test_a_retried_identify_in_a_chunk_written_as_new_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chunk is written as if none of its ids were stored; the insert finds the retried
+    identify stored, so all of it is undone (the old traits it had applied, the customer a
+    new message of it had created) and written again without the retry."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def identify(message_id: str, name: str) -> dict[str, Any]:
+        return {
+            "type": "identify",
+            "userId": "u-retry",
+            "traits": {"firstName": name},
+            "messageId": message_id,
+        }
+
+    _accept(identify("i-1", "花子"))
+    _accept(identify("i-2", "陽菜"))
+    inbox_process()
+    customer = Customer.objects.get(identities__value="u-retry")
+    assert customer.given_name == "陽菜"
+    monkeypatch.setitem(services._dedup_first, "chunks", 0)
+    _accept(identify("i-1", "花子"), _track("t-new", "u-new", T0))  # a retried batch and more
+    before = Customer.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        stats = inbox_process()
+    assert (stats.events_added, stats.duplicates, stats.customers_created) == (1, 1, 1)
+    assert _stored_id_checks(queries) == 1  # checked after the first try found the retry
+    customer.refresh_from_db()
+    assert customer.given_name == "陽菜"  # the retried identify's old traits: not applied
+    assert Customer.objects.count() == before + 1
+    assert Event.objects.filter(message_id__in=["i-1", "i-2", "t-new"]).count() == 3
+    assert services._dedup_first["chunks"] == services.DEDUP_FIRST_AFTER_A_RETRY
+    _accept(_track("t-next", "u-new", T0))
+    with CaptureQueriesContext(connection) as queries:
+        inbox_process()
+    assert _stored_id_checks(queries) == 1  # the next chunks: checked first
