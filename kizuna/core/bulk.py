@@ -35,12 +35,16 @@ def allocate_ids(model: type[Model], count: int) -> list[int]:
     connection = connections[router.db_for_write(model)]
     table = model._meta.db_table
     if connection.vendor == "postgresql":
+        # The sequence looked up once (MATERIALIZED: not pulled up into the series, where
+        # it was looked up and cast again for every id, 4 us each, against 0.5 for
+        # nextval), the ids as one array rather than a row each.
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) "
+                "SELECT array_agg(nextval(s.seq)) FROM s, generate_series(1, %s)",
                 [table, count],
             )
-            return [row[0] for row in cursor.fetchall()]
+            return sorted(cursor.fetchone()[0])  # drawn in order (sorted: nearly free)
     start = (model._default_manager.aggregate(top=Max("pk"))["top"] or 0) + 1
     return list(range(start, start + count))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -375,7 +375,7 @@ def _append(fresh: list[list[Any]], stats: ProcessStats, *, none_stored: bool = 
     at = now()
     writer = _writer(connection)
     write_time = writer.time
-    by_text = writer.stored
+    by_text = writer.text_bounds
     parse = datetime.fromisoformat
     loads = protocol.loads
     subjects: list[Subject] = []
@@ -425,7 +425,7 @@ def _append(fresh: list[list[Any]], stats: ProcessStats, *, none_stored: bool = 
             (event_id, m[0], m[2], customer_id, m[4], stored_at, received_at, m[9], m[7], m[8])
         )
         if customer_id is not None:
-            # SQLite: the stored texts (UTC, they sort as the times do); else the times.
+            # The written texts where they are UTC (they sort as the times do); else the times.
             bound = stored_at if by_text else parse(m[5])
             bounds = span.get(customer_id)
             if bounds is None:
@@ -480,23 +480,25 @@ class _Writer:
       writes it) as written. SQLite (stored in UTC, as Django writes it: `YYYY-MM-DD
       HH:MM:SS[.ffffff]`): the same characters with a space and without the offset (any
       other offset, in batches stored before the times were UTC, through the backend's own
-      adaptation). PostgreSQL: the text as it is, for COPY (the server parses it into the
-      same instant; several times cheaper for psycopg to write than a datetime).
-      Elsewhere: the parsed datetime.
+      adaptation). PostgreSQL: the UTC text as it is (any other offset converted), for COPY
+      (the server parses it into the same instant; several times cheaper for psycopg to
+      write than a datetime). Elsewhere: the parsed datetime.
     - `stored`: the values are the database's stored form (SQLite in UTC; properties and
-      context are JSON text everywhere): inserted as they are, and first/last seen widened
-      on the stored texts, which sort as their times do (fixed-width fields; the fraction,
-      when there is one, six digits)."""
+      context are JSON text everywhere): inserted as they are.
+    - `text_bounds`: `time` gives UTC text, and first/last seen are widened on it: such
+      texts sort as their times do (fixed-width fields; the fraction, when there is one,
+      six digits, and a time without one sorts before it: '+' < '.')."""
 
     time: Any
     stored: bool
+    text_bounds: bool
 
 
 def _writer(conn: Any) -> _Writer:
     if conn.vendor == "postgresql":
-        return _Writer(time=lambda text: text, stored=False)
+        return _Writer(time=_utc_text, stored=False, text_bounds=True)
     if conn.vendor != "sqlite" or conn.timezone_name != "UTC":
-        return _Writer(time=datetime.fromisoformat, stored=False)
+        return _Writer(time=datetime.fromisoformat, stored=False, text_bounds=False)
     adapt = conn.ops.adapt_datetimefield_value
 
     def time(text: str) -> str:
@@ -504,7 +506,15 @@ def _writer(conn: Any) -> _Writer:
             return text[:10] + " " + text[11:-6]
         return str(adapt(datetime.fromisoformat(text)))
 
-    return _Writer(time=time, stored=True)
+    return _Writer(time=time, stored=True, text_bounds=True)
+
+
+def _utc_text(text: str) -> str:
+    """ISO 8601 text in UTC, as `protocol.check_message` writes it (other offsets, in
+    batches stored before the times were UTC, converted)."""
+    if len(text) in (25, 32) and text[10] == "T" and text.endswith(_UTC_SUFFIX):
+        return text
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat()
 
 
 def _customer_of(value: str) -> int | None:

@@ -359,6 +359,32 @@ def test_batches_stored_as_message_objects_are_processed_as_their_rows() -> None
     # The second identify's email names the first one's customer: one person.
     owners = set(Event.objects.filter(source=source.slug).values_list("customer", flat=True))
     assert len(owners) == 1 and None not in owners
+    customer = Customer.objects.get(pk=owners.pop())
+    assert (customer.first_seen_at, customer.last_seen_at) == (T0, T0 + timedelta(minutes=3))
+
+
+def test_first_and_last_seen_of_old_form_times_with_another_offset_are_right() -> None:
+    """First/last seen are widened on the times' UTC text: an old-form batch's JST time
+    is converted first (as given, 20:00+09:00, an hour before T0, sorts after T0's
+    12:00+00:00 and would be taken for the later one)."""
+    from kizuna.tracking.models import InboxBatch
+
+    jst = timezone(timedelta(hours=9))
+    source = source_create(name="Mixed offsets").source
+    received = now()
+    _accept(_track("new-1", "u-mixed", T0))
+    old = protocol.accept(
+        {"batch": [_track("old-1", "u-mixed", T0 - timedelta(hours=1))]},
+        kind="batch",
+        received_at=received,
+    ).messages
+    old[0]["timestamp"] = (T0 - timedelta(hours=1)).astimezone(jst).isoformat()
+    InboxBatch.objects.create(
+        source=source, received_at=received, message_count=1, payload=protocol.dumps(old).decode()
+    )
+    assert inbox_process().events_added == 2
+    customer = Customer.objects.get(identities__kind="external", identities__value="u-mixed")
+    assert (customer.first_seen_at, customer.last_seen_at) == (T0 - timedelta(hours=1), T0)
 
 
 def _stored_id_checks(queries: Any) -> int:
