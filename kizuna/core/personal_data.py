@@ -145,8 +145,8 @@ def row_dict(obj: Any, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
     skip = set(exclude)
     out: dict[str, Any] = {}
     for field in obj._meta.concrete_fields:
-        if field.name in skip or field.attname in skip:
-            continue
+        if field.name in skip or field.attname in skip or field.generated:
+            continue  # (generated: derived by the database from the other fields)
         value = getattr(obj, field.attname)
         if isinstance(value, datetime.datetime | datetime.date | datetime.time):
             value = value.isoformat()

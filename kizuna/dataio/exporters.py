@@ -115,6 +115,7 @@ def customer_data_export(customer: Customer) -> dict[str, Any]:
             if not isinstance(getattr(customer, f.attname), dict)
             else getattr(customer, f.attname)
             for f in Customer._meta.concrete_fields
+            if not f.generated  # derived by the database from the fields given
         },
         "identities": _rows(
             Identity.objects.filter(customer=customer).order_by("pk"),

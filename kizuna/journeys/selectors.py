@@ -14,6 +14,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from kizuna.core.errors import NotFound
 from kizuna.core.timeutil import JST, now
 from kizuna.customers.models import Customer, Event
+from kizuna.customers.selectors import last_seen_between
 from kizuna.journeys import graph as g
 from kizuna.journeys.choices import OPEN_STATES, EnrolmentState
 from kizuna.journeys.models import Enrolment, Journey, StepExecution
@@ -235,7 +236,7 @@ def _entrants(
     elif kind == "inactivity":
         days = timedelta(days=int(trigger["days"]))
         lapsed = Customer.objects.filter(
-            merged_into__isnull=True, last_seen_at__gte=since - days, last_seen_at__lt=until - days
+            last_seen_between(since - days, until - days), merged_into__isnull=True
         ).values_list("pk", "last_seen_at")
         found.extend((cid, seen_at + days, {}) for cid, seen_at in lapsed if seen_at)
     return found[:SIMULATION_LIMIT]

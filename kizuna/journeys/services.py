@@ -31,6 +31,7 @@ from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
 from kizuna.core.timeutil import JST, now
 from kizuna.customers.models import Customer, Event
+from kizuna.customers.selectors import last_seen_between
 from kizuna.journeys import graph as g
 from kizuna.journeys import registry
 from kizuna.journeys.choices import OPEN_STATES, EnrolmentState, JourneyStatus
@@ -659,9 +660,9 @@ def journeys_daily_triggers(*, at: datetime | None = None) -> dict[int, int]:
             ref = f"{day.year}"
         elif kind == "inactivity":
             edge = at - timedelta(days=int(trigger["days"]))
-            rows = customers.filter(
-                last_seen_at__lt=edge, last_seen_at__gte=edge - timedelta(days=7)
-            ).values_list("pk", "last_seen_at")
+            rows = customers.filter(last_seen_between(edge - timedelta(days=7), edge)).values_list(
+                "pk", "last_seen_at"
+            )
             entered[journey.pk] = enrol_many(
                 journey=journey,
                 entrants=[
