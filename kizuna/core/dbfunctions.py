@@ -21,5 +21,7 @@ class UTCDate(models.Func):
         )
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # Django stores aware datetimes on SQLite as UTC text, 'YYYY-MM-DD HH:MM:SS[.f]'.
-        return self.as_sql(compiler, connection, template="substr(%(expressions)s, 1, 10)", **extra)
+        # Django stores aware datetimes on SQLite as UTC text, 'YYYY-MM-DD HH:MM:SS[.f]';
+        # date() of it is deterministic. (Not substr(x, 1, 10): Django's SQLite
+        # introspection splits the table's DDL at ", " and fails on the column.)
+        return self.as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
