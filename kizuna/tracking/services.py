@@ -502,17 +502,23 @@ def _writer(conn: Any) -> _Writer:
     adapt = conn.ops.adapt_datetimefield_value
 
     def time(text: str) -> str:
-        if len(text) in (25, 32) and text[10] == "T" and text.endswith(_UTC_SUFFIX):
+        if _is_utc_text(text):
             return text[:10] + " " + text[11:-6]
         return str(adapt(datetime.fromisoformat(text)))
 
     return _Writer(time=time, stored=True, text_bounds=True)
 
 
+def _is_utc_text(text: str) -> bool:
+    """Whether a message's time is the text `protocol.check_message` writes: UTC's
+    `isoformat()`, with or without a fraction of six digits."""
+    return len(text) in (25, 32) and text[10] == "T" and text.endswith(_UTC_SUFFIX)
+
+
 def _utc_text(text: str) -> str:
     """ISO 8601 text in UTC, as `protocol.check_message` writes it (other offsets, in
     batches stored before the times were UTC, converted)."""
-    if len(text) in (25, 32) and text[10] == "T" and text.endswith(_UTC_SUFFIX):
+    if _is_utc_text(text):
         return text
     return datetime.fromisoformat(text).astimezone(UTC).isoformat()
 
