@@ -53,7 +53,6 @@ def _setup(db: str, data_dir: str, url: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import gc
 
     from django.db import connection
 
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> None:
         services.inbox_accept(source_id=source.id, received_at=received, accepted=accepted)
     # Warm-up: the first chunk creates the users' customers and identities.
     services.inbox_process(max_messages=args.chunk)
-    gc.freeze()  # as the worker does once loaded (kizuna.tracking.tasks)
+    tasks.freeze_loaded_objects()  # as the worker does once loaded
     backend = None
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
