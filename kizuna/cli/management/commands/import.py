@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kizuna.core.memory import settle_loaded_objects
 from kizuna.dataio.importers import run_import
 from kizuna.dataio.mapping import parse_mapping
 
@@ -41,6 +42,8 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(_("No such file: %(p)s") % {"p": path})
+        # A file's rows are read and written in batches of thousands of objects each.
+        settle_loaded_objects()
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
