@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kizuna.cli import processes
+from kizuna.core.memory import settle_loaded_objects
 from kizuna.core.timeutil import now
 from kizuna.demo import business, load
 from kizuna.demo.generate import generate
@@ -95,6 +96,8 @@ class Command(BaseCommand):
                         "refusing to mix them. Use another KIZUNA_DATA_DIR, or --reset to wipe it."
                     )
                 )
+            # Hundreds of thousands of rows are built in batches of thousands of objects.
+            settle_loaded_objects()
             timings.update(self._load(console, options["customers"], options["seed"]))
 
         password = load.demo_password(data_dir)
