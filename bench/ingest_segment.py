@@ -20,7 +20,9 @@ processed = until nothing is pending, from the first request); `backlog` accepts
 worker running (accepting alone), then starts the worker and times the drain of that
 backlog: from the end of the worker's set-up (Django loaded), and from its first processed
 chunk (without the consumer's start and that first chunk: the sustained processing rate).
-Ratios against the raw insert are printed for both.
+Ratios against the raw insert are printed for both. A phase may be named more than once
+(`--phases concurrent,concurrent`: the second runs with the users' customers existing);
+each run sends message ids of its own.
 
 `--subscribers own` runs the worker with the bus's after-commit subscribers of other apps
 removed (the tracking code path alone); `all` (the default) is the installation as shipped.
@@ -377,6 +379,7 @@ def main() -> None:
         f"SDK processes: {args.clients}, chunk: {args.chunk}"
     ]
     rates: dict[str, float] = {}
+    lost: list[str] = []  # phases with an event lost or duplicated, or an SDK error
     try:
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
         key = (
@@ -407,20 +410,22 @@ def main() -> None:
         )
         wait_serving(port)  # web CPU is counted from here (the app loaded)
         pending, conn = pending_counter(args, env, work)
-        for phase in phases:
+        for number, phase in enumerate(phases):
+            # A phase named again gets message ids of its own (the same would be retries).
+            tag = phase if phases.index(phase) == number else f"{phase}{number}"
             web_cpu0, pg_cpu0 = cpu_seconds(web.pid), pg_cpu()
             if phase == "concurrent":
                 worker = start_worker()
                 ready = worker_ready()
                 time.sleep(1)
-                sent = send_all(args, key, port, phase)
+                sent = send_all(args, key, port, tag)
                 drained, _first, _left = wait_drained(pending, n)
                 steady = None
                 accepted_s = float(sent["seconds"])  # type: ignore[arg-type]
                 processed_s = drained - float(sent["started"])  # type: ignore[arg-type]
                 label = "processed into timelines (worker running while accepting)"
             else:
-                sent = send_all(args, key, port, phase)  # no worker: accepting alone
+                sent = send_all(args, key, port, tag)  # no worker: accepting alone
                 accepted_s = float(sent["seconds"])  # type: ignore[arg-type]
                 worker = start_worker()
                 ready = worker_ready()  # Django set up; the consumer starts and drains
@@ -434,13 +439,17 @@ def main() -> None:
             web_cpu, server_cpu = cpu_seconds(web.pid) - web_cpu0, pg_cpu() - pg_cpu0
             stop(worker)
             worker = None
-            done, distinct = stored(env, phase)
+            done, distinct = stored(env, tag)
             failures = sent["failures"]
-            rates[phase] = n / processed_s
+            if done != n or distinct != n or failures:
+                lost.append(
+                    f"{tag}: {done:,} stored, {distinct:,} distinct of {n:,}, {len(failures)} SDK errors"
+                )  # type: ignore[arg-type]
+            rates[tag] = n / processed_s
             if steady:
-                rates[f"{phase}, after its first chunk"] = steady
+                rates[f"{tag}, after its first chunk"] = steady
             lines += [
-                f"-- phase {phase}",
+                f"-- phase {tag}",
                 f"accepted (SDK flushed, all 200): {accepted_s:.1f} s = {n / accepted_s:,.0f} events/s",
                 f"{label}: {processed_s:.1f} s = {n / processed_s:,.0f} events/s"
                 + (f"; after its first chunk {steady:,.0f} events/s" if steady else ""),
@@ -475,6 +484,8 @@ def main() -> None:
                 ratios += f", {rate / (n / raw['copy']):.2f} against COPY"
             lines.append(f"ratio processed / raw ({phase}): {ratios}")
         print("\n".join(lines))
+        if lost:
+            raise SystemExit("loss, duplicates or SDK errors: " + "; ".join(lost))
     finally:
         for proc in (web, worker):
             if proc is not None:
