@@ -17,12 +17,12 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest_segment import KIZUNA, sql, start_postgres
+from workdirs import bench_workdir  # bench/workdirs.py
 
 FAMILY = ["山田", "佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "中村", "小林", "加藤"]
 GIVEN = ["花子", "太郎", "陽菜", "蓮", "結衣", "大翔", "美咲", "悠真", "葵", "湊"]
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="kz-bench-import-"))
+    work = bench_workdir("kz-bench-import-")
     os.chmod(work, 0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
     env.update(

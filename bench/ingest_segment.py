@@ -39,9 +39,10 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from workdirs import bench_workdir  # bench/workdirs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -323,7 +324,7 @@ def main() -> None:
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if not phases or set(phases) - {"concurrent", "backlog"}:
         parser.error("--phases: concurrent and/or backlog")
-    work = Path(tempfile.mkdtemp(prefix="kz-bench-ingest-"))
+    work = bench_workdir("kz-bench-ingest-")
     os.chmod(work, 0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
     env.update(

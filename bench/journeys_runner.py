@@ -21,12 +21,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 from support import postgres_executor  # bench/support.py
+from workdirs import bench_workdir  # bench/workdirs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--wait", default="20s")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-journeys-"))
+    workdir = bench_workdir("kz-bench-journeys-")
     executor = postgres_executor(workdir, settings="-c shared_buffers=256MB")
     executor.start()
     try:

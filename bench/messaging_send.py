@@ -25,12 +25,12 @@ import smtplib
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from support import SmtpCounter, free_port  # bench/support.py
+from workdirs import bench_workdir  # bench/workdirs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -131,7 +131,7 @@ def main() -> None:
     handler = SmtpCounter()
     server = Controller(handler, hostname="127.0.0.1", port=free_port())
     server.start()
-    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-msg-"))
+    workdir = bench_workdir("kz-bench-msg-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
     env.update(
         KIZUNA_DATA_DIR=str(workdir),

@@ -46,6 +46,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from messaging_send import PRERENDER, SETUP, session_cpu  # bench/messaging_send.py
 from support import free_port, postgres_executor  # bench/support.py
+from workdirs import bench_workdir  # bench/workdirs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -209,7 +210,7 @@ def main() -> None:
     parser.add_argument("--send-concurrency", type=int, default=1, help="threads per worker")
     parser.add_argument("--send-group", type=int, default=20, help="deliveries per claim")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-lanes-"))
+    workdir = bench_workdir("kz-bench-lanes-")
     with backends(workdir, args.db, args.queue) as (extra, count):
         run(args, workdir, extra, count)
 

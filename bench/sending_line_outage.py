@@ -29,7 +29,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -42,6 +41,7 @@ from aiosmtpd.controller import Controller
 from messaging_send import SETUP  # bench/messaging_send.py
 from sending_lanes import backends  # bench/sending_lanes.py
 from support import free_port  # bench/support.py
+from workdirs import bench_workdir  # bench/workdirs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--queue", choices=["sqlite", "redis"], default="sqlite")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-outage-"))
+    workdir = bench_workdir("kz-bench-outage-")
     smtp = Stamping()
     mail = Controller(smtp, hostname="127.0.0.1", port=free_port())
     mail.start()

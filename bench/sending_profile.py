@@ -26,7 +26,6 @@ import pstats
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from messaging_send import SETUP  # bench/messaging_send.py
 from sending_lanes import backends  # bench/sending_lanes.py
 from support import free_port  # bench/support.py
+from workdirs import bench_workdir  # bench/workdirs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 KIZUNA = [sys.executable, "-m", "kizuna"]
@@ -104,7 +104,7 @@ def main() -> None:
         "--pragma", action="append", default=[], help="SQLite PRAGMA per connection"
     )
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="kz-bench-prof-"))
+    workdir = bench_workdir("kz-bench-prof-")
     port = free_port()
     sink = subprocess.Popen(
         [sys.executable, "-c", SINK, str(port), str(Path(__file__).resolve().parent)],
