@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,7 +36,7 @@ from kizuna.core import events as bus
 from kizuna.core.audit import acting_as
 from kizuna.core.money import DEFAULT_CURRENCY
 from kizuna.core.runs import claim_run
-from kizuna.core.timeutil import now
+from kizuna.core.timeutil import business_zone, now
 from kizuna.customers.bulk import EventRow, events_insert
 from kizuna.customers.models import Event
 
@@ -56,10 +55,6 @@ def default_parameters() -> Parameters:
         annual_discount_rate=getattr(settings, "KIZUNA_CLV_DISCOUNT_RATE", 0.10),
         at_risk_threshold=getattr(settings, "KIZUNA_AT_RISK_THRESHOLD", 0.5),
     )
-
-
-def business_zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
 
 
 def _check_parameters(parameters: Parameters) -> None:
