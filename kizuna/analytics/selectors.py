@@ -22,11 +22,11 @@ from kizuna.analytics.models import (
     Segment,
 )
 from kizuna.analytics.scoring import kpis
-from kizuna.analytics.services import RATE_KPIS, business_zone
+from kizuna.analytics.services import RATE_KPIS
 from kizuna.commerce.models import Order
 from kizuna.core.errors import NotFound
 from kizuna.core.money import DEFAULT_CURRENCY
-from kizuna.core.timeutil import now
+from kizuna.core.timeutil import business_zone, now
 from kizuna.customers.models import Customer
 from kizuna.loyalty.models import LedgerEntry, Programme
 

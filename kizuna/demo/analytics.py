@@ -8,8 +8,7 @@ from datetime import date, datetime, timedelta
 
 from kizuna.analytics import services
 from kizuna.analytics.models import Kpi, RunTrigger, ScoringRun
-from kizuna.analytics.services import business_zone
-from kizuna.core.timeutil import now
+from kizuna.core.timeutil import business_zone, now
 
 PAST_RUNS = 1
 

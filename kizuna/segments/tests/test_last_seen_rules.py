@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from kizuna.core.timeutil import local_date, now
+from kizuna.core.timeutil import JST, local_date, now
 from kizuna.customers.models import Customer
 from kizuna.customers.services import customer_create
 from kizuna.segments.selectors import rules_preview
-
-JST = ZoneInfo("Asia/Tokyo")
 
 
 def _start(day: date) -> datetime:
