@@ -53,7 +53,6 @@ def _setup(db: str, data_dir: str, url: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-
     from django.db import connection
 
     from kizuna.core import events as bus

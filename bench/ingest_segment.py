@@ -441,11 +441,12 @@ def main() -> None:
             stop(worker)
             worker = None
             done, distinct = stored(env, tag)
-            failures = sent["failures"]
+            failures = list(sent["failures"])  # type: ignore[call-overload]
             if done != n or distinct != n or failures:
+                errors = len(failures)
                 lost.append(
-                    f"{tag}: {done:,} stored, {distinct:,} distinct of {n:,}, {len(failures)} SDK errors"
-                )  # type: ignore[arg-type]
+                    f"{tag}: {done:,} stored, {distinct:,} distinct of {n:,}, {errors} SDK errors"
+                )
             rates[tag] = n / processed_s
             if steady:
                 rates[f"{tag}, after its first chunk"] = steady
@@ -454,7 +455,7 @@ def main() -> None:
                 f"accepted (SDK flushed, all 200): {accepted_s:.1f} s = {n / accepted_s:,.0f} events/s",
                 f"{label}: {processed_s:.1f} s = {n / processed_s:,.0f} events/s"
                 + (f"; after its first chunk {steady:,.0f} events/s" if steady else ""),
-                f"stored {done:,}, distinct message ids {distinct:,}, SDK errors {len(failures)}",  # type: ignore[arg-type]
+                f"stored {done:,}, distinct message ids {distinct:,}, SDK errors {len(failures)}",
                 f"CPU seconds per 1,000 events: SDK clients {1000 * float(sent['cpu']) / n:.3f}, "  # type: ignore[arg-type]
                 f"gunicorn {1000 * web_cpu / n:.3f}, worker {1000 * worker_cpu / n:.3f}"
                 + (f", PostgreSQL server {1000 * server_cpu / n:.3f}" if executor else ""),
