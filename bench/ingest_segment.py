@@ -54,7 +54,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_postgres(workdir: Path):  # type: ignore[no-untyped-def]
+def start_postgres(workdir: Path, statements: bool = False):  # type: ignore[no-untyped-def]
     try:
         from pytest_postgresql.executors.proc import PostgreSQLExecutor
     except ImportError:  # pytest-postgresql before 7
@@ -72,7 +72,9 @@ def start_postgres(workdir: Path):  # type: ignore[no-untyped-def]
         datadir=str(workdir / "pg"),
         unixsocketdir=str(workdir),
         logfile=str(workdir / "pg.log"),
-        startparams="-w -o '-c fsync=on -c synchronous_commit=on'",
+        startparams="-w -o '-c fsync=on -c synchronous_commit=on"
+        + (" -c shared_preload_libraries=pg_stat_statements" if statements else "")
+        + "'",
         postgres_options="",
     )
     executor.start()
@@ -92,7 +94,33 @@ def start_postgres(workdir: Path):  # type: ignore[no-untyped-def]
         check=True,
         capture_output=True,
     )
+    if statements:
+        subprocess.run(
+            [
+                "psql",
+                *("-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "kizuna"),
+                "-c",
+                "CREATE EXTENSION pg_stat_statements",
+            ],
+            check=True,
+            capture_output=True,
+        )
     return executor, f"postgresql://postgres@127.0.0.1:{port}/kizuna"
+
+
+def top_statements(conn, limit: int, events: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The server's statements by total execution time since the last reset (µs per event),
+    then a reset: where PostgreSQL's share of a phase goes (`--pg-statements`)."""
+    rows = conn.execute(
+        "SELECT total_exec_time, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 110)"
+        " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %s",
+        (limit,),
+    ).fetchall()
+    conn.execute("SELECT pg_stat_statements_reset()")
+    return [
+        f"  {1000 * ms / events:7.2f} µs/event  {calls:>7,} calls {nrows:>9,} rows  {query}"
+        for ms, calls, nrows, query in rows
+    ]
 
 
 def sql(env: dict[str, str], code: str) -> str:
@@ -315,6 +343,13 @@ def main() -> None:
         "--chunk", type=int, default=10_000, help="messages per processing transaction"
     )
     parser.add_argument(
+        "--pg-statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="PostgreSQL: print each phase's N statements taking the most server time",
+    )
+    parser.add_argument(
         "--phases",
         default="concurrent,backlog",
         help="concurrent: accept with the worker running (accepted and processed); "
@@ -336,7 +371,7 @@ def main() -> None:
     )
     executor = None
     if args.db == "postgresql":
-        executor, url = start_postgres(work)
+        executor, url = start_postgres(work, statements=args.pg_statements > 0)
         env["KIZUNA_DATABASE_URL"] = url
     web: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -411,6 +446,8 @@ def main() -> None:
         )
         wait_serving(port)  # web CPU is counted from here (the app loaded)
         pending, conn = pending_counter(args, env, work)
+        if executor is not None and args.pg_statements:
+            top_statements(conn, 0, 1)  # the reset: migrations and set-up left out
         for number, phase in enumerate(phases):
             # A phase named again gets message ids of its own (the same would be retries).
             tag = phase if phases.index(phase) == number else f"{phase}{number}"
@@ -460,6 +497,9 @@ def main() -> None:
                 f"gunicorn {1000 * web_cpu / n:.3f}, worker {1000 * worker_cpu / n:.3f}"
                 + (f", PostgreSQL server {1000 * server_cpu / n:.3f}" if executor else ""),
             ]
+            if executor is not None and args.pg_statements:
+                lines.append("server time by statement:")
+                lines += top_statements(conn, args.pg_statements, n)
         conn.close()
         stop(web)
         web = None

@@ -260,9 +260,10 @@ def _publish_at_risk(run: ScoringRun, crossed: list[int], scores: Any, threshold
             )
         )
     events_insert(rows)
-    stored = Event.objects.filter(type=AT_RISK_EVENT, message_id__startswith=prefix).values_list(
-        "pk", "customer_id", "properties"
-    )
+    # The run's events share their time: the (type, occurred_at) index finds them.
+    stored = Event.objects.filter(
+        type=AT_RISK_EVENT, occurred_at=at, message_id__startswith=prefix
+    ).values_list("pk", "customer_id", "properties")
     for event_id, customer_id, properties in stored.iterator(chunk_size=2000):
         bus.publish(
             bus.DomainEvent(
