@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from kizuna.analytics.scoring import rfm
+from kizuna.analytics.scoring import rfm_names as rfm
 from kizuna.core.money import CURRENCY_CHOICES, DEFAULT_CURRENCY
 from kizuna.core.runs import BackgroundRun
 from kizuna.core.runs import RunTrigger as RunTrigger  # re-exported: the app's run triggers

@@ -17,7 +17,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from kizuna.analytics.models import Kpi, Segment
-from kizuna.analytics.scoring import rfm
+from kizuna.analytics.scoring import rfm_names as rfm
 
 FONT = "-apple-system, 'Hiragino Sans', 'Noto Sans JP', 'Segoe UI', sans-serif"
 ACCENT = "#8a3b12"

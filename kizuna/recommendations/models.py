@@ -18,14 +18,14 @@ from django.utils.translation import gettext_lazy as _
 from kizuna.catalog.models import Category, Product
 from kizuna.core.runs import BackgroundRun
 from kizuna.core.runs import RunTrigger as RunTrigger  # re-exported: the app's run triggers
-from kizuna.recommendations.engine import models as engine
+from kizuna.recommendations.engine import kinds
 
 
 class Kind(models.TextChoices):
-    ALS = engine.ALS, _("ALS (matrix factorisation)")
-    BPR = engine.BPR, _("BPR (matrix factorisation)")
-    COOCCURRENCE = engine.COOCCURRENCE, _("Frequently bought together")
-    POPULARITY = engine.POPULARITY, _("Popularity")
+    ALS = kinds.ALS, _("ALS (matrix factorisation)")
+    BPR = kinds.BPR, _("BPR (matrix factorisation)")
+    COOCCURRENCE = kinds.COOCCURRENCE, _("Frequently bought together")
+    POPULARITY = kinds.POPULARITY, _("Popularity")
 
 
 class RunStatus(models.TextChoices):

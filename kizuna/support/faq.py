@@ -26,14 +26,16 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Max
-from rank_bm25 import BM25Okapi
 
 from kizuna.core.text import detect_language, tokenize
 from kizuna.support import conf
 from kizuna.support.models import FaqArticle
+
+if TYPE_CHECKING:  # rank_bm25 loads NumPy: imported when an index is built, not at set-up
+    from rank_bm25 import BM25Okapi
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ def _index(locale: str) -> _Index:
         .values("id", "key", "locale", "title", "body", "tags")
     ]
     corpus = [document_tokens(r["title"], r["tags"] or [], r["body"], locale) for r in rows]
+    from rank_bm25 import BM25Okapi
+
     bm25 = BM25Okapi(corpus) if rows and any(corpus) else None
     index = _Index(stamp=stamp, articles=rows, bm25=bm25)
     with _lock:

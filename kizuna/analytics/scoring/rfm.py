@@ -20,41 +20,20 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-CHAMPIONS = "champions"
-LOYAL = "loyal"
-POTENTIAL = "potential_loyalists"
-NEW = "new"
-PROMISING = "promising"
-NEED_ATTENTION = "need_attention"
-ABOUT_TO_SLEEP = "about_to_sleep"
-AT_RISK = "at_risk"
-CANNOT_LOSE = "cannot_lose_them"
-HIBERNATING = "hibernating"
-LOST = "lost"
+from kizuna.analytics.scoring.rfm_names import ABOUT_TO_SLEEP as ABOUT_TO_SLEEP
+from kizuna.analytics.scoring.rfm_names import AT_RISK as AT_RISK
+from kizuna.analytics.scoring.rfm_names import CANNOT_LOSE as CANNOT_LOSE
+from kizuna.analytics.scoring.rfm_names import CHAMPIONS as CHAMPIONS
+from kizuna.analytics.scoring.rfm_names import GRID as GRID
+from kizuna.analytics.scoring.rfm_names import HIBERNATING as HIBERNATING
+from kizuna.analytics.scoring.rfm_names import LOST as LOST
+from kizuna.analytics.scoring.rfm_names import LOYAL as LOYAL
+from kizuna.analytics.scoring.rfm_names import NEED_ATTENTION as NEED_ATTENTION
+from kizuna.analytics.scoring.rfm_names import NEW as NEW
+from kizuna.analytics.scoring.rfm_names import POTENTIAL as POTENTIAL
+from kizuna.analytics.scoring.rfm_names import PROMISING as PROMISING
+from kizuna.analytics.scoring.rfm_names import SEGMENTS as SEGMENTS
 
-# In display order: best relationships first.
-SEGMENTS = (
-    CHAMPIONS,
-    LOYAL,
-    POTENTIAL,
-    NEW,
-    PROMISING,
-    NEED_ATTENTION,
-    ABOUT_TO_SLEEP,
-    AT_RISK,
-    CANNOT_LOSE,
-    HIBERNATING,
-    LOST,
-)
-
-# GRID[R - 1][F - 1]
-GRID: tuple[tuple[str, ...], ...] = (
-    (LOST, HIBERNATING, AT_RISK, AT_RISK, CANNOT_LOSE),  # R = 1
-    (HIBERNATING, HIBERNATING, AT_RISK, AT_RISK, CANNOT_LOSE),  # R = 2
-    (ABOUT_TO_SLEEP, ABOUT_TO_SLEEP, NEED_ATTENTION, LOYAL, LOYAL),  # R = 3
-    (PROMISING, POTENTIAL, POTENTIAL, LOYAL, LOYAL),  # R = 4
-    (NEW, POTENTIAL, POTENTIAL, CHAMPIONS, CHAMPIONS),  # R = 5
-)
 _GRID_CODES = np.array([[SEGMENTS.index(name) for name in row] for row in GRID], dtype=np.int8)
 
 

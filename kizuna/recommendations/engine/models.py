@@ -13,10 +13,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from kizuna.recommendations.engine import training
+from kizuna.recommendations.engine.kinds import ALS as ALS
+from kizuna.recommendations.engine.kinds import BPR as BPR
+from kizuna.recommendations.engine.kinds import COOCCURRENCE as COOCCURRENCE
+from kizuna.recommendations.engine.kinds import KINDS as KINDS
+from kizuna.recommendations.engine.kinds import POPULARITY as POPULARITY
 from kizuna.recommendations.engine.matrix import Matrix, _index_of
-
-ALS, BPR, COOCCURRENCE, POPULARITY = "als", "bpr", "cooccurrence", "popularity"
-KINDS = (ALS, BPR, COOCCURRENCE, POPULARITY)
 
 
 @dataclass
