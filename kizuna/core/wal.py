@@ -107,3 +107,26 @@ def checkpoints_beside(alias: str) -> Iterator[Checkpointer | _Nothing]:
         if connection.connection is not None:  # not closed meanwhile (a new one has the default)
             with connection.cursor() as cursor:
                 cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+
+
+@contextmanager
+def durable_commits(alias: str) -> Iterator[None]:
+    """While open, a commit on database `alias` (SQLite) is on disk when it returns
+    (`synchronous=FULL`: the log is synced at each commit). The default here, NORMAL, can
+    lose the last commits on power loss (not on a crash of the process). Elsewhere, and
+    inside a transaction (where SQLite refuses the change), nothing changes."""
+    connection: Any = connections[alias]
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        level = int(cursor.fetchone()[0])
+        cursor.execute("PRAGMA synchronous=FULL")
+    try:
+        yield
+    finally:
+        if connection.connection is not None and not connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA synchronous={level}")

@@ -97,7 +97,7 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict[str, Any]:
+def _database(url: str, *, synchronous: str = "NORMAL") -> dict[str, Any]:
     db: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
     if db["ENGINE"] == "django.db.backends.sqlite3":
         Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,8 @@ def _database(url: str) -> dict[str, Any]:
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
             "init_command": (
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                f"PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; "
+                "PRAGMA foreign_keys=ON; "
                 "PRAGMA cache_size=-65536;"
             ),
         }
@@ -121,7 +122,9 @@ DATABASES = {"default": _database(CONFIG.database_url)}
 if CONFIG.tracking_inbox_url:
     # The tracking inbox (accepted /v1/ requests) in a SQLite file of its own: accepting
     # never waits for the worker's write lock on the main database (docs/ingestion.md).
-    DATABASES["inbox"] = _database(CONFIG.tracking_inbox_url)
+    # FULL: an accepted batch is on disk before the 200 (NORMAL can lose the last commits on
+    # power loss), as PostgreSQL's synchronous_commit keeps it; about 0.6 ms per request.
+    DATABASES["inbox"] = _database(CONFIG.tracking_inbox_url, synchronous="FULL")
 DATABASE_ROUTERS = ["kizuna.tracking.routers.InboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from kizuna.core import ids
 from kizuna.core.audit import acting_as
 from kizuna.core.bulk import allocate_ids, batched, table_copy, table_insert
 from kizuna.core.timeutil import now
+from kizuna.core.wal import durable_commits
 from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
 from kizuna.customers.choices import IdentityKind
 from kizuna.customers.identity_resolution import Subject, subjects_resolve
@@ -276,7 +278,10 @@ def inbox_process(
     inbox = inbox or router.db_for_write(InboxBatch)
     main = router.db_for_write(Event)
     stats = ProcessStats()
-    with transaction.atomic(using=main):
+    # With the inbox elsewhere, the batches are marked after the commit: that commit must
+    # be on disk first, or a power loss could keep the marks and lose the events.
+    durable = durable_commits(main) if inbox != main else nullcontext()
+    with durable, transaction.atomic(using=main):
         pending = _pending(limit, inbox, skip)
         if not pending:
             return stats

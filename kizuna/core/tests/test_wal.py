@@ -41,3 +41,25 @@ def test_the_log_is_copied_back_by_the_thread_and_the_default_given_back() -> No
     busy, log_frames, copied = checkpoints.last_result
     assert busy == 0 and log_frames > 0 and copied == log_frames  # the whole log copied back
     assert _autocheckpoint() == wal.AUTOCHECKPOINT_PAGES
+
+
+def _synchronous() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_durable_commits_sync_each_commit_and_give_the_level_back() -> None:
+    if connection.vendor != "sqlite":  # nothing to change on PostgreSQL
+        with wal.durable_commits("default"):
+            WorkerHeartbeat.objects.create(worker="w", seen_at=now())
+        assert WorkerHeartbeat.objects.count() == 1
+        return
+    assert _synchronous() == 1  # NORMAL, the setting's
+    with wal.durable_commits("default"):
+        assert _synchronous() == 2  # FULL
+        WorkerHeartbeat.objects.create(worker="w", seen_at=now())
+    assert _synchronous() == 1
+    with transaction.atomic(), wal.durable_commits("default"):  # SQLite refuses it in one
+        assert _synchronous() == 1
