@@ -14,6 +14,7 @@ Other connections keep their automatic checkpoints; on PostgreSQL this does noth
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -109,24 +110,22 @@ def checkpoints_beside(alias: str) -> Iterator[Checkpointer | _Nothing]:
                 cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
 
 
-@contextmanager
-def durable_commits(alias: str) -> Iterator[None]:
-    """While open, a commit on database `alias` (SQLite) is on disk when it returns
-    (`synchronous=FULL`: the log is synced at each commit). The default here, NORMAL, can
-    lose the last commits on power loss (not on a crash of the process). Elsewhere, and
-    inside a transaction (where SQLite refuses the change), nothing changes."""
+def sync_to_disk(alias: str) -> None:
+    """Database `alias` (SQLite) on disk up to its last commit: its log and its file synced
+    (`fsync`), from any thread. With `synchronous=NORMAL` a commit is in the operating
+    system's cache until a checkpoint syncs it; a checkpoint that moved frames back into the
+    file syncs the file before the log is reused. Elsewhere (PostgreSQL commits synced, an
+    in-memory database) nothing to do."""
     connection: Any = connections[alias]
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        yield
+    path = str(connection.settings_dict["NAME"])
+    if connection.vendor != "sqlite" or connection.is_in_memory_db() or path.startswith("file:"):
         return
-    connection.ensure_connection()
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous")
-        level = int(cursor.fetchone()[0])
-        cursor.execute("PRAGMA synchronous=FULL")
-    try:
-        yield
-    finally:
-        if connection.connection is not None and not connection.in_atomic_block:
-            with connection.cursor() as cursor:
-                cursor.execute(f"PRAGMA synchronous={level}")
+    for name in (f"{path}-wal", path):
+        try:
+            descriptor = os.open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

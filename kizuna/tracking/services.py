@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from kizuna.core import ids
 from kizuna.core.audit import acting_as
 from kizuna.core.bulk import allocate_ids, batched, table_copy, table_insert
 from kizuna.core.timeutil import now
-from kizuna.core.wal import durable_commits
+from kizuna.core.wal import sync_to_disk
 from kizuna.customers.bulk import EVENT_FIELDS, customers_seen_widen
 from kizuna.customers.choices import IdentityKind
 from kizuna.customers.identity_resolution import Subject, subjects_resolve
@@ -273,15 +272,13 @@ def inbox_process(
     `skip`: batches left out (processed, being marked by this process's drains). `mark`: with
     the inbox in a database of its own, called with the processed batches' ids once the
     transaction commits, instead of marking them here (the drain marks them on a thread of
-    its own: on SQLite marking rewrites each batch's row, payload and all)."""
+    its own: on SQLite marking rewrites each batch's row, payload and all); it syncs the
+    main database to disk before it marks (`core.wal.sync_to_disk`), as this does."""
     limit = max_messages or int(getattr(settings, "TRACKING_PROCESS_CHUNK", DEFAULT_CHUNK))
     inbox = inbox or router.db_for_write(InboxBatch)
     main = router.db_for_write(Event)
     stats = ProcessStats()
-    # With the inbox elsewhere, the batches are marked after the commit: that commit must
-    # be on disk first, or a power loss could keep the marks and lose the events.
-    durable = durable_commits(main) if inbox != main else nullcontext()
-    with durable, transaction.atomic(using=main):
+    with transaction.atomic(using=main):
         pending = _pending(limit, inbox, skip)
         if not pending:
             return stats
@@ -310,6 +307,9 @@ def inbox_process(
             inbox_mark_processed(done, inbox=inbox)
     if inbox != main:
         if mark is None:
+            # The commit on disk before the marks, or a power loss could keep the marks
+            # and lose the events.
+            sync_to_disk(main)
             inbox_mark_processed(done, inbox=inbox)
         else:
             mark(done)

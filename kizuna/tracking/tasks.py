@@ -14,7 +14,7 @@ from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
 
 from kizuna.core.memory import settle_loaded_objects
 from kizuna.core.timeutil import now
-from kizuna.core.wal import checkpoints_beside
+from kizuna.core.wal import checkpoints_beside, sync_to_disk
 from kizuna.customers.models import Event
 from kizuna.tracking.models import InboxBatch
 from kizuna.tracking.services import inbox_mark_processed, inbox_process
@@ -40,7 +40,7 @@ def drain(
     # The main database's log is copied back on another core, not in each chunk's commit.
     with checkpoints_beside(main) as checkpoints:
         for inbox in inboxes:
-            marker = _Marker(inbox) if inbox != main else None
+            marker = _Marker(inbox, main) if inbox != main else None
             try:
                 while time.monotonic() < deadline and (max_messages is None or done < max_messages):
                     stats = inbox_process(
@@ -72,8 +72,8 @@ class _Marker:
         with cls._lock:
             return frozenset(cls._unmarked)
 
-    def __init__(self, inbox: str) -> None:
-        self._inbox = inbox
+    def __init__(self, inbox: str, main: str) -> None:
+        self._inbox, self._main = inbox, main
         self._queue: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbox-marker", daemon=True)
         self._thread.start()
@@ -91,6 +91,9 @@ class _Marker:
         try:
             while (batch_ids := self._queue.get()) is not None:
                 try:
+                    # The chunk's commit on disk before its marks (a power loss could keep
+                    # the marks and lose the events); here, off the processor's path.
+                    sync_to_disk(self._main)
                     inbox_mark_processed(batch_ids, inbox=self._inbox)
                 except Exception:
                     logger.exception("inbox batches %s not marked processed", batch_ids)

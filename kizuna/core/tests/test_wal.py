@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -43,23 +44,20 @@ def test_the_log_is_copied_back_by_the_thread_and_the_default_given_back() -> No
     assert _autocheckpoint() == wal.AUTOCHECKPOINT_PAGES
 
 
-def _synchronous() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous")
-        return int(cursor.fetchone()[0])
-
-
 @pytest.mark.django_db(transaction=True)
-def test_durable_commits_sync_each_commit_and_give_the_level_back() -> None:
-    if connection.vendor != "sqlite":  # nothing to change on PostgreSQL
-        with wal.durable_commits("default"):
-            WorkerHeartbeat.objects.create(worker="w", seen_at=now())
-        assert WorkerHeartbeat.objects.count() == 1
+def test_sync_to_disk_syncs_the_log_then_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(wal.os, "fsync", recording_fsync)
+    WorkerHeartbeat.objects.create(worker="w", seen_at=now())
+    wal.sync_to_disk("default")
+    if connection.vendor != "sqlite":  # PostgreSQL's commits are synced by the server
+        assert synced == []
         return
-    assert _synchronous() == 1  # NORMAL, the setting's
-    with wal.durable_commits("default"):
-        assert _synchronous() == 2  # FULL
-        WorkerHeartbeat.objects.create(worker="w", seen_at=now())
-    assert _synchronous() == 1
-    with transaction.atomic(), wal.durable_commits("default"):  # SQLite refuses it in one
-        assert _synchronous() == 1
+    path = os.path.realpath(str(connection.settings_dict["NAME"]))
+    assert synced == [f"{path}-wal", path]
