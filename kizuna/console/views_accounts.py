@@ -737,12 +737,13 @@ def _customer_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] 
     }
 
 
-register_customer_panel(
-    CustomerPanel(
-        key="accounts",
-        template="console/accounts/_customer_panel.html",
-        context=_customer_panel,
-        permission="accounts.view_activity",
-        order=60,
+def register_panels() -> None:
+    register_customer_panel(
+        CustomerPanel(
+            key="accounts",
+            template="console/accounts/_customer_panel.html",
+            context=_customer_panel,
+            permission="accounts.view_activity",
+            order=60,
+        )
     )
-)

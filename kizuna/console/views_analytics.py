@@ -49,15 +49,16 @@ def _score_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] | N
     return {"score": score} if score is not None else None
 
 
-register_customer_panel(
-    CustomerPanel(
-        key="analytics.scores",
-        template="console/analytics/_customer_panel.html",
-        context=_score_panel,
-        permission=VIEW,
-        order=10,
+def register_panels() -> None:
+    register_customer_panel(
+        CustomerPanel(
+            key="analytics.scores",
+            template="console/analytics/_customer_panel.html",
+            context=_score_panel,
+            permission=VIEW,
+            order=10,
+        )
     )
-)
 
 
 # --- pages --------------------------------------------------------------------------------

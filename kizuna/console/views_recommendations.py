@@ -44,15 +44,16 @@ def _panel(request: HttpRequest, customer: Customer) -> dict[str, Any] | None:
     return {"result": result}
 
 
-register_customer_panel(
-    CustomerPanel(
-        key="recommendations.products",
-        template="console/recommendations/_customer_panel.html",
-        context=_panel,
-        permission=VIEW,
-        order=30,
+def register_panels() -> None:
+    register_customer_panel(
+        CustomerPanel(
+            key="recommendations.products",
+            template="console/recommendations/_customer_panel.html",
+            context=_panel,
+            permission=VIEW,
+            order=30,
+        )
     )
-)
 
 
 # --- charts -------------------------------------------------------------------------------

@@ -192,12 +192,13 @@ def _customer_panel(request: HttpRequest, customer: Customer) -> dict[str, Any] 
     return {"subscriptions": subs} if subs else None
 
 
-register_customer_panel(
-    CustomerPanel(
-        key="subscriptions",
-        template="console/subscriptions/_customer_panel.html",
-        context=_customer_panel,
-        permission="subscriptions.view_subscription",
-        order=45,
+def register_panels() -> None:
+    register_customer_panel(
+        CustomerPanel(
+            key="subscriptions",
+            template="console/subscriptions/_customer_panel.html",
+            context=_customer_panel,
+            permission="subscriptions.view_subscription",
+            order=45,
+        )
     )
-)

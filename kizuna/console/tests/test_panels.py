@@ -10,6 +10,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def restore_panels():
+    panels.contributed_panels_load()  # first: restored with the contributed ones
     saved = dict(panels._panels)
     yield
     panels._panels.clear()
@@ -44,3 +45,20 @@ def test_registered_panels_render_on_the_customer_360_by_permission(
     client.force_login(make_staff("admin"))
     page = client.get(f"/customers/{customer.pk}/").content.decode()
     assert 'id="p-admin"' in page
+
+
+def test_every_contributing_module_registers_its_panel_when_first_needed() -> None:
+    panels.contributed_panels_load()
+    panels.contributed_panels_load()  # once: the second call finds them loaded
+    assert set(panels._panels) >= {
+        "accounts",
+        "analytics.scores",
+        "loyalty",
+        "messaging",
+        "privacy",
+        "recommendations.products",
+        "segments",
+        "subscriptions",
+        "support",
+        "surveys",
+    }
