@@ -5,15 +5,15 @@ view renders every panel the staff user may see, in `order`, between the purchas
 the identities. A panel whose context function returns None is hidden.
 
 The console modules contributing panels are imported, and register theirs, when the page is
-first rendered: importing them at start-up loaded the console's views, Plotly and the
-mail renderer into every process (each CLI command, the worker), about 0.2 s of CPU.
+first rendered: importing them at start-up loaded the console's views and Plotly into every
+process (each CLI command, the worker), about 0.1-0.2 s of CPU.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib import import_module
 from typing import Any
 
@@ -54,19 +54,14 @@ CONTRIBUTORS = (
     "views_surveys",
     "views_support",
 )
-_contributed = threading.Event()
-_contributing = threading.Lock()
 
 
+@cache
 def contributed_panels_load() -> None:
-    """Import the contributing modules and register their panels, once per process."""
-    if _contributed.is_set():
-        return
-    with _contributing:
-        if not _contributed.is_set():
-            for name in CONTRIBUTORS:
-                import_module(f"kizuna.console.{name}").register_panels()
-            _contributed.set()
+    """Import the contributing modules and register their panels, once per process (two
+    threads doing it at once register the same panels: registering is idempotent)."""
+    for name in CONTRIBUTORS:
+        import_module(f"kizuna.console.{name}").register_panels()
 
 
 def register_customer_panel(panel: CustomerPanel) -> None:
