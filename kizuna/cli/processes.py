@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 
 from django.utils.translation import gettext as _
@@ -31,8 +32,28 @@ def gunicorn_argv(*, host: str, port: int, workers: int, threads: int) -> list[s
 
 
 def worker_argv() -> list[str]:
-    """`kizuna worker` (Huey's consumer, `run_huey`) with the configured queue."""
-    return [sys.executable, "-m", "kizuna", "run_huey"]
+    """`kizuna worker`: the main queue and every sending lane (plain `run_huey` would
+    leave the lanes' deliveries queued)."""
+    return [sys.executable, "-m", "kizuna", "worker"]
+
+
+def lower_cpu_priority(niceness: int) -> int:
+    """Raise this process's niceness to `niceness` (0-19) unless it is higher already
+    (lowering it needs privileges); returns the niceness now. On Linux niceness belongs to
+    each thread (a new one inherits its creator's), so the threads already running (set-up
+    starts a few) are lowered one by one."""
+    target = min(niceness, 19)
+    current = os.nice(0)
+    if target <= current:
+        return current
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
+    return os.nice(0)
 
 
 def child_env() -> dict[str, str]:

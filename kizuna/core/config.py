@@ -83,6 +83,9 @@ class Config:
     # Japanese Sundays and national holidays quiet all day (kizuna.core.jp_calendar)
     quiet_on_holidays: bool = False
     daily_cap: int = 3
+    # `kizuna worker`'s CPU niceness (0-19): background work yields the CPU to the web
+    # process, so accepting requests stays fast while the worker catches up
+    worker_nice: int = 10
 
     @property
     def secret_key_file(self) -> Path:
@@ -111,6 +114,9 @@ def load() -> Config:
             "KIZUNA_QUEUE_URL must start with sqlite://, redis://, rediss:// or memory://, "
             f"got {queue_url!r}"
         )
+    worker_nice = _int("KIZUNA_WORKER_NICE", 10)
+    if not 0 <= worker_nice <= 19:
+        raise ConfigError(f"KIZUNA_WORKER_NICE must be between 0 and 19, got {worker_nice}")
     return Config(
         data_dir=data_dir,
         database_url=database_url,
@@ -136,6 +142,7 @@ def load() -> Config:
         quiet_hours=os.environ.get("KIZUNA_QUIET_HOURS") or "21-8",
         quiet_on_holidays=_bool("KIZUNA_QUIET_ON_HOLIDAYS", False),
         daily_cap=_int("KIZUNA_MESSAGE_DAILY_CAP", 3),
+        worker_nice=worker_nice,
     )
 
 

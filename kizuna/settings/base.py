@@ -220,6 +220,7 @@ KIZUNA_CLV_DISCOUNT_RATE = CONFIG.clv_discount_rate
 TRACKING_RATE = CONFIG.tracking_rate
 TRACKING_MAX_BATCH_BYTES = CONFIG.tracking_max_batch_bytes
 TRACKING_PROCESS_CHUNK = CONFIG.tracking_process_chunk
+KIZUNA_WORKER_NICE = CONFIG.worker_nice
 
 # Messaging (kizuna.messaging): the key that encrypts channel credentials (derived from
 # SECRET_KEY when unset), the public base URL of links in messages, guardrails.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -99,8 +100,18 @@ def test_demo_no_serve_end_to_end(tmp_path: Path) -> None:
     assert "old_marker" not in tables and "tracking_inboxbatch" in tables
 
 
+def _niceness(pid: int) -> dict[int, int]:
+    """Every thread's niceness (field 19 of /proc/PID/task/TID/stat), by thread id."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        found[int(task.name)] = int(fields[16])
+    return found
+
+
 def test_worker_runs_on_the_sqlite_queue(tmp_path: Path) -> None:
     env = _env(tmp_path)
+    env["KIZUNA_WORKER_NICE"] = "7"
     subprocess.run([KIZUNA, "migrate", "-v", "0"], env=env, check=True, timeout=120)
     worker = subprocess.Popen(
         [KIZUNA, "worker", "--workers", "1"],
@@ -120,11 +131,49 @@ def test_worker_runs_on_the_sqlite_queue(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert worker.poll() is None  # still running
         assert (tmp_path / "queue.sqlite3").exists()
+        # Below the web server's CPU priority, every thread (the consumer's and the lanes'),
+        # unless this test already runs at a higher niceness (never lowered).
+        threads = _niceness(worker.pid)
+        assert len(threads) > 1
+        assert set(threads.values()) == {max(7, os.nice(0))}, threads
     finally:
         worker.terminate()
         worker.wait(timeout=30)
         reader.join(timeout=10)
     assert any("Huey consumer started with 1 thread" in line for line in lines), lines
+
+
+def _queued(queue_file: Path, queue: str) -> int:
+    with sqlite3.connect(queue_file) as db:
+        return int(db.execute("SELECT COUNT(*) FROM task WHERE queue = ?", (queue,)).fetchone()[0])
+
+
+def test_the_demos_worker_sends_from_every_lane(tmp_path: Path) -> None:
+    """`kizuna demo` starts `processes.worker_argv()`: it must consume the sending lanes'
+    queues too, or a campaign's or a password reset's deliveries would wait forever."""
+    from kizuna.cli import processes
+
+    env = _env(tmp_path)
+    env["DJANGO_SETTINGS_MODULE"] = "kizuna.settings.base"
+    subprocess.run([KIZUNA, "migrate", "-v", "0"], env=env, check=True, timeout=120)
+    enqueue = (
+        "import django; django.setup(); from kizuna.messaging import lanes\n"
+        "for lane in lanes.LANES: lanes.enqueue(lane, [])"
+    )
+    subprocess.run([sys.executable, "-c", enqueue], env=env, check=True, timeout=120)
+    queue_file = tmp_path / "queue.sqlite3"
+    lanes = ("kizuna-transactional", "kizuna-journey", "kizuna-bulk")
+    assert [_queued(queue_file, lane) for lane in lanes] == [1, 1, 1]
+    worker = subprocess.Popen(processes.worker_argv(), env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(_queued(queue_file, x) for x in lanes):
+            assert worker.poll() is None
+            time.sleep(0.2)
+        assert [_queued(queue_file, lane) for lane in lanes] == [0, 0, 0]
+    finally:
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=30)
 
 
 @pytest.mark.parametrize("command", ["worker", "serve", "demo", "apikey", "createuser"])

@@ -74,6 +74,14 @@ def test_config_reads_environment_and_rejects_malformed_values(monkeypatch, tmp_
     monkeypatch.setenv("KIZUNA_QUEUE_URL", "amqp://nope")
     with pytest.raises(config.ConfigError, match="KIZUNA_QUEUE_URL"):
         config.load()
+    monkeypatch.setenv("KIZUNA_QUEUE_URL", "redis://127.0.0.1:6379/3")
+    assert config.load().worker_nice == 10
+    monkeypatch.setenv("KIZUNA_WORKER_NICE", "0")
+    assert config.load().worker_nice == 0
+    for wrong in ("20", "-1"):
+        monkeypatch.setenv("KIZUNA_WORKER_NICE", wrong)
+        with pytest.raises(config.ConfigError, match="KIZUNA_WORKER_NICE must be between 0 and 19"):
+            config.load()
 
 
 def test_queue_url_selects_the_huey_storage(tmp_path) -> None:

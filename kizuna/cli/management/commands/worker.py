@@ -5,6 +5,10 @@ main queue and/or the sending lanes (`kizuna.messaging.lanes`).
 sending lane, each with `KIZUNA_SEND_CONCURRENCY` threads, in this one process. A named
 lane runs only that lane (start one such process per lane to give bulk its own CPU); keep
 one `default` or `all` worker running somewhere for the periodic tasks.
+
+The worker runs at CPU niceness `KIZUNA_WORKER_NICE` (default 10): where it shares the CPU
+with the web server, requests (the Segment API's above all) are answered first and the
+worker takes the CPU they leave; on an idle machine it makes no difference.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext as _
 from huey.consumer_options import ConsumerConfig
 from huey.contrib.djhuey.management.commands import run_huey
+
+from kizuna.cli.processes import lower_cpu_priority
 
 CHOICES = ("all", "default", "transactional", "journey", "bulk")
 
@@ -37,6 +44,7 @@ class Command(run_huey.Command):
         lane = options.pop("lane")
         if lane not in CHOICES:
             raise CommandError(_("Choose a lane: %(c)s.") % {"c": ", ".join(CHOICES)})
+        lower_cpu_priority(int(getattr(settings, "KIZUNA_WORKER_NICE", 0)))  # before any thread
         if lane == "default":
             return super().handle(*args, **options)
         from kizuna.messaging import lanes
