@@ -22,15 +22,24 @@ from kizuna.tracking.services import inbox_mark_processed, inbox_process
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 50.0
 KEEP_PROCESSED = timedelta(days=7)
+WAKE_INTERVAL = 0.25  # a web process queues at most one drain per this many seconds
+WAKE_MARGIN = 0.05
 
 
 def drain(
-    max_seconds: float = DRAIN_SECONDS, *, max_messages: int | None = None, chunk: int | None = None
+    max_seconds: float = DRAIN_SECONDS,
+    *,
+    max_messages: int | None = None,
+    chunk: int | None = None,
+    look_again_at: float | None = None,
 ) -> int:
     """Process pending batches until none are left (or the time is up, or about
     `max_messages` are done); returns messages. `chunk`: messages per transaction (the
     setting by default). With the inbox in a database of its own, batches left in the
-    main database's inbox table (stored before that) are drained first."""
+    main database's inbox table (stored before that) are drained first.
+
+    `look_again_at` (a `time.time()`): the last look for pending batches is no earlier
+    than this (a wake-up's drain: see `inbox_drain`)."""
     done = 0
     deadline = time.monotonic() + max_seconds
     inboxes = [router.db_for_write(InboxBatch)]
@@ -47,7 +56,12 @@ def drain(
                         max_messages=chunk, inbox=inbox, skip=_Marker.in_flight(), mark=marker
                     )
                     if not stats.batches:
-                        break
+                        rest = (look_again_at or 0.0) - time.time()
+                        if rest <= 0 or inbox != inboxes[-1]:
+                            break
+                        time.sleep(min(rest, WAKE_INTERVAL + WAKE_MARGIN))
+                        look_again_at = None  # one more look, then done
+                        continue
                     checkpoints.committed()
                     done += stats.messages
             finally:
@@ -108,8 +122,15 @@ def _has_pending(database: str) -> bool:
 
 
 @db_task()
-def inbox_drain() -> int:
-    return drain()
+def inbox_drain(woken_at: float | None = None) -> int:
+    """A web process's wake-up (`views._wake_worker`, `woken_at` its `time.time()`). A web
+    process skips the wake-ups of the requests it stores within WAKE_INTERVAL of its last
+    one, so the drain looks once more WAKE_INTERVAL after the wake-up if it finds the inbox
+    empty before then: a batch stored after the look would otherwise wait for the periodic
+    drain (up to a minute). A drain starting later (a queue of wake-ups) does not wait."""
+    if woken_at is None:
+        return drain()
+    return drain(look_again_at=woken_at + WAKE_INTERVAL + WAKE_MARGIN)
 
 
 @db_periodic_task(crontab(minute="*"))

@@ -18,7 +18,6 @@ from kizuna.tracking import protocol, selectors, services
 
 # Gzipped bodies are smaller than their content; refuse absurd ones before reading them.
 MAX_WIRE_BYTES = 4 * 1024 * 1024
-WAKE_INTERVAL = 0.25
 _last_wake = [0.0]
 _wake_lock = threading.Lock()
 
@@ -43,17 +42,18 @@ def _accepted_response(kept: int, errors: list[tuple[str, str]]) -> HttpResponse
 
 def _wake_worker() -> None:
     """Queue a drain task, at most every WAKE_INTERVAL per process: one task drains
-    everything pending, and the periodic drain covers a wake-up lost in a crash."""
+    everything pending, and looks again WAKE_INTERVAL after it started for the batches
+    whose wake-up was skipped here; the periodic drain covers a wake-up lost in a crash."""
     from huey.contrib.djhuey import HUEY
 
-    from kizuna.tracking.tasks import inbox_drain
+    from kizuna.tracking.tasks import WAKE_INTERVAL, inbox_drain
 
     clock = time.monotonic()
     with _wake_lock:
         if clock - _last_wake[0] < WAKE_INTERVAL and not HUEY.immediate:
             return
         _last_wake[0] = clock
-    inbox_drain()
+    inbox_drain(None if HUEY.immediate else time.time())
 
 
 def _rate(group: str, request: HttpRequest) -> str:
