@@ -140,7 +140,7 @@ if sys.argv[1] == "own":
     events._subscribers.clear()  # other apps' after-commit reactions (in-transaction ones stay)
 with open(sys.argv[2], "w") as ready:  # set up: from here on the worker is warm
     json.dump({"at": time.time(), "cpu": time.process_time()}, ready)
-call_command("run_huey", workers=1)
+call_command("worker", workers=1, lane="default")  # the main queue, at KIZUNA_WORKER_NICE
 """
 
 
@@ -343,6 +343,13 @@ def main() -> None:
         "--chunk", type=int, default=10_000, help="messages per processing transaction"
     )
     parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=None,
+        help="the worker's CPU niceness (KIZUNA_WORKER_NICE; the installation's default, "
+        "10, when not given; 0 = the web server's)",
+    )
+    parser.add_argument(
         "--pg-statements",
         type=int,
         default=0,
@@ -369,6 +376,8 @@ def main() -> None:
         KIZUNA_TRACKING_RATE="100000/m",
         KIZUNA_LOG_LEVEL="WARNING",
     )
+    if args.worker_nice is not None:
+        env["KIZUNA_WORKER_NICE"] = str(args.worker_nice)
     executor = None
     if args.db == "postgresql":
         executor, url = start_postgres(work, statements=args.pg_statements > 0)
@@ -378,7 +387,7 @@ def main() -> None:
     ready_file = work / "worker-ready.json"
 
     def start_worker() -> subprocess.Popen[bytes]:
-        """`kizuna worker --workers 1` (run_huey), with other apps' subscribers removed for
+        """`kizuna worker --workers 1 --lane default`, with other apps' subscribers removed for
         `own`; it writes when it is set up (wall clock and its own CPU) to `ready_file`."""
         ready_file.unlink(missing_ok=True)
         return subprocess.Popen(
@@ -412,7 +421,8 @@ def main() -> None:
         f"database: {args.db}, events per phase: {n:,}, users: {args.users:,}, "
         f"subscribers: {args.subscribers}, gunicorn: {args.gunicorn}, "
         f"upload_size: {args.upload_size}, SDK threads: {args.sdk_threads}, "
-        f"SDK processes: {args.clients}, chunk: {args.chunk}"
+        f"SDK processes: {args.clients}, chunk: {args.chunk}, "
+        f"worker nice: {env.get('KIZUNA_WORKER_NICE', 'default (10)')}"
     ]
     rates: dict[str, float] = {}
     lost: list[str] = []  # phases with an event lost or duplicated, or an SDK error
