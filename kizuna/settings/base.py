@@ -149,6 +149,11 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 RATELIMIT_USE_CACHE = "default"
 
 
+# An idle consumer polls with backoff up to max_delay (Huey's default 10 s): 1 s keeps the
+# first task after a quiet spell (an ingestion wake-up, a password reset) prompt.
+_CONSUMER_MAX_DELAY = 1.0
+
+
 def _huey(url: str, immediate: bool = False) -> dict[str, Any]:
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite:///")
@@ -158,7 +163,7 @@ def _huey(url: str, immediate: bool = False) -> dict[str, Any]:
             "name": "kizuna",
             "filename": path,
             "immediate": immediate,
-            "consumer": {"workers": 2, "worker_type": "thread"},
+            "consumer": {"workers": 2, "worker_type": "thread", "max_delay": _CONSUMER_MAX_DELAY},
         }
     if url.startswith("memory://"):
         return {"huey_class": "huey.MemoryHuey", "name": "kizuna", "immediate": True}
@@ -167,7 +172,7 @@ def _huey(url: str, immediate: bool = False) -> dict[str, Any]:
         "name": "kizuna",
         "url": url,
         "immediate": immediate,
-        "consumer": {"workers": 4, "worker_type": "thread"},
+        "consumer": {"workers": 4, "worker_type": "thread", "max_delay": _CONSUMER_MAX_DELAY},
     }
 
 

@@ -126,3 +126,23 @@ def test_apikey_bad_input_creates_nothing(make_staff: object) -> None:
     with pytest.raises(CommandError, match="kzk_nothere"):
         _run("apikey", "revoke", "kzk_nothere")
     assert ApiKey.objects.count() == 0
+
+
+def test_a_background_lane_consumer_leaves_the_signal_handlers_alone() -> None:
+    """A lane's consumer must not take SIGINT/SIGTERM: only the main queue's `run()` acts on
+    a signal, so one arriving before the main consumer starts would otherwise be swallowed."""
+    import signal
+
+    from huey import MemoryHuey
+
+    from kizuna.cli.management.commands.worker import _start_in_background
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    consumer = MemoryHuey("lane-test", immediate=False).create_consumer(workers=1)
+    _start_in_background(consumer)
+    try:
+        assert all(t.is_alive() for _, t in consumer.worker_threads)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    finally:
+        consumer.stop(graceful=True)
+    assert not any(t.is_alive() for _, t in consumer.worker_threads)

@@ -14,6 +14,7 @@ worker takes the CPU they leave; on an idle machine it makes no difference.
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 from django.conf import settings
@@ -54,20 +55,51 @@ class Command(run_huey.Command):
         logger = logging.getLogger("huey")
         threads = lanes.concurrency()
         if lane != "all":
-            config = ConsumerConfig(workers=threads, worker_type="thread", periodic=False)
+            config = _lane_config(threads)
             config.validate()
             if not logger.handlers:
                 config.setup_logger(logger)
             lanes.huey_for(lane).create_consumer(**config.values).run()
             return None
         consumers = []
-        for name in lanes.LANES:
-            config = ConsumerConfig(workers=threads, worker_type="thread", periodic=False)
-            consumer = lanes.huey_for(name).create_consumer(**config.values)
-            consumer.start()
-            consumers.append(consumer)
         try:
+            for name in lanes.LANES:
+                config = _lane_config(threads)
+                consumers.append(lanes.huey_for(name).create_consumer(**config.values))
+                _start_in_background(consumers[-1])
             return super().handle(*args, **options)  # the main queue, until stopped
         finally:
             for consumer in consumers:
                 consumer.stop(graceful=True)
+
+
+def _lane_config(threads: int) -> ConsumerConfig:
+    """A lane's consumer: no periodic tasks (the main queue's run them), and the main
+    queue's idle poll interval (`max_delay`) so a password reset after a quiet spell is
+    not kept waiting."""
+    main = settings.HUEY.get("consumer", {})
+    return ConsumerConfig(
+        workers=threads,
+        worker_type="thread",
+        periodic=False,
+        max_delay=float(main.get("max_delay", 1.0)),
+    )
+
+
+def _start_in_background(consumer: Any) -> None:
+    """Start a lane's consumer without its signal handlers.
+
+    `Consumer.start()` installs handlers that only flag that consumer, and only its own
+    `run()` loop (never called for a background lane) acts on the flag: a Ctrl-C or SIGTERM
+    arriving before the main queue's consumer installs its handlers would be swallowed and
+    the worker would run on. The handlers in place before (Python's defaults) stay.
+    """
+    signals = [signal.SIGINT, signal.SIGTERM] + (
+        [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []
+    )
+    before = {signum: signal.getsignal(signum) for signum in signals}
+    try:
+        consumer.start()
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
