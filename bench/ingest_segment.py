@@ -4,7 +4,7 @@
     .venv/bin/python bench/ingest_segment.py [--db sqlite|postgresql] [--events 200000]
         [--subscribers all|own] [--gunicorn "-k gthread -w 1 --threads 4"]
         [--upload-size 1000] [--sdk-threads 2] [--clients 1] [--chunk 10000]
-        [--phases concurrent,backlog]
+        [--phases floor,concurrent,backlog]
 
 Starts, in a fresh data directory: the database (PostgreSQL through pytest-postgresql's
 executor when asked), gunicorn (`kizuna.wsgi`, which sends /v1/ through the lean ingest
@@ -20,7 +20,11 @@ processed = until nothing is pending, from the first request); `backlog` accepts
 worker running (accepting alone), then starts the worker and times the drain of that
 backlog: from the end of the worker's set-up (Django loaded), and from its first processed
 chunk (without the consumer's start and that first chunk: the sustained processing rate).
-Ratios against the raw insert are printed for both. A phase may be named more than once
+Ratios against the raw insert are printed for both. `floor` sends the same events with the
+same SDK clients to a gunicorn (same options) serving `bench/wsgi_floor.py`, which reads
+each request and answers 200 with no Django and no database: what the load generator can
+send on this machine at that moment; each phase's accepted rate is also given against it
+(the mean of the floor phases run). A phase may be named more than once
 (`--phases concurrent,concurrent`: the second runs with the users' customers existing);
 each run sends message ids of its own.
 
@@ -242,7 +246,7 @@ def send_all(args: argparse.Namespace, key: str, port: int, prefix: str) -> dict
 
 
 def wait_serving(port: int) -> None:
-    """Until the web server answers on /v1/ (405 for a GET: the app is loaded)."""
+    """Until the web server answers on /v1/ (kizuna: 405 for a GET; the floor app: 200)."""
     import urllib.error
     import urllib.request
 
@@ -250,6 +254,7 @@ def wait_serving(port: int) -> None:
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/batch", timeout=5)
+            return
         except urllib.error.HTTPError:
             return
         except OSError:
@@ -360,12 +365,13 @@ def main() -> None:
         "--phases",
         default="concurrent,backlog",
         help="concurrent: accept with the worker running (accepted and processed); "
-        "backlog: accept with the worker stopped, then start it and time the drain",
+        "backlog: accept with the worker stopped, then start it and time the drain; "
+        "floor: the same SDK clients against a server that only reads and answers 200",
     )
     args = parser.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if not phases or set(phases) - {"concurrent", "backlog"}:
-        parser.error("--phases: concurrent and/or backlog")
+    if not phases or set(phases) - {"concurrent", "backlog", "floor"}:
+        parser.error("--phases: concurrent, backlog and/or floor")
     work = bench_workdir("kz-bench-ingest-")
     os.chmod(work, 0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIZUNA_", "DJANGO_"))}
@@ -385,6 +391,42 @@ def main() -> None:
     web: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     ready_file = work / "worker-ready.json"
+
+    def start_gunicorn(app: str, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                app,
+                *shlex.split(args.gunicorn),
+                *(["--chdir", str(ROOT / "bench")] if app.startswith("wsgi_floor") else []),
+                *("-b", f"127.0.0.1:{port}", "--log-level", "warning"),
+            ],
+            env=env,
+        )
+
+    def floor_phase(tag: str) -> list[str]:
+        """The SDK against `wsgi_floor.segment_application`: the load generator's ceiling."""
+        floor_port = free_port()
+        floor = start_gunicorn("wsgi_floor:segment_application", floor_port)
+        try:
+            wait_serving(floor_port)
+            cpu0 = cpu_seconds(floor.pid)
+            sent = send_all(args, key, floor_port, tag)
+            floor_cpu = cpu_seconds(floor.pid) - cpu0
+        finally:
+            stop(floor)
+        seconds = float(sent["seconds"])  # type: ignore[arg-type]
+        floors[tag] = n / seconds
+        if sent["failures"]:
+            lost.append(f"{tag}: {len(sent['failures'])} SDK errors")  # type: ignore[arg-type]
+        return [
+            f"-- phase {tag} (the SDK against a server that only reads and answers 200)",
+            f"sent (SDK flushed, all 200): {seconds:.1f} s = {n / seconds:,.0f} events/s",
+            f"CPU seconds per 1,000 events: SDK clients {1000 * float(sent['cpu']) / n:.3f}, "  # type: ignore[arg-type]
+            f"gunicorn {1000 * floor_cpu / n:.3f}",
+        ]
 
     def start_worker() -> subprocess.Popen[bytes]:
         """`kizuna worker --workers 1 --lane default`, with other apps' subscribers removed for
@@ -425,6 +467,8 @@ def main() -> None:
         f"worker nice: {env.get('KIZUNA_WORKER_NICE', 'default (10)')}"
     ]
     rates: dict[str, float] = {}
+    accepted: dict[str, float] = {}  # kizuna's accepted events/s by phase
+    floors: dict[str, float] = {}  # the floor phases' events/s
     lost: list[str] = []  # phases with an event lost or duplicated, or an SDK error
     try:
         subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
@@ -440,20 +484,7 @@ def main() -> None:
             .splitlines()[-1]
         )
         port = free_port()
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "kizuna.wsgi",
-                *shlex.split(args.gunicorn),
-                "-b",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
+        web = start_gunicorn("kizuna.wsgi", port)
         wait_serving(port)  # web CPU is counted from here (the app loaded)
         pending, conn = pending_counter(args, env, work)
         if executor is not None and args.pg_statements:
@@ -461,6 +492,9 @@ def main() -> None:
         for number, phase in enumerate(phases):
             # A phase named again gets message ids of its own (the same would be retries).
             tag = phase if phases.index(phase) == number else f"{phase}{number}"
+            if phase == "floor":
+                lines += floor_phase(tag)
+                continue
             web_cpu0, pg_cpu0 = cpu_seconds(web.pid), pg_cpu()
             if phase == "concurrent":
                 worker = start_worker()
@@ -495,6 +529,7 @@ def main() -> None:
                     f"{tag}: {done:,} stored, {distinct:,} distinct of {n:,}, {errors} SDK errors"
                 )
             rates[tag] = n / processed_s
+            accepted[tag] = n / accepted_s
             if steady:
                 rates[f"{tag}, after its first chunk"] = steady
             lines += [
@@ -535,6 +570,14 @@ def main() -> None:
             if "copy" in raw:
                 ratios += f", {rate / (n / raw['copy']):.2f} against COPY"
             lines.append(f"ratio processed / raw ({phase}): {ratios}")
+        if floors:
+            floor_rate = sum(floors.values()) / len(floors)
+            lines.append(
+                f"floor (the SDK against a server answering at once): {floor_rate:,.0f} events/s"
+                f" (mean of {', '.join(f'{r:,.0f}' for r in floors.values())})"
+            )
+            for phase, rate in accepted.items():
+                lines.append(f"ratio accepted / floor ({phase}): {rate / floor_rate:.2f}")
         print("\n".join(lines))
         if lost:
             raise SystemExit("loss, duplicates or SDK errors: " + "; ".join(lost))
