@@ -71,6 +71,8 @@ class Config:
     tracking_rate: str
     tracking_max_batch_bytes: int
     tracking_process_chunk: int
+    # With a backlog the worker's transactions grow (doubling) up to this many messages.
+    tracking_process_chunk_max: int = 50000
     # where /v1/ requests are stored before processing: "" = the main database
     tracking_inbox_url: str = ""
     at_risk_threshold: float = 0.5
@@ -114,6 +116,13 @@ def load() -> Config:
             "KIZUNA_QUEUE_URL must start with sqlite://, redis://, rediss:// or memory://, "
             f"got {queue_url!r}"
         )
+    chunk = _int("KIZUNA_TRACKING_PROCESS_CHUNK", 5000)
+    chunk_max = _int("KIZUNA_TRACKING_PROCESS_CHUNK_MAX", max(chunk, 50000))
+    if chunk < 1 or chunk_max < chunk:
+        raise ConfigError(
+            "KIZUNA_TRACKING_PROCESS_CHUNK must be at least 1 and "
+            f"KIZUNA_TRACKING_PROCESS_CHUNK_MAX at least as large, got {chunk} and {chunk_max}"
+        )
     worker_nice = _int("KIZUNA_WORKER_NICE", 10)
     if not 0 <= worker_nice <= 19:
         raise ConfigError(f"KIZUNA_WORKER_NICE must be between 0 and 19, got {worker_nice}")
@@ -132,7 +141,8 @@ def load() -> Config:
         log_level=os.environ.get("KIZUNA_LOG_LEVEL") or "INFO",
         tracking_rate=os.environ.get("KIZUNA_TRACKING_RATE") or "20000/m",
         tracking_max_batch_bytes=_int("KIZUNA_TRACKING_MAX_BATCH_BYTES", 500 * 1024),
-        tracking_process_chunk=_int("KIZUNA_TRACKING_PROCESS_CHUNK", 5000),
+        tracking_process_chunk=chunk,
+        tracking_process_chunk_max=chunk_max,
         tracking_inbox_url=inbox_url,
         at_risk_threshold=_float("KIZUNA_AT_RISK_THRESHOLD", 0.5),
         clv_horizon_months=_int("KIZUNA_CLV_HORIZON_MONTHS", 12),

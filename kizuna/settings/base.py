@@ -225,6 +225,7 @@ KIZUNA_CLV_DISCOUNT_RATE = CONFIG.clv_discount_rate
 TRACKING_RATE = CONFIG.tracking_rate
 TRACKING_MAX_BATCH_BYTES = CONFIG.tracking_max_batch_bytes
 TRACKING_PROCESS_CHUNK = CONFIG.tracking_process_chunk
+TRACKING_PROCESS_CHUNK_MAX = CONFIG.tracking_process_chunk_max
 KIZUNA_WORKER_NICE = CONFIG.worker_nice
 
 # Messaging (kizuna.messaging): the key that encrypts channel credentials (derived from

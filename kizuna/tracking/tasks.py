@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connections, router
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
@@ -34,14 +35,23 @@ def drain(
     look_again_at: float | None = None,
 ) -> int:
     """Process pending batches until none are left (or the time is up, or about
-    `max_messages` are done); returns messages. `chunk`: messages per transaction (the
-    setting by default). With the inbox in a database of its own, batches left in the
+    `max_messages` are done); returns messages. `chunk`: messages per transaction (else
+    the settings, as below). With the inbox in a database of its own, batches left in the
     main database's inbox table (stored before that) are drained first.
+
+    With a backlog the transactions grow: after a chunk that took its full size the next
+    may take twice as many messages, up to `TRACKING_PROCESS_CHUNK_MAX`; the first one
+    short of its size (the backlog gone) brings it back. Much of a chunk's work is per
+    customer seen in it (identities looked up, first/last seen updated) and per commit, so
+    a backlog drains with less CPU per message, and the worker catches up sooner.
 
     `look_again_at` (a `time.time()`): the last look for pending batches is no earlier
     than this (a wake-up's drain: see `inbox_drain`)."""
     done = 0
     deadline = time.monotonic() + max_seconds
+    base = chunk or int(settings.TRACKING_PROCESS_CHUNK)
+    ceiling = chunk or max(base, int(getattr(settings, "TRACKING_PROCESS_CHUNK_MAX", base)))
+    size = base
     inboxes = [router.db_for_write(InboxBatch)]
     main = router.db_for_write(Event)
     if inboxes[0] != main and _has_pending(main):
@@ -53,8 +63,9 @@ def drain(
             try:
                 while time.monotonic() < deadline and (max_messages is None or done < max_messages):
                     stats = inbox_process(
-                        max_messages=chunk, inbox=inbox, skip=_Marker.in_flight(), mark=marker
+                        max_messages=size, inbox=inbox, skip=_Marker.in_flight(), mark=marker
                     )
+                    size = min(2 * size, ceiling) if stats.messages >= size else base
                     if not stats.batches:
                         rest = (look_again_at or 0.0) - time.time()
                         if rest <= 0 or inbox != inboxes[-1]:

@@ -82,6 +82,17 @@ def test_config_reads_environment_and_rejects_malformed_values(monkeypatch, tmp_
         monkeypatch.setenv("KIZUNA_WORKER_NICE", wrong)
         with pytest.raises(config.ConfigError, match="KIZUNA_WORKER_NICE must be between 0 and 19"):
             config.load()
+    monkeypatch.setenv("KIZUNA_WORKER_NICE", "10")
+    loaded = config.load()
+    assert (loaded.tracking_process_chunk, loaded.tracking_process_chunk_max) == (5000, 50000)
+    monkeypatch.setenv("KIZUNA_TRACKING_PROCESS_CHUNK", "80000")  # the ceiling follows
+    assert config.load().tracking_process_chunk_max == 80000
+    monkeypatch.setenv("KIZUNA_TRACKING_PROCESS_CHUNK_MAX", "1000")
+    with pytest.raises(config.ConfigError, match="KIZUNA_TRACKING_PROCESS_CHUNK_MAX"):
+        config.load()
+    monkeypatch.setenv("KIZUNA_TRACKING_PROCESS_CHUNK", "0")
+    with pytest.raises(config.ConfigError, match="at least 1"):
+        config.load()
 
 
 def test_queue_url_selects_the_huey_storage(tmp_path) -> None:

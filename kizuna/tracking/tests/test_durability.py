@@ -56,6 +56,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(tmp_path: Path) ->
         KIZUNA_DATA_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="kizuna.settings.base",
         KIZUNA_TRACKING_PROCESS_CHUNK="400",  # many small transactions to be killed in
+        KIZUNA_TRACKING_PROCESS_CHUNK_MAX="400",  # (a backlog's chunks would grow)
     )
     subprocess.run([*KIZUNA, "migrate", "--verbosity", "0"], env=env, check=True)
     created = subprocess.run(
