@@ -123,12 +123,15 @@ def test_worker_runs_a_task_enqueued_by_another_process(
         text=True,
     )
     try:
+        # The worker's schedule enqueues a heartbeat of its own at start (every minute): wait
+        # until the one enqueued above has run and none is left waiting. Checked here, before
+        # the worker stops: a minute turning meanwhile would enqueue another.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _heartbeats(db) == 0:
+        while time.monotonic() < deadline and (_heartbeats(db) == 0 or _queued(queue, env)):
             time.sleep(0.2)
         assert _heartbeats(db) == 1
+        assert _queued(queue, env) == 0
     finally:
         worker.terminate()
         output, _ = worker.communicate(timeout=20)
     assert "kizuna.core.tasks.worker_heartbeat" in output
-    assert _queued(queue, env) == 0
