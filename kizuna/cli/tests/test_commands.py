@@ -146,3 +146,24 @@ def test_a_background_lane_consumer_leaves_the_signal_handlers_alone() -> None:
     finally:
         consumer.stop(graceful=True)
     assert not any(t.is_alive() for _, t in consumer.worker_threads)
+
+
+def test_a_consumer_interrupted_while_starting_is_stopped_on_the_way_out() -> None:
+    """A Ctrl-C after a consumer's threads started but before its handlers were installed
+    raises KeyboardInterrupt out of `run()`: its threads (not daemons) must still stop, or
+    the worker process never exits."""
+    from huey import MemoryHuey
+
+    from kizuna.cli.management.commands.worker import _consumers_stopped_on_exit
+
+    huey = MemoryHuey("interrupted-test", immediate=False)
+    with pytest.raises(KeyboardInterrupt), _consumers_stopped_on_exit(huey) as consumers:
+        consumer = huey.create_consumer(workers=1)
+        consumer.scheduler.start()
+        for _, thread in consumer.worker_threads:
+            thread.start()
+        assert all(t.is_alive() for _, t in consumer.worker_threads)
+        raise KeyboardInterrupt  # where start() would have installed its handlers
+    assert consumers == [consumer]
+    assert not any(t.is_alive() for _, t in consumer.worker_threads)
+    assert "create_consumer" not in vars(huey)  # the class's method again

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +49,8 @@ class Command(run_huey.Command):
             raise CommandError(_("Choose a lane: %(c)s.") % {"c": ", ".join(CHOICES)})
         lower_cpu_priority(int(getattr(settings, "KIZUNA_WORKER_NICE", 0)))  # before any thread
         if lane == "default":
-            return super().handle(*args, **options)
+            with _consumers_stopped_on_exit(huey_default()):
+                return super().handle(*args, **options)
         from kizuna.messaging import lanes
 
         autodiscover_modules("tasks")
@@ -59,18 +62,14 @@ class Command(run_huey.Command):
             config.validate()
             if not logger.handlers:
                 config.setup_logger(logger)
-            lanes.huey_for(lane).create_consumer(**config.values).run()
+            with _consumers_stopped_on_exit(lanes.huey_for(lane)):
+                lanes.huey_for(lane).create_consumer(**config.values).run()
             return None
-        consumers = []
-        try:
-            for name in lanes.LANES:
-                config = _lane_config(threads)
-                consumers.append(lanes.huey_for(name).create_consumer(**config.values))
-                _start_in_background(consumers[-1])
+        hueys = [lanes.huey_for(name) for name in lanes.LANES]
+        with _consumers_stopped_on_exit(*hueys, huey_default()):
+            for huey in hueys:
+                _start_in_background(huey.create_consumer(**_lane_config(threads).values))
             return super().handle(*args, **options)  # the main queue, until stopped
-        finally:
-            for consumer in consumers:
-                consumer.stop(graceful=True)
 
 
 def _lane_config(threads: int) -> ConsumerConfig:
@@ -84,6 +83,37 @@ def _lane_config(threads: int) -> ConsumerConfig:
         periodic=False,
         max_delay=float(main.get("max_delay", 1.0)),
     )
+
+
+def huey_default() -> Any:
+    from huey.contrib.djhuey import HUEY
+
+    return HUEY
+
+
+@contextmanager
+def _consumers_stopped_on_exit(*hueys: Any) -> Iterator[list[Any]]:
+    """Every consumer these Huey instances create meanwhile is stopped on the way out.
+
+    `Consumer.start()` starts its worker threads (not daemons) before it installs its signal
+    handlers: a Ctrl-C in between raises KeyboardInterrupt out of `run()` with those threads
+    still running, and the process would never exit (CI hung on it)."""
+    consumers: list[Any] = []
+    hueys = tuple({id(huey): huey for huey in hueys}.values())
+    for huey in hueys:
+
+        def create(*args: Any, _create: Any = huey.create_consumer, **kwargs: Any) -> Any:
+            consumers.append(_create(*args, **kwargs))
+            return consumers[-1]
+
+        huey.create_consumer = create
+    try:
+        yield consumers
+    finally:
+        for huey in hueys:
+            del huey.create_consumer  # the class's method again
+        for consumer in consumers:
+            consumer.stop(graceful=True)
 
 
 def _start_in_background(consumer: Any) -> None:
