@@ -13,6 +13,8 @@ little longer now.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Young collections after this many net container allocations (more than a whole batch
 # or chunk creates), instead of 700; the older generations keep their default ratios.
@@ -28,3 +30,19 @@ def settle_loaded_objects() -> None:
     young, middle, old = gc.get_threshold()
     if 0 < young < YOUNG_COLLECTION_AFTER:
         gc.set_threshold(YOUNG_COLLECTION_AFTER, middle, old)
+
+
+@contextmanager
+def collections_paused() -> Iterator[None]:
+    """No cyclic collection while open (a chunk of tens of thousands of rows, freed by
+    reference counting when it is done): even one every YOUNG_COLLECTION_AFTER allocations
+    walks the whole chunk each time. Nested or on other threads, the collector is back on
+    when the outermost block that paused it ends."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 WRITE_KEY_PREFIX = "kzw"
 DEFAULT_CHUNK = 5000
 PENDING_WINDOWS = 5  # windows of pending batches looked at when others hold them all
+PENDING_WINDOW_BATCHES = 500  # batches in one window
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -231,7 +232,9 @@ def _pending(limit: int, database: str, skip: Collection[int]) -> list[tuple[int
             qs = qs.exclude(pk__in=list(skip))
         taken: list[int] = []
         total = 0
-        candidates = list(qs.order_by("id").values_list("id", "message_count")[:500])
+        candidates = list(
+            qs.order_by("id").values_list("id", "message_count")[:PENDING_WINDOW_BATCHES]
+        )
         for batch_id, count in candidates:
             taken.append(batch_id)
             total += count

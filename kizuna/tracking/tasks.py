@@ -13,12 +13,16 @@ from django.db import connections, router
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, on_startup
 
-from kizuna.core.memory import settle_loaded_objects
+from kizuna.core.memory import collections_paused, settle_loaded_objects
 from kizuna.core.timeutil import now
 from kizuna.core.wal import checkpoints_beside, sync_to_disk
 from kizuna.customers.models import Event
 from kizuna.tracking.models import InboxBatch
-from kizuna.tracking.services import inbox_mark_processed, inbox_process
+from kizuna.tracking.services import (
+    PENDING_WINDOW_BATCHES,
+    inbox_mark_processed,
+    inbox_process,
+)
 
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 50.0
@@ -41,9 +45,13 @@ def drain(
 
     With a backlog the transactions grow: after a chunk that took its full size the next
     may take twice as many messages, up to `TRACKING_PROCESS_CHUNK_MAX`; the first one
-    short of its size (the backlog gone) brings it back. Much of a chunk's work is per
-    customer seen in it (identities looked up, first/last seen updated) and per commit, so
-    a backlog drains with less CPU per message, and the worker catches up sooner.
+    short of its size (the backlog gone) brings it back. A backlog in sight when the drain
+    starts (a worker starting after a pause) is taken from the size it would have grown to
+    for it: the base doubled while the double still fits in what is pending.
+
+    Much of a chunk's work is per customer seen in it (identities looked up, first/last
+    seen updated) and per commit, so a backlog drains with less CPU per message, and the
+    worker catches up sooner.
 
     `look_again_at` (a `time.time()`): the last look for pending batches is no earlier
     than this (a wake-up's drain: see `inbox_drain`)."""
@@ -60,11 +68,14 @@ def drain(
     with checkpoints_beside(main) as checkpoints:
         for inbox in inboxes:
             marker = _Marker(inbox, main) if inbox != main else None
+            if size < ceiling:
+                size = _size_for(_pending_in_sight(inbox), size, ceiling)
             try:
                 while time.monotonic() < deadline and (max_messages is None or done < max_messages):
-                    stats = inbox_process(
-                        max_messages=size, inbox=inbox, skip=_Marker.in_flight(), mark=marker
-                    )
+                    with collections_paused():
+                        stats = inbox_process(
+                            max_messages=size, inbox=inbox, skip=_Marker.in_flight(), mark=marker
+                        )
                     size = min(2 * size, ceiling) if stats.messages >= size else base
                     if not stats.batches:
                         rest = (look_again_at or 0.0) - time.time()
@@ -126,6 +137,23 @@ class _Marker:
                     self._unmarked.difference_update(batch_ids)
         finally:
             connections[self._inbox].close()
+
+
+def _size_for(pending: int, size: int, ceiling: int) -> int:
+    while size < ceiling and 2 * size <= pending:
+        size = min(2 * size, ceiling)
+    return size
+
+
+def _pending_in_sight(database: str) -> int:
+    """Messages pending in the oldest batches, as many batches as `inbox_process` looks at."""
+    counts = (
+        InboxBatch.objects.using(database)
+        .filter(processed_at__isnull=True)
+        .order_by("id")
+        .values_list("message_count", flat=True)[:PENDING_WINDOW_BATCHES]
+    )
+    return sum(counts)
 
 
 def _has_pending(database: str) -> bool:
