@@ -24,8 +24,11 @@ YOUNG_COLLECTION_AFTER = 100_000
 def settle_loaded_objects() -> None:
     """Once the project is loaded: move everything alive (Django, the loaded apps) out of
     the collector's reach for good (it lives as long as the process), and collect the
-    young generation only every YOUNG_COLLECTION_AFTER allocations."""
-    gc.collect()
+    young generation only every YOUNG_COLLECTION_AFTER allocations.
+
+    Frozen as it is, without a full collection first (as the `gc.freeze` documentation
+    does it before a fork): a loaded worker holds no garbage worth it (a collection found
+    none), and collecting its ~120,000 objects took 75 ms of every worker's start."""
     gc.freeze()
     young, middle, old = gc.get_threshold()
     if 0 < young < YOUNG_COLLECTION_AFTER:
