@@ -20,7 +20,11 @@ processed = until nothing is pending, from the first request); `backlog` accepts
 worker running (accepting alone), then starts the worker and times the drain of that
 backlog: from the end of the worker's set-up (Django loaded), and from its first processed
 chunk (without the consumer's start and that first chunk: the sustained processing rate).
-Ratios against the raw insert are printed for both. `floor` sends the same events with the
+Ratios against the raw insert are printed for both: against the one measured at the end
+of the run, and (`--raw-beside`, the default) against one measured right after that
+backlog phase (its rows then deleted), as the machine's speed drifts over a run.
+
+`floor` sends the same events with the
 same SDK clients to a gunicorn (same options) serving `bench/wsgi_floor.py`, which reads
 each request and answers 200 with no Django and no database: what the load generator can
 send on this machine at that moment; each phase's accepted rate is also given against it
@@ -301,7 +305,7 @@ from kizuna.customers.models import Customer, Event
 ids = list(Customer.objects.values_list('id', flat=True)[:USERS])
 at = now()
 def rows(prefix):
-    return [(f'{prefix}-{i}', 'Product Viewed Raw', ids[i % len(ids)], '', at - timedelta(seconds=i), at,
+    return [(f'{prefix}RUN-{i}', 'Product Viewed Raw', ids[i % len(ids)], '', at - timedelta(seconds=i), at,
              'bench', {'sku': f'SKU-{i % 500}', 'price': 1200, 'n': i},
              {'library': {'name': 'analytics-python', 'version': '2.4.0'}}) for i in range(EVENTS)]
 out = {}
@@ -330,6 +334,8 @@ if connection.vendor == 'postgresql':
     with transaction.atomic():
         table_copy(Event, EVENT_FIELDS, data)
     out['copy'] = time.perf_counter() - t
+if CLEAN:  # beside a phase: the table as it was for the phases after it
+    Event.objects.filter(type='Product Viewed Raw').delete()
 print(json.dumps(out))
 """
 
@@ -367,6 +373,12 @@ def main() -> None:
         help="concurrent: accept with the worker running (accepted and processed); "
         "backlog: accept with the worker stopped, then start it and time the drain; "
         "floor: the same SDK clients against a server that only reads and answers 200",
+    )
+    parser.add_argument(
+        "--raw-beside",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the raw inserts right after each backlog phase too (their rows deleted)",
     )
     args = parser.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -428,6 +440,21 @@ def main() -> None:
             f"gunicorn {1000 * floor_cpu / n:.3f}",
         ]
 
+    def measure_raw(run: str, *, clean: bool) -> dict[str, float]:
+        """The raw inserts (`RAW`), message ids of run `run`; `clean`: their rows deleted
+        after (measured beside a phase, the table left as it was for the next ones)."""
+        script = RAW.replace("USERS", str(args.users)).replace("EVENTS", str(n))
+        script = script.replace("RUN", run).replace("CLEAN", str(clean))
+        return dict(json.loads(sql(env, script)))
+
+    def ratios(rate: float, raw: dict[str, float]) -> str:
+        text = f"{rate / (n / raw['insert']):.2f} against executemany"
+        if "insert_text" in raw:
+            text += f", {rate / (n / raw['insert_text']):.2f} against the bare executemany"
+        if "copy" in raw:
+            text += f", {rate / (n / raw['copy']):.2f} against COPY"
+        return text
+
     def start_worker() -> subprocess.Popen[bytes]:
         """`kizuna worker --workers 1 --lane default`, with other apps' subscribers removed for
         `own`; it writes when it is set up (wall clock and its own CPU) to `ready_file`."""
@@ -467,6 +494,7 @@ def main() -> None:
         f"worker nice: {env.get('KIZUNA_WORKER_NICE', 'default (10)')}"
     ]
     rates: dict[str, float] = {}
+    raw_beside: dict[str, dict[str, float]] = {}  # backlog phase: the raw inserts right after it
     accepted: dict[str, float] = {}  # kizuna's accepted events/s by phase
     floors: dict[str, float] = {}  # the floor phases' events/s
     lost: list[str] = []  # phases with an event lost or duplicated, or an SDK error
@@ -545,10 +573,18 @@ def main() -> None:
             if executor is not None and args.pg_statements:
                 lines.append("server time by statement:")
                 lines += top_statements(conn, args.pg_statements, n)
+            if phase == "backlog" and args.raw_beside:
+                # The machine's speed drifts over a run: the limit measured next to the phase.
+                beside = raw_beside[tag] = measure_raw(f"b{number}", clean=True)
+                names = {"insert": "executemany", "insert_text": "bare executemany", "copy": "COPY"}
+                lines.append(
+                    "raw insert of the same rows right after (rows/s): "
+                    + ", ".join(f"{names[k]} {n / v:,.0f}" for k, v in beside.items())
+                )
         conn.close()
         stop(web)
         web = None
-        raw = json.loads(sql(env, RAW.replace("USERS", str(args.users)).replace("EVENTS", str(n))))
+        raw = measure_raw("", clean=False)
         lines.append(
             f"raw bulk insert of the same rows (executemany, one transaction): "
             f"{raw['insert']:.1f} s = {n / raw['insert']:,.0f} rows/s"
@@ -564,12 +600,14 @@ def main() -> None:
                 f"{raw['copy']:.1f} s = {n / raw['copy']:,.0f} rows/s"
             )
         for phase, rate in rates.items():
-            ratios = f"{rate / (n / raw['insert']):.2f} against executemany"
-            if "insert_text" in raw:
-                ratios += f", {rate / (n / raw['insert_text']):.2f} against the bare executemany"
-            if "copy" in raw:
-                ratios += f", {rate / (n / raw['copy']):.2f} against COPY"
-            lines.append(f"ratio processed / raw ({phase}): {ratios}")
+            lines.append(f"ratio processed / raw ({phase}): {ratios(rate, raw)}")
+        for phase, beside in raw_beside.items():
+            steady_rate = rates.get(f"{phase}, after its first chunk")
+            lines.append(
+                f"ratio processed / raw measured right after ({phase}): "
+                f"{ratios(rates[phase], beside)}"
+                + (f"; after its first chunk {ratios(steady_rate, beside)}" if steady_rate else "")
+            )
         if floors:
             floor_rate = sum(floors.values()) / len(floors)
             lines.append(
