@@ -21,7 +21,12 @@ def _child(code: str) -> subprocess.Popen[bytes]:
 def _supervised(exit_code: int) -> tuple[int, str, subprocess.Popen[bytes]]:
     """A `web` child that exits with `exit_code` after a moment beside a `worker` that
     would run for a minute; returns supervise's code, what it printed, the worker."""
-    worker = _child("import time; time.sleep(60)")
+    # Ctrl-C's handler set explicitly, as Huey's consumer sets its own: a child started with
+    # SIGINT ignored (a background job's, as in CI) would keep ignoring it.
+    worker = _child(
+        "import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "time.sleep(60)"
+    )
     web = _child(f"import sys, time; time.sleep(0.3); sys.exit({exit_code})")
     out = io.StringIO()
     started = time.monotonic()
