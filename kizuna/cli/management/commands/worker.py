@@ -24,6 +24,7 @@ from django.core.management.base import CommandError
 from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext as _
 from huey.consumer_options import ConsumerConfig
+from huey.contrib.djhuey import HUEY
 from huey.contrib.djhuey.management.commands import run_huey
 
 from kizuna.cli.processes import lower_cpu_priority
@@ -49,7 +50,7 @@ class Command(run_huey.Command):
             raise CommandError(_("Choose a lane: %(c)s.") % {"c": ", ".join(CHOICES)})
         lower_cpu_priority(int(getattr(settings, "KIZUNA_WORKER_NICE", 0)))  # before any thread
         if lane == "default":
-            with _consumers_stopped_on_exit(huey_default()):
+            with _consumers_stopped_on_exit(HUEY):
                 return super().handle(*args, **options)
         from kizuna.messaging import lanes
 
@@ -62,11 +63,12 @@ class Command(run_huey.Command):
             config.validate()
             if not logger.handlers:
                 config.setup_logger(logger)
-            with _consumers_stopped_on_exit(lanes.huey_for(lane)):
-                lanes.huey_for(lane).create_consumer(**config.values).run()
+            huey = lanes.huey_for(lane)
+            with _consumers_stopped_on_exit(huey):
+                huey.create_consumer(**config.values).run()
             return None
         hueys = [lanes.huey_for(name) for name in lanes.LANES]
-        with _consumers_stopped_on_exit(*hueys, huey_default()):
+        with _consumers_stopped_on_exit(*hueys, HUEY):
             for huey in hueys:
                 _start_in_background(huey.create_consumer(**_lane_config(threads).values))
             return super().handle(*args, **options)  # the main queue, until stopped
@@ -83,12 +85,6 @@ def _lane_config(threads: int) -> ConsumerConfig:
         periodic=False,
         max_delay=float(main.get("max_delay", 1.0)),
     )
-
-
-def huey_default() -> Any:
-    from huey.contrib.djhuey import HUEY
-
-    return HUEY
 
 
 @contextmanager
